@@ -1,0 +1,72 @@
+"""CAM (Zhou et al., CVPR 2016): class activation maps from the GAP -> linear head."""
+from __future__ import annotations
+
+import weakref
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from attribmap.errors import MethodError
+from attribmap.tap import Capture
+
+__all__ = ["cam", "find_gap_classifier"]
+
+_CLASSIFIER_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def find_gap_classifier(capture: Capture, layer: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Find the classifier W (K, C) that follows global average pooling of ``layer``.
+
+    Candidates are the model's ``nn.Linear`` (in C, out K) and 1 x 1 ``nn.Conv2d`` (C -> K)
+    modules. One is accepted when it reproduces the recorded logits from the spatial mean
+    of the recorded activations, ``z = W . mean_ij F + b``, so this also verifies that nothing
+    non-linear sits between the layer and the classifier.
+
+    Returns
+    -------
+    (W, b) : (K, C) tensor and (K,) tensor or None
+
+    Raises
+    ------
+    MethodError
+        No candidate reproduces the logits.
+    """
+    feats = capture.activations(layer)
+    logits = capture.logits.detach()
+    n, c = feats.shape[:2]
+    k = logits.shape[1]
+    cache = _CLASSIFIER_CACHE.setdefault(capture.model, {})
+    candidates = []
+    if (layer, c, k) in cache:
+        candidates.append(cache[(layer, c, k)])
+    for module in capture.model.modules():
+        if isinstance(module, nn.Linear) and module.in_features == c and module.out_features == k:
+            candidates.append((module.weight, module.bias))
+        elif (isinstance(module, nn.Conv2d) and module.in_channels == c and module.out_channels == k
+              and tuple(module.kernel_size) == (1, 1) and module.groups == 1):
+            candidates.append((module.weight.reshape(k, c), module.bias))
+    pooled = feats.mean(dim=(2, 3))
+    scale = logits.abs().max().clamp_min(1.0)
+    for weight, bias in candidates:
+        weight = weight.detach().to(pooled.dtype)
+        pred = pooled @ weight.t()
+        if bias is not None:
+            pred = pred + bias.detach().to(pooled.dtype)
+        if torch.allclose(pred, logits.to(pred.dtype), rtol=1e-3, atol=1e-4 * float(scale)):
+            cache[(layer, c, k)] = (weight, bias)
+            return weight, bias
+    mode = " (the model is in training mode: dropout may hide the head; call model.eval())" \
+        if capture.model.training else ""
+    raise MethodError(f"cam needs layer {layer!r} to feed global average pooling and a linear "
+                      f"classifier (logits = W . mean(F) + b), and no Linear or 1x1 conv of the model "
+                      f"({c} -> {k}) reproduces the logits that way{mode}; use gradcam or tap the "
+                      "last convolutional block")
+
+
+def cam(capture: Capture, layer: str) -> torch.Tensor:
+    """CAM: sum_k W[c, k] F_k with W the weight after GAP (no bias, no ReLU); (N, h, w)."""
+    weight, _ = find_gap_classifier(capture, layer)
+    feats = capture.activations(layer)
+    w_c = weight[capture.targets].to(feats.dtype)  # (N, C)
+    return torch.einsum("nc,nchw->nhw", w_c, feats)

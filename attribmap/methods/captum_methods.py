@@ -1,0 +1,104 @@
+"""Any ``captum.attr`` attribution class as an extractor: ``method="captum:<Name>"``.
+
+* Classes whose constructor takes a ``layer`` (LayerGradCam, LayerActivation,
+  LayerGradientXActivation, GuidedGradCam, ...) are given the tapped layer.
+* Attributions with the input's shape (N, C, H, W) (Saliency, IntegratedGradients,
+  InputXGradient, GuidedBackprop, GuidedGradCam, ...) are reduced to (N, H, W) by the sum of
+  absolute values over channels; layer attributions (N, C', h, w) by the signed sum over
+  channels (for LayerGradCam C' = 1, so this is just its map).
+* Keyword options given to :func:`attribmap.explain` go to ``attribute()`` (for example
+  ``n_steps=`` for IntegratedGradients); captum's own defaults apply otherwise.
+* captum runs its own forward and backward passes. attribmap hands it a detached copy of
+  the images, runs it with gradients enabled (also inside ``torch.no_grad()``), and for the
+  duration of the call turns ``ReLU(inplace=True)`` modules into out-of-place ones (captum's
+  module backward hooks cannot follow in-place ops); every flag is restored afterwards.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from attribmap.errors import MethodError
+from attribmap.methods.registry import Extractor
+
+__all__ = ["CaptumMethod", "LISTED_CAPTUM"]
+
+LISTED_CAPTUM: Dict[str, str] = {
+    "Saliency": "captum Saliency: |d z_c / d input| summed over colour channels",
+    "InputXGradient": "captum InputXGradient: |input * gradient| summed over channels",
+    "IntegratedGradients": "captum IntegratedGradients (zero baseline), |attr| summed over channels",
+    "GuidedBackprop": "captum GuidedBackprop, |attr| summed over channels",
+    "Deconvolution": "captum Deconvolution, |attr| summed over channels",
+    "GuidedGradCam": "captum GuidedGradCam at the tapped layer, |attr| summed over channels",
+    "LayerGradCam": "captum LayerGradCam at the tapped layer (ReLU applied)",
+    "LayerActivation": "captum LayerActivation: tapped activations summed over channels",
+    "LayerGradientXActivation": "captum LayerGradientXActivation summed over channels",
+}
+
+
+class _Logits(nn.Module):
+    """Wraps a classifier so captum always sees a (N, K) tensor."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        from attribmap.tap import _logits_of
+
+        return _logits_of(self.model(x))
+
+
+class CaptumMethod(Extractor):
+    """Adapter for one ``captum.attr`` class, looked up by name."""
+
+    uses_layer = True
+
+    def __init__(self, class_name: str):
+        import captum.attr
+
+        cls = getattr(captum.attr, class_name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, captum.attr.Attribution)):
+            known = ", ".join(sorted(LISTED_CAPTUM))
+            raise MethodError(f"captum.attr has no attribution class {class_name!r} (e.g. {known})")
+        self.cls = cls
+        self.name = f"captum:{class_name}"
+        self.description = LISTED_CAPTUM.get(class_name, f"captum {class_name}")
+        self.takes_layer = "layer" in inspect.signature(cls.__init__).parameters
+
+    def __call__(self, images: torch.Tensor, model: Optional[nn.Module], target: Optional[torch.Tensor],
+                 layer: Optional[nn.Module] = None, **options) -> torch.Tensor:
+        if model is None:
+            raise MethodError(f"{self.name} needs the model")
+        wrapper = _Logits(model)
+        if self.takes_layer:
+            if layer is None:
+                raise MethodError(f"{self.name} needs a layer")
+            method = self.cls(wrapper, layer)
+        else:
+            method = self.cls(wrapper)
+        if isinstance(method, __import__("captum.attr", fromlist=["LayerGradCam"]).LayerGradCam):
+            options.setdefault("relu_attributions", True)
+        relus = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
+        try:
+            for relu in relus:
+                relu.inplace = False
+            with torch.inference_mode(False), torch.enable_grad():
+                x = images.detach().clone().requires_grad_(True)
+                if "target" in inspect.signature(method.attribute).parameters:
+                    options = {"target": target, **options}
+                attr = method.attribute(x, **options)
+        finally:
+            for relu in relus:
+                relu.inplace = True
+        if isinstance(attr, (tuple, list)):
+            attr = attr[0]
+        attr = attr.detach()
+        if attr.dim() != 4:
+            raise MethodError(f"{self.name} returned shape {tuple(attr.shape)}; expected 4-D attributions")
+        if attr.shape[1:] == images.shape[1:]:
+            return attr.abs().sum(dim=1)
+        return attr.sum(dim=1)

@@ -1,0 +1,260 @@
+"""Tap a model's layers during one forward pass and serve gradients from the recording.
+
+:class:`Tap` registers forward hooks for one call only and removes them in ``finally``.
+The forward pass runs without recording an autograd graph until the first tapped layer
+fires; its hook then switches gradient recording on (grad mode is thread-local) and
+replaces the layer output by a clone of a fresh leaf tensor. Consequences:
+
+* nothing before the tapped layer records a graph (cheap, and frozen or inference-mode
+  models work);
+* in-place operations after the layer (``ReLU(inplace=True)``) modify the clone, never the
+  recorded activations;
+* gradients are ``torch.autograd.grad`` with respect to the recorded activations only, so no
+  parameter ``.grad`` is touched;
+* a hook records only the forward pass of the thread that registered it, so concurrent
+  calls on one shared model each see their own activations.
+
+:class:`Capture` holds what one forward recorded and computes gradients lazily, caching
+them so that several methods share one or two vector-Jacobian products.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attribmap.errors import InputError, LayerError, TargetError
+
+__all__ = ["Tap", "Capture", "resolve_targets"]
+
+# torch's RemovableHandle ids come from a class counter incremented without a lock; two
+# threads registering at once could receive the same id and overwrite each other's hook.
+_HOOK_LOCK = threading.Lock()
+
+
+def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
+    """Targets as a long tensor (N,) on the logits' device.
+
+    Parameters
+    ----------
+    target : None, int, sequence of int or tensor
+        None picks the top-1 prediction of each image; an int is used for every image; a
+        sequence or tensor gives one class per image.
+    logits : torch.Tensor
+        (N, K) model outputs.
+    """
+    n, k = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, bool):
+        raise TargetError(f"target must be an int class index, not a bool ({target!r})")
+    if isinstance(target, int):
+        values = torch.full((n,), target, dtype=torch.long)
+    else:
+        try:
+            values = torch.as_tensor(target)
+        except (TypeError, ValueError) as exc:
+            raise TargetError(f"target must be None, an int or one int per image; got {target!r}") from exc
+        if values.dim() == 0:
+            values = values.expand(n)
+        if values.dim() != 1 or values.numel() != n:
+            raise TargetError(f"target must hold one class per image ({n} images); got shape "
+                              f"{tuple(values.shape)}")
+        if values.is_floating_point() or values.dtype == torch.bool:
+            raise TargetError(f"target classes must be integers; got dtype {values.dtype}")
+        values = values.long()
+    bad = (values < 0) | (values >= k)
+    if bool(bad.any()):
+        raise TargetError(f"target {values[bad][0].item()} out of range for a model with {k} "
+                          f"classes (expected 0..{k - 1})")
+    return values.to(logits.device)
+
+
+class Capture:
+    """What one forward pass recorded: activations, logits, targets and cached gradients.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        (N, C_in, H, W) input batch.
+    logits : torch.Tensor
+        (N, K) model outputs (part of an autograd graph that starts at the tapped layers).
+    targets : torch.Tensor
+        (N,) long class index per image.
+    """
+
+    def __init__(self, images: torch.Tensor, activations: Mapping[str, torch.Tensor],
+                 logits: torch.Tensor, targets: torch.Tensor, model: nn.Module,
+                 layers: Mapping[str, nn.Module]):
+        self.images = images
+        self._activations = dict(activations)
+        self.logits = logits
+        self.targets = targets
+        self.model = model
+        self.layers = dict(layers)
+        self._grads: Dict[Tuple[str, str], torch.Tensor] = {}
+        self.layer = next(iter(self._activations)) if self._activations else None
+
+    # -- activations ------------------------------------------------------------------
+    def activations(self, layer: Optional[str] = None) -> torch.Tensor:
+        """(N, C, h, w) activations of ``layer`` (default: the first tapped layer)."""
+        return self._activations[self._key(layer)].detach()
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        """(N, K) softmax of the logits (no graph)."""
+        return torch.softmax(self.logits.detach().float(), dim=1).to(self.logits.dtype)
+
+    def _key(self, layer: Optional[str]) -> str:
+        if layer is None:
+            if self.layer is None:
+                raise LayerError("this capture recorded no layer")
+            return self.layer
+        if layer not in self._activations:
+            raise LayerError(f"layer {layer!r} was not tapped in this capture; tapped: "
+                             f"{sorted(self._activations)}")
+        return layer
+
+    # -- gradients --------------------------------------------------------------------
+    def score_grad(self, layer: Optional[str] = None) -> torch.Tensor:
+        """G^c = d z_c / d F, (N, C, h, w): gradient of the target **logit**."""
+        self.prepare({"score"}, layer)
+        return self._grads[(self._key(layer), "score")]
+
+    def loss_grad(self, layer: Optional[str] = None, alpha: float = 10.0) -> torch.Tensor:
+        """G^L = sum_j p_j dz_j/dF - alpha * dz_c/dF, (N, C, h, w).
+
+        This is the DGL authors' loss gradient: dL/dz is taken as p - alpha * onehot(c)
+        (not autograd of alpha * cross-entropy, which would give alpha * (p - onehot)).
+        """
+        key = f"loss@{float(alpha)!r}"
+        self.prepare({"score", key}, layer)
+        return self._grads[(self._key(layer), key)]
+
+    def prepare(self, needs: Iterable[str], layer: Optional[str] = None) -> None:
+        """Compute the requested gradients of ``layer`` in one batched backward pass.
+
+        ``needs`` holds ``"score"`` and/or ``"loss@<alpha>"`` keys; gradients already in the
+        cache are not recomputed.
+        """
+        name = self._key(layer)
+        missing = [n for n in dict.fromkeys(needs) if (name, n) not in self._grads]
+        if not missing:
+            return
+        z = self.logits
+        onehot = F.one_hot(self.targets, z.shape[1]).to(z.dtype)
+        rows = []
+        for need in missing:
+            if need == "score":
+                rows.append(onehot)
+            elif need.startswith("loss@"):
+                alpha = float(need[5:])
+                rows.append(self.probabilities.to(z.dtype) - alpha * onehot)
+            else:
+                raise ValueError(f"unknown gradient kind {need!r}")
+        grads = _vjp_rows(z, self._activations[name], rows)
+        for need, grad in zip(missing, grads):
+            self._grads[(name, need)] = grad
+
+
+def _vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """Vector-Jacobian products of ``outputs`` wrt ``inputs`` for each row of grad outputs."""
+    if outputs.grad_fn is None:
+        raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
+                         "the path from input to output?")
+    with torch.enable_grad():
+        if len(rows) == 1:
+            (grad,) = torch.autograd.grad(outputs, inputs, rows[0], retain_graph=True, allow_unused=True)
+            return [_zeros_if_none(grad, inputs)]
+        stacked = torch.stack(list(rows))
+        try:
+            (grad,) = torch.autograd.grad(outputs, inputs, stacked, retain_graph=True,
+                                          is_grads_batched=True, allow_unused=True)
+            grad = _zeros_if_none(grad, inputs.expand(len(rows), *inputs.shape))
+            return list(grad.unbind(0))
+        except RuntimeError:
+            # some backward formulas have no batching rule: fall back to one VJP per row
+            return [_zeros_if_none(torch.autograd.grad(outputs, inputs, row, retain_graph=True,
+                                                       allow_unused=True)[0], inputs) for row in rows]
+
+
+def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad.detach()
+
+
+class Tap:
+    """Record one or more layers of ``model`` during a single forward pass.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier; it is left exactly as found (mode, flags, hooks, grads).
+    layers : mapping of name to module
+        The layers to record. Each must output a 4-D tensor (N, C, h, w).
+    """
+
+    def __init__(self, model: nn.Module, layers: Mapping[str, nn.Module]):
+        if not layers:
+            raise LayerError("Tap needs at least one layer")
+        self.model = model
+        self.layers = dict(layers)
+
+    def run(self, images: torch.Tensor, target=None) -> Capture:
+        """Run the forward pass on ``images`` (N, C, H, W) and return a :class:`Capture`."""
+        owner = threading.get_ident()
+        records: Dict[str, torch.Tensor] = {}
+        errors = []
+
+        def make_hook(name: str):
+            def hook(module, inputs, output):
+                if threading.get_ident() != owner:
+                    return None
+                if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                    errors.append(LayerError(f"layer {name!r} ({type(module).__name__}) outputs {shape}; "
+                                             "expected a 4-D tensor (N, C, h, w)"))
+                    raise errors[-1]
+                torch.set_grad_enabled(True)
+                leaf = output.detach().requires_grad_(True)
+                records[name] = leaf
+                return leaf.clone()
+            return hook
+
+        handles = []
+        try:
+            with _HOOK_LOCK:
+                for name, module in self.layers.items():
+                    handles.append(module.register_forward_hook(make_hook(name)))
+            with torch.inference_mode(False):
+                if images.is_inference():
+                    images = images.clone()
+                with torch.no_grad():
+                    output = self.model(images)
+                    logits = _logits_of(output)
+        finally:
+            with _HOOK_LOCK:
+                for handle in handles:
+                    handle.remove()
+        missing = [name for name in self.layers if name not in records]
+        if missing:
+            raise LayerError(f"layer(s) {missing} did not run during the forward pass of "
+                             f"{type(self.model).__name__}")
+        targets = resolve_targets(target, logits)
+        return Capture(images, records, logits, targets, self.model, self.layers)
+
+
+def _logits_of(output) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        logits = output
+    elif hasattr(output, "logits"):  # torchvision InceptionOutputs / GoogLeNetOutputs
+        logits = output.logits
+    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        logits = output[0]
+    else:
+        raise InputError(f"the model returned {type(output).__name__}; expected logits (N, K)")
+    if logits.dim() != 2:
+        raise InputError(f"the model's output has shape {tuple(logits.shape)}; expected logits (N, K)")
+    return logits
