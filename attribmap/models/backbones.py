@@ -1,0 +1,123 @@
+"""Torchvision backbones cut and re-strided for WSOL (feature maps at stride 16, or 8).
+
+Each function returns ``(body, channels)``: an ordered dict of named stages (torchvision's
+own module names, so pretrained weights load through the torchvision constructor) and the
+channel count of the last stage. ``weights`` is passed verbatim to the torchvision
+constructor: ``None`` (random init), a weights enum member, or a string such as
+``"DEFAULT"``; downloading happens there.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+__all__ = ["vgg16_body", "inception_v3_body", "resnet_body", "RESNET_DEPTHS"]
+
+RESNET_DEPTHS = (18, 34, 50)
+
+
+def vgg16_body(weights: Any = None) -> tuple["OrderedDict[str, nn.Module]", int]:
+    """VGG16 convolutional layers without the last max-pool: stride 16, 512 channels.
+
+    Stage ``features`` is ``torchvision.models.vgg16(weights).features[:-1]``.
+    """
+    if weights is None:  # skip building (and initialising) the 120M-parameter classifier
+        from torchvision.models import vgg as tv_vgg
+
+        features = tv_vgg.make_layers(tv_vgg.cfgs["D"], batch_norm=False)
+        for m in features.modules():
+            if isinstance(m, nn.Conv2d):  # torchvision VGG's own init
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    else:
+        features = torchvision.models.vgg16(weights=weights).features
+    features = features[:-1]  # drop pool5 (the WSOL convention keeps a 14x14 map at 224)
+    return OrderedDict(features=features), 512
+
+
+class InceptionBStride1(nn.Module):
+    """Inception ``Mixed_6a`` (InceptionB) run at stride 1 with padding 1.
+
+    Reuses the torchvision block's convolutions (so pretrained weights apply) and changes
+    only the strides of ``branch3x3`` and ``branch3x3dbl_3`` and of the max-pool branch.
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.branch3x3 = block.branch3x3
+        self.branch3x3dbl_1 = block.branch3x3dbl_1
+        self.branch3x3dbl_2 = block.branch3x3dbl_2
+        self.branch3x3dbl_3 = block.branch3x3dbl_3
+        for conv_block in (self.branch3x3, self.branch3x3dbl_3):
+            conv_block.conv.stride = (1, 1)
+            conv_block.conv.padding = (1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N,288,h,w) -> (N,768,h,w)."""
+        a = self.branch3x3(x)
+        b = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        c = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        return torch.cat((a, b, c), dim=1)
+
+
+def inception_v3_body(weights: Any = None, large_feature_map: bool = False
+                      ) -> tuple["OrderedDict[str, nn.Module]", int]:
+    """InceptionV3 up to ``Mixed_6e`` with ``Mixed_6a`` at stride 1; 768 channels.
+
+    Follows the wsolevaluation layout: ``Conv2d_1a_3x3`` with padding 1, the two stem
+    max-pools with padding 1 and ``ceil_mode``, then (unless ``large_feature_map``) a
+    3x3/2 max-pool before ``Mixed_6a``. A 224x224 input gives a 14x14 map (28x28 with
+    ``large_feature_map=True``).
+    """
+    if weights is None:
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    else:  # torchvision forces aux_logits/init_weights itself when loading weights
+        net = torchvision.models.inception_v3(weights=weights)
+    net.Conv2d_1a_3x3.conv.padding = (1, 1)
+    body: OrderedDict[str, nn.Module] = OrderedDict()
+    body["Conv2d_1a_3x3"] = net.Conv2d_1a_3x3
+    body["Conv2d_2a_3x3"] = net.Conv2d_2a_3x3
+    body["Conv2d_2b_3x3"] = net.Conv2d_2b_3x3
+    body["maxpool1"] = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    body["Conv2d_3b_1x1"] = net.Conv2d_3b_1x1
+    body["Conv2d_4a_3x3"] = net.Conv2d_4a_3x3
+    body["maxpool2"] = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    body["Mixed_5b"] = net.Mixed_5b
+    body["Mixed_5c"] = net.Mixed_5c
+    body["Mixed_5d"] = net.Mixed_5d
+    body["maxpool3"] = (nn.Identity() if large_feature_map
+                        else nn.MaxPool2d(3, stride=2, ceil_mode=True))
+    body["Mixed_6a"] = InceptionBStride1(net.Mixed_6a)
+    body["Mixed_6b"] = net.Mixed_6b
+    body["Mixed_6c"] = net.Mixed_6c
+    body["Mixed_6d"] = net.Mixed_6d
+    body["Mixed_6e"] = net.Mixed_6e
+    return body, 768
+
+
+def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1
+                ) -> tuple["OrderedDict[str, nn.Module]", int]:
+    """ResNet-``depth`` (18/34/50) without pooling/fc, ``layer4`` at stride ``layer4_stride``.
+
+    With ``layer4_stride=1`` (the WSOL convention) the output stride is 16: 14x14 at 224.
+    Channels: 512 (18/34) or 2048 (50).
+    """
+    if depth not in RESNET_DEPTHS:
+        raise ValueError(f"ResNet depth must be one of {RESNET_DEPTHS}, got {depth!r}")
+    if layer4_stride not in (1, 2):
+        raise ValueError(f"layer4_stride must be 1 or 2, got {layer4_stride!r}")
+    net = getattr(torchvision.models, f"resnet{depth}")(weights=weights)
+    if layer4_stride == 1:
+        first = net.layer4[0]
+        strided = first.conv2 if depth == 50 else first.conv1  # torchvision puts stride here
+        strided.stride = (1, 1)
+        if first.downsample is not None:
+            first.downsample[0].stride = (1, 1)
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    body = OrderedDict((name, getattr(net, name)) for name in names)
+    return body, 2048 if depth == 50 else 512

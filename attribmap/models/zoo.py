@@ -1,0 +1,130 @@
+"""Builders for every named architecture (see :func:`attribmap.models.build_model`).
+
+Each builder takes ``(num_classes, weights, **kwargs)`` and returns a module carrying
+``arch``, ``num_classes``, ``cam_layer`` and ``arch_kwargs`` (the kwargs that rebuild it).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+from torch import nn
+
+from attribmap.models.backbones import inception_v3_body, resnet_body, vgg16_body
+from attribmap.models.base import GapLinearClassifier, I2CClassifier, conv_relu_head
+from attribmap.models.weightmap_generator import WeightMapGenerator
+
+__all__ = ["BUILDERS"]
+
+
+def _with_head(body: "OrderedDict[str, nn.Module]", channels: int, width: int, depth: int
+               ) -> "OrderedDict[str, nn.Module]":
+    body["head"] = conv_relu_head(channels, width, depth)
+    return body
+
+
+def vgg16_gap(num_classes: int, weights: Any = None) -> nn.Module:
+    """VGG16 conv layers (no pool5) -> conv 3x3 1024 + ReLU (``head``) -> GAP -> Linear."""
+    body, c = vgg16_body(weights)
+    return GapLinearClassifier(_with_head(body, c, 1024, 1), 1024, num_classes, arch="vgg16_gap")
+
+
+def inception_v3_spg(num_classes: int, weights: Any = None,
+                     large_feature_map: bool = False) -> nn.Module:
+    """InceptionV3 to Mixed_6e (Mixed_6a stride 1) -> 2 x (conv 3x3 1024 + ReLU) -> GAP -> fc."""
+    body, c = inception_v3_body(weights, large_feature_map=large_feature_map)
+    return GapLinearClassifier(_with_head(body, c, 1024, 2), 1024, num_classes,
+                               arch="inception_v3_spg",
+                               arch_kwargs={"large_feature_map": bool(large_feature_map)})
+
+
+def resnet50_wsol(num_classes: int, weights: Any = None) -> nn.Module:
+    """ResNet50 with ``layer4`` at stride 1 -> GAP -> Linear (CAM layer ``layer4``)."""
+    body, c = resnet_body(50, weights, layer4_stride=1)
+    return GapLinearClassifier(body, c, num_classes, arch="resnet50_wsol")
+
+
+def resnet18_small(num_classes: int, weights: Any = None) -> nn.Module:
+    """CPU-sized ResNet18 (``layer4`` stride 1, 512 channels) -> GAP -> Linear.
+
+    Meant for tests and the demo at 64-128 px (a 64 px input gives a 4x4 CAM).
+    """
+    body, c = resnet_body(18, weights, layer4_stride=1)
+    return GapLinearClassifier(body, c, num_classes, arch="resnet18_small")
+
+
+def _i2c(arch: str, body_and_channels: tuple, num_classes: int, head_channels: int,
+         extra: dict[str, Any] | None = None) -> nn.Module:
+    body, c = body_and_channels
+    kwargs = {"head_channels": int(head_channels), **(extra or {})}
+    return I2CClassifier(body, c, num_classes, arch=arch, head_channels=head_channels,
+                         arch_kwargs=kwargs)
+
+
+def vgg16_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024) -> nn.Module:
+    """VGG16 conv layers (feature layer ``features``) + I2C head."""
+    return _i2c("vgg16_i2c", vgg16_body(weights), num_classes, head_channels)
+
+
+def inception_v3_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024,
+                     large_feature_map: bool = False) -> nn.Module:
+    """InceptionV3 to Mixed_6e (feature layer ``Mixed_6e``) + I2C head."""
+    return _i2c("inception_v3_i2c", inception_v3_body(weights, large_feature_map), num_classes,
+                head_channels, {"large_feature_map": bool(large_feature_map)})
+
+
+def resnet50_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024) -> nn.Module:
+    """ResNet50, ``layer4`` stride 1 (feature layer ``layer4``) + I2C head."""
+    return _i2c("resnet50_i2c", resnet_body(50, weights, 1), num_classes, head_channels)
+
+
+def resnet18_small_i2c(num_classes: int, weights: Any = None,
+                       head_channels: int = 256) -> nn.Module:
+    """CPU-sized ResNet18 (``layer4`` stride 1) + I2C head of width 256 by default."""
+    return _i2c("resnet18_small_i2c", resnet_body(18, weights, 1), num_classes, head_channels)
+
+
+def siamese_resnet18(num_classes: int = 0, weights: Any = None,
+                     embedding_dim: int = 200) -> nn.Module:
+    """Embedding net for weight-map method II: ResNet18 -> GAP (512) -> Linear(512, 200).
+
+    ``forward`` returns embeddings (N, embedding_dim). ``num_classes`` is not used by the
+    network (kept as an attribute only); ``model.embedding_dim`` holds the output size.
+    """
+    if int(embedding_dim) < 1:
+        raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    body, c = resnet_body(18, weights, layer4_stride=2)
+    model = GapLinearClassifier(body, c, int(embedding_dim), arch="siamese_resnet18",
+                                arch_kwargs={"embedding_dim": int(embedding_dim)})
+    model.num_classes = int(num_classes)
+    model.embedding_dim = int(embedding_dim)
+    return model
+
+
+def _weightmap(encoder: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int = 0, weights: Any = None) -> nn.Module:
+        return WeightMapGenerator(encoder=encoder, weights=weights)
+
+    build.__name__ = f"weightmap_{encoder}"
+    build.__doc__ = f"Weight-map generator with a {encoder} encoder (``num_classes`` unused)."
+    return build
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "vgg16_gap": vgg16_gap,
+    "inception_v3_spg": inception_v3_spg,
+    "resnet50_wsol": resnet50_wsol,
+    "vgg16_i2c": vgg16_i2c,
+    "inception_v3_i2c": inception_v3_i2c,
+    "resnet50_i2c": resnet50_i2c,
+    "resnet18_small": resnet18_small,
+    "resnet18_small_i2c": resnet18_small_i2c,
+    "siamese_resnet18": siamese_resnet18,
+    "weightmap_resnet18": _weightmap("resnet18"),
+    "weightmap_resnet34": _weightmap("resnet34"),
+    "weightmap_resnet50": _weightmap("resnet50"),
+}
+
+#: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
+NO_CLASSIFIER = frozenset({"siamese_resnet18", "weightmap_resnet18", "weightmap_resnet34",
+                           "weightmap_resnet50"})
