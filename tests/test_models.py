@@ -289,3 +289,16 @@ def test_explain_i2c_and_cam_use_the_declared_layers():
     cam = torch.einsum("nk,nkhw->nhw", gap.fc.weight[logits.argmax(1)], seen["layer4"])
     torch.testing.assert_close(attribmap.explain(gap, x, method="cam"), _minmax_up(cam, 64),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_i2c_head_starts_with_small_logits():
+    """Regression: Kaiming fan-out init of the 1x1 class-map conv gave logits ~30 at step 0."""
+    import torch
+
+    from attribmap.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18_small_i2c", num_classes=4).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(4, 3, 64, 64))
+    assert logits.abs().max() < 1.0

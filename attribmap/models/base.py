@@ -152,7 +152,12 @@ class I2CClassifier(_StagedBody):
             raise ValueError(f"head_channels must be a positive int, got {head_channels!r}")
         self._register_body(body)
         self.head = conv_relu_head(feat_channels, int(head_channels), depth=2)
-        self.classifier = init_fresh(nn.Conv2d(int(head_channels), num_classes, kernel_size=1))
+        # The 1x1 class-map conv is a per-pixel linear classifier: initialise it like one
+        # (normal(0, 0.01), zero bias). Kaiming fan-out init (std sqrt(2/K)) gave logits of
+        # ~30 and exploding cross-entropy in the first I2C steps for small K.
+        self.classifier = nn.Conv2d(int(head_channels), num_classes, kernel_size=1)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+        nn.init.zeros_(self.classifier.bias)
         self.arch = arch
         self.num_classes = int(num_classes)
         self.feature_layer = self._body_names[-1]
