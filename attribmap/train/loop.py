@@ -1,0 +1,363 @@
+"""The one training loop shared by every recipe (classifier, I2C, weight map, embedding).
+
+:func:`fit` runs ``epochs`` passes of ``step_fn`` over a loader with an optimizer and a
+per-epoch schedule, shows a tqdm bar, scores each epoch with ``evaluate_fn`` (higher is
+better), writes checkpoints atomically after every epoch and can resume bit-for-bit.
+Under torchrun it wraps the trained module in ``DistributedDataParallel``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from attribmap.errors import AttribmapError
+from attribmap.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    capture_rng_state,
+    last_checkpoint_path,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from attribmap.train.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    barrier,
+    broadcast_float,
+    distributed_session,
+)
+from attribmap.train.optim import OptimConfig, ParamGroups, build_optimizer, build_scheduler
+from attribmap.train.seeding import begin_epoch
+
+__all__ = ["fit", "FitResult", "TrainingError", "move_to_device"]
+
+StepFn = Callable[[nn.Module, Any], Tuple[torch.Tensor, Mapping[str, Any]]]
+
+
+class TrainingError(AttribmapError):
+    """Training cannot go on (non-finite loss, empty loader, ...)."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per completed epoch (including epochs done before a resume):
+        ``epoch`` (1-based), ``loss`` (mean over steps and processes), each metric's mean,
+        ``lr`` (first group's rate during the epoch), ``score`` (or None), ``best`` (bool).
+    best_score : float or None
+        Highest score (None without ``evaluate_fn``).
+    best_epoch : int
+        1-based epoch of the best checkpoint (the last epoch without ``evaluate_fn``).
+    checkpoint : pathlib.Path or None
+        Best checkpoint path (None when no checkpoint was asked for).
+    last_checkpoint : pathlib.Path or None
+        Resumable last checkpoint path.
+    """
+
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    best_score: Optional[float] = None
+    best_epoch: int = 0
+    checkpoint: Optional[Path] = None
+    last_checkpoint: Optional[Path] = None
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside nested dicts / lists / tuples to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {key: move_to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(value, device) for value in batch)
+    return batch
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().mean().item())
+    return float(value)
+
+
+def _show_progress(progress: Optional[bool], ctx: DistributedContext) -> bool:
+    if not ctx.is_main:
+        return False
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+def _make_bar(loader: Iterable, enabled: bool, description: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    try:
+        total = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)
+
+
+def _validate(epochs: Any, checkpoint: Any, resume: bool, step_fn: Any) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path to resume from")
+    if not callable(step_fn):
+        raise ValueError(f"step_fn must be callable (module, batch) -> (loss, metrics), got {step_fn!r}")
+
+
+def _restore(
+    state: Dict[str, Any], path: Path, task: str, arch: Mapping[str, Any], model: nn.Module,
+    extra_modules: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler: Any,
+) -> None:
+    if state.get("kind") != "last" or state.get("optimizer") is None:
+        raise CheckpointError(f"{str(path)!r} is not a resumable (last) checkpoint")
+    if state["task"] != task or dict(state["arch"]) != dict(arch):
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: it was written for task={state['task']!r} "
+            f"arch={state['arch']!r}, this run is task={task!r} arch={dict(arch)!r}"
+        )
+    model.load_state_dict(state["model"])
+    for name, module in extra_modules.items():
+        if name not in state.get("extra", {}):
+            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no extra state {name!r}")
+        module.load_state_dict(state["extra"][name])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        if state.get("scheduler") is None:
+            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no lr-schedule state")
+        scheduler.load_state_dict(state["scheduler"])
+    if state.get("rng") is not None:
+        restore_rng_state(state["rng"])
+
+
+def fit(
+    model: nn.Module,
+    step_fn: StepFn,
+    loader: Iterable,
+    *,
+    epochs: int,
+    optim: Optional[OptimConfig] = None,
+    params: Optional[ParamGroups] = None,
+    train_module: Optional[nn.Module] = None,
+    checkpoint: Union[str, Path, None] = None,
+    task: str = "custom",
+    arch: Optional[Mapping[str, Any]] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+    extra_modules: Optional[Mapping[str, nn.Module]] = None,
+    evaluate_fn: Optional[Callable[[int], float]] = None,
+    later_wins_ties: bool = False,
+    seed: int = 0,
+    resume: bool = False,
+    progress: Optional[bool] = None,
+    device: Union[str, torch.device] = "cpu",
+    grad_clip: Optional[float] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> FitResult:
+    """Train ``model`` for ``epochs`` epochs; checkpoint, score and resume.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The module whose ``state_dict`` is saved as the checkpoint's ``"model"``.
+    step_fn : callable
+        ``step_fn(module, batch) -> (loss, metrics)``: ``module`` is ``train_module`` (wrapped
+        in ``DistributedDataParallel`` under torchrun, so call it rather than its attributes),
+        ``batch`` is the loader's item moved to ``device``; ``loss`` a scalar tensor, ``metrics``
+        a dict of floats / scalar tensors averaged per epoch into the history.
+    loader : iterable
+        Batches for one epoch (usually a ``DataLoader``; its sampler, batch sampler and
+        dataset get ``set_epoch(epoch)`` when they define it; shard it yourself under DDP).
+    epochs : int
+        Total number of epochs (>= 1), counting epochs done before a resume.
+    optim : OptimConfig, optional
+        Optimizer and schedule (default: SGD lr 0.01, momentum 0.9, no schedule).
+    params : iterable of Parameter or list of dict, optional
+        What to optimize; torch-style groups may carry ``lr_mult`` (see
+        :func:`attribmap.train.optim.head_parameter_groups`). Default: ``model``'s trainable
+        parameters.
+    train_module : nn.Module, optional
+        The module ``step_fn`` calls (default ``model``): e.g. a wrapper holding the model,
+        a loss with buffers and frozen helpers. It is the module put in train mode and
+        wrapped by DDP.
+    checkpoint : str or path, optional
+        Best-checkpoint path ``CKPT``; ``CKPT`` minus suffix + ``.last`` + suffix holds the
+        resumable state (see :func:`attribmap.train.checkpoint.last_checkpoint_path`).
+        Written on rank 0 only, atomically, after every epoch.
+    task : str
+        Recorded in the checkpoint (``load_model`` and resume check it).
+    arch : dict, optional
+        ``{"arch", "num_classes", "kwargs"}`` rebuild recipe recorded in the checkpoint.
+    extra : dict, optional
+        Plain-type metadata stored under ``"extra"``.
+    extra_modules : dict of str to nn.Module, optional
+        Modules whose ``state_dict`` is stored under ``extra[name]`` and restored on resume
+        (e.g. ``{"i2c_bank": criterion}``).
+    evaluate_fn : callable, optional
+        ``evaluate_fn(epoch) -> float`` (epoch 1-based), called after each epoch with the
+        model in eval mode; higher is better. Rank 0's score decides the best checkpoint.
+    later_wins_ties : bool
+        When a later epoch equals the best score, it becomes the best (default: the
+        earlier one stays).
+    seed : int
+        Every epoch starts from generators seeded by ``(seed, epoch, rank)``.
+    resume : bool
+        Continue from the last checkpoint when it exists (start afresh when it does not).
+    progress : bool, optional
+        Show a tqdm bar (default: only when stderr is a terminal; never on rank > 0).
+    device : str or torch.device
+        Training device (``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun).
+    grad_clip : float, optional
+        Clip the global gradient norm to this value.
+    log : callable, optional
+        Receives one summary line per epoch (rank 0 only).
+
+    Returns
+    -------
+    FitResult
+    """
+    _validate(epochs, checkpoint, resume, step_fn)
+    optim = (optim or OptimConfig()).validate()
+    arch = dict(arch or {"arch": type(model).__name__, "num_classes": None, "kwargs": {}})
+    train_module = train_module if train_module is not None else model
+    extra_modules = dict(extra_modules or {})
+    best_path = Path(checkpoint) if checkpoint is not None else None
+    last_path = last_checkpoint_path(best_path) if best_path is not None else None
+
+    with distributed_session(device) as ctx:
+        train_module.to(ctx.device)
+        model.to(ctx.device)
+        optimizer = build_optimizer(params if params is not None else model.parameters(), optim)
+        scheduler = build_scheduler(optimizer, optim, epochs)
+        result = FitResult(checkpoint=best_path, last_checkpoint=last_path)
+        start_epoch = 0
+        if resume and last_path is not None and last_path.is_file():
+            state = load_checkpoint(last_path, map_location=ctx.device)
+            _restore(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
+            start_epoch = int(state["epoch"])
+            result.history = [dict(h) for h in state.get("history", [])]
+            result.best_score = state.get("best_score")
+            result.best_epoch = int(state.get("best_epoch", start_epoch))
+            if log and ctx.is_main:
+                log(f"resuming {task} from {last_path} after epoch {start_epoch}")
+        elif resume and log and ctx.is_main:
+            log(f"no checkpoint at {last_path}; training {task} from scratch")
+        if start_epoch > epochs:
+            raise CheckpointError(
+                f"{str(last_path)!r} already holds {start_epoch} epochs, more than epochs={epochs}"
+            )
+
+        runner: nn.Module = train_module
+        if ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            runner = DistributedDataParallel(train_module, device_ids=device_ids)
+
+        show = _show_progress(progress, ctx)
+        for epoch in range(start_epoch, epochs):
+            entry = _run_epoch(runner, train_module, step_fn, loader, optimizer, ctx, seed, epoch,
+                               epochs, task, show, grad_clip)
+            if scheduler is not None:
+                scheduler.step()
+            score = None
+            if evaluate_fn is not None:
+                train_module.eval()
+                with torch.no_grad():
+                    score = float(evaluate_fn(epoch + 1))
+                score = broadcast_float(score, ctx)
+                if score is None or not math.isfinite(score):
+                    raise TrainingError(f"evaluate_fn returned a non-finite score {score!r} after epoch {epoch + 1}")
+            improved = (score is None or result.best_score is None or score > result.best_score
+                        or (later_wins_ties and score == result.best_score))
+            if improved:
+                result.best_score, result.best_epoch = score, epoch + 1
+            entry.update(score=score, best=bool(improved))
+            result.history.append(entry)
+            if ctx.is_main and best_path is not None:
+                _save_epoch(best_path, last_path, improved, {
+                    "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
+                    "arch": arch, "model": model.state_dict(), "epoch": epoch + 1,
+                    "best_score": result.best_score, "best_epoch": result.best_epoch,
+                    "history": [dict(h) for h in result.history], "optim_config": optim.to_dict(),
+                    "seed": int(seed),
+                    "extra": {**dict(extra or {}), **{k: m.state_dict() for k, m in extra_modules.items()}},
+                }, optimizer, scheduler)
+            if log and ctx.is_main:
+                metrics = " ".join(f"{k}={v:.4g}" for k, v in entry.items()
+                                   if k not in ("epoch", "best", "score") and isinstance(v, float))
+                score_text = "" if score is None else f" score={score:.4f}{' *' if improved else ''}"
+                log(f"{task} epoch {epoch + 1}/{epochs} {metrics}{score_text}")
+            barrier(ctx)
+    return result
+
+
+def _save_epoch(best_path: Path, last_path: Path, improved: bool, common: Dict[str, Any],
+                optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """Write the resumable last checkpoint, and the best one when this epoch improved."""
+    save_checkpoint({**common, "kind": "last", "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "rng": capture_rng_state()}, last_path)
+    if improved:
+        save_checkpoint({**common, "kind": "best", "optimizer": None, "scheduler": None, "rng": None},
+                        best_path)
+
+
+def _run_epoch(
+    runner: nn.Module, train_module: nn.Module, step_fn: StepFn, loader: Iterable,
+    optimizer: torch.optim.Optimizer, ctx: DistributedContext, seed: int, epoch: int, epochs: int,
+    task: str, show: bool, grad_clip: Optional[float],
+) -> Dict[str, Any]:
+    begin_epoch(loader, seed, epoch, ctx.rank)
+    train_module.train()
+    lr = float(optimizer.param_groups[0]["lr"])
+    sums: Dict[str, float] = {}
+    steps = 0
+    bar = _make_bar(loader, show, f"{task} {epoch + 1}/{epochs}")
+    try:
+        for batch in loader:
+            batch = move_to_device(batch, ctx.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss, metrics = step_fn(runner, batch)
+            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                raise TrainingError(f"step_fn must return a scalar loss tensor, got {type(loss).__name__}")
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {steps + 1}")
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+            optimizer.step()
+            steps += 1
+            values = {"loss": float(loss.detach().item())}
+            values.update({str(k): _to_float(v) for k, v in dict(metrics or {}).items()})
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    if steps == 0:
+        raise TrainingError(
+            f"the loader gave no batch in epoch {epoch + 1}: the dataset (or this process's "
+            "shard) is smaller than one batch with drop_last=True"
+        )
+    entry: Dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "steps": steps}
+    for key, total in sums.items():
+        entry[key] = all_reduce_mean(total / steps, ctx)
+    return entry

@@ -1,0 +1,290 @@
+"""The shared training loop: checkpoints, best selection, resume, optimizer options."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from attribmap.train import (
+    CheckpointError,
+    OptimConfig,
+    TrainingError,
+    fit,
+    head_parameter_groups,
+    last_checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from attribmap.train.checkpoint import capture_rng_state, restore_rng_state
+from attribmap.train.optim import build_optimizer, build_scheduler
+
+torch.set_num_threads(1)
+
+
+class TinyNet(nn.Module):
+    """4 -> 8 -> 3 classifier with dropout (so the loop's RNG handling matters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3))
+        self.fc = nn.Linear(8, 3)
+        self.num_classes = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+class StepCounter(nn.Module):
+    """A buffer-only module updated by the step (stands in for the I2C centre bank)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("running", torch.zeros(3))
+
+
+def make_data(n: int = 48, seed: int = 0) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=gen)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return TensorDataset(x, y)
+
+
+def ce_step(module: nn.Module, batch):
+    x, y = batch
+    logits = module(x)
+    loss = nn.functional.cross_entropy(logits, y)
+    return loss, {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+def build(seed: int = 0) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def test_fit_writes_best_and_last_checkpoints_that_load_weights_only(tmp_path):
+    model = build()
+    loader = DataLoader(make_data(), batch_size=8, shuffle=True)
+    out = tmp_path / "run" / "tiny.pt"
+    result = fit(model, ce_step, loader, epochs=3, checkpoint=out, task="toy",
+                 arch={"arch": "tiny", "num_classes": 3, "kwargs": {}},
+                 optim=OptimConfig(lr=0.2), progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert all(h["steps"] == 6 for h in result.history)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.best_epoch == 3 and result.best_score is None
+    last = last_checkpoint_path(out)
+    assert last == tmp_path / "run" / "tiny.last.pt"
+    # plain torch.load with weights_only=True must accept both files
+    raw = torch.load(out, weights_only=True)
+    assert raw["format"] == "attribmap-ckpt" and raw["kind"] == "best" and raw["optimizer"] is None
+    state = load_checkpoint(last)
+    assert state["kind"] == "last" and state["epoch"] == 3 and state["task"] == "toy"
+    assert state["optimizer"]["state"], "momentum buffers are saved"
+    assert len(state["history"]) == 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(state["model"][key], value)
+        assert torch.equal(raw["model"][key], value)
+    assert not [p for p in os.listdir(out.parent) if p.endswith(".tmp")]
+
+
+def test_best_checkpoint_holds_the_highest_scoring_epoch(tmp_path):
+    model = build()
+    loader = DataLoader(make_data(), batch_size=8, shuffle=True)
+    scores = {1: 0.1, 2: 0.7, 3: 0.3}
+    snapshots = {}
+
+    def evaluate(epoch: int) -> float:
+        assert not model.training, "evaluate_fn runs in eval mode"
+        snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+        return scores[epoch]
+
+    out = tmp_path / "best.pt"
+    result = fit(model, ce_step, loader, epochs=3, checkpoint=out, evaluate_fn=evaluate, progress=False)
+    assert result.best_epoch == 2 and result.best_score == pytest.approx(0.7)
+    assert [h["best"] for h in result.history] == [True, True, False]
+    best = load_checkpoint(out)
+    assert best["epoch"] == 2 and best["best_score"] == pytest.approx(0.7)
+    for key, value in snapshots[2].items():
+        assert torch.equal(best["model"][key], value)
+    assert not torch.equal(best["model"]["fc.weight"], snapshots[3]["fc.weight"])
+    assert load_checkpoint(last_checkpoint_path(out))["epoch"] == 3
+
+
+def test_ties_keep_the_earlier_epoch_unless_later_wins_ties(tmp_path):
+    loader = DataLoader(make_data(16), batch_size=8)
+    flat = fit(build(), ce_step, loader, epochs=3, evaluate_fn=lambda e: 1.0, progress=False,
+               checkpoint=tmp_path / "a.pt")
+    assert flat.best_epoch == 1 and load_checkpoint(tmp_path / "a.pt")["epoch"] == 1
+    later = fit(build(), ce_step, loader, epochs=3, evaluate_fn=lambda e: 1.0, progress=False,
+                later_wins_ties=True, checkpoint=tmp_path / "b.pt")
+    assert later.best_epoch == 3 and load_checkpoint(tmp_path / "b.pt")["epoch"] == 3
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _counting_step(counter: StepCounter, stop_at_step=None):
+    def step(module, batch):
+        if stop_at_step is not None and int(counter.count) == stop_at_step:
+            raise Interrupted  # the process dies in the middle of an epoch
+        loss, metrics = ce_step(module, batch)
+        with torch.no_grad():
+            counter.count += 1
+            counter.running.mul_(0.9).add_(torch.rand(3))  # consumes the global RNG too
+        return loss, metrics
+    return step
+
+
+def _run(folder, resume: bool, first_seed: int, stop_at_step=None):
+    model = build(first_seed)  # a resumed run must not depend on the fresh init
+    counter = StepCounter()
+    loader = DataLoader(make_data(), batch_size=8, shuffle=True)
+    optim = OptimConfig(name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3, schedule="cosine")
+    result = fit(model, _counting_step(counter, stop_at_step), loader, epochs=3, optim=optim,
+                 checkpoint=folder / "ck.pt", resume=resume, seed=7,
+                 extra_modules={"counter": counter}, evaluate_fn=lambda e: float(-e), progress=False)
+    return model, counter, result
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    straight_model, straight_counter, straight = _run(tmp_path / "a", resume=False, first_seed=0)
+    with pytest.raises(Interrupted):
+        _run(tmp_path / "b", resume=False, first_seed=0, stop_at_step=8)  # dies in epoch 2
+    assert load_checkpoint(tmp_path / "b" / "ck.last.pt")["epoch"] == 1
+    # noise between the two halves (as a restarted process would have)
+    random.random(), np.random.rand(), torch.rand(5)
+    resumed_model, resumed_counter, resumed = _run(tmp_path / "b", resume=True, first_seed=123)
+    for (name, a), (_, b) in zip(straight_model.state_dict().items(), resumed_model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(straight_counter.running, resumed_counter.running)
+    assert int(resumed_counter.count) == 18 == int(straight_counter.count)
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    assert resumed.best_epoch == 1 and resumed.best_score == -1.0
+    assert [h["lr"] for h in resumed.history] == [h["lr"] for h in straight.history]
+    assert resumed.history[1]["lr"] < resumed.history[0]["lr"]  # cosine schedule restored
+    fresh_model, _, _ = _run(tmp_path / "c", resume=False, first_seed=123)
+    assert not torch.equal(fresh_model.fc.weight, resumed_model.fc.weight)
+
+
+def test_resume_without_checkpoint_starts_fresh_and_finished_run_is_a_no_op(tmp_path):
+    model = build()
+    loader = DataLoader(make_data(), batch_size=8)
+    first = fit(model, ce_step, loader, epochs=1, checkpoint=tmp_path / "x.pt", resume=True, progress=False)
+    assert len(first.history) == 1
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    again = fit(model, ce_step, loader, epochs=1, checkpoint=tmp_path / "x.pt", resume=True, progress=False)
+    assert len(again.history) == 1
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_resume_refuses_a_checkpoint_of_another_task(tmp_path):
+    loader = DataLoader(make_data(), batch_size=8)
+    fit(build(), ce_step, loader, epochs=1, checkpoint=tmp_path / "t.pt", task="a", progress=False)
+    with pytest.raises(CheckpointError, match="task='a'"):
+        fit(build(), ce_step, loader, epochs=2, checkpoint=tmp_path / "t.pt", task="b", resume=True, progress=False)
+    fit(build(), ce_step, loader, epochs=2, checkpoint=tmp_path / "t2.pt", task="a", progress=False)
+    with pytest.raises(CheckpointError, match="more than epochs=1"):
+        fit(build(), ce_step, loader, epochs=1, checkpoint=tmp_path / "t2.pt", task="a", resume=True, progress=False)
+
+
+def test_bad_arguments_and_bad_losses_raise_clear_errors(tmp_path):
+    loader = DataLoader(make_data(), batch_size=8)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        fit(build(), ce_step, loader, epochs=0)
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint"):
+        fit(build(), ce_step, loader, epochs=1, resume=True)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        fit(build(), ce_step, loader, epochs=1, optim=OptimConfig(name="rmsprop"))
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        fit(build(), lambda m, b: (ce_step(m, b)[0] * float("nan"), {}), loader, epochs=1, progress=False)
+    empty = DataLoader(make_data(4), batch_size=8, drop_last=True)
+    with pytest.raises(TrainingError, match="no batch"):
+        fit(build(), ce_step, empty, epochs=1, progress=False)
+
+
+def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "a.pt"
+    save_checkpoint({"format": "attribmap-ckpt", "value": torch.ones(2)}, path)
+
+    def broken_save(obj, handle, *args, **kwargs):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"format": "attribmap-ckpt", "value": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["value"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["a.pt"]
+
+
+class _Unsafe:
+    pass
+
+
+def test_load_checkpoint_validates_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not an attribmap checkpoint"):
+        load_checkpoint(tmp_path / "list.pt")
+    torch.save({"format": "attribmap-ckpt", "obj": _Unsafe()}, tmp_path / "pickle.pt")
+    with pytest.raises(CheckpointError, match="weights_only=True failed"):
+        load_checkpoint(tmp_path / "pickle.pt")
+    torch.save({"format": "attribmap-ckpt", "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_rng_state_round_trip_is_exact():
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    state = capture_rng_state()
+    expected = (random.random(), np.random.rand(), np.random.randn(), torch.rand(3))
+    random.random(), np.random.rand(), torch.rand(9)
+    restore_rng_state(state)
+    got = (random.random(), np.random.rand(), np.random.randn(), torch.rand(3))
+    assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
+
+
+def test_head_groups_get_ten_times_the_rate_and_schedules_decay():
+    model = build()
+    groups = head_parameter_groups(model, head_lr_mult=10.0)
+    assert [g["name"] for g in groups] == ["backbone", "head"]
+    assert {id(p) for p in groups[1]["params"]} == {id(model.fc.weight), id(model.fc.bias)}
+    optimizer = build_optimizer(groups, OptimConfig(lr=0.01, schedule="step", step_size=2, gamma=0.5))
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.01, 0.1])
+    scheduler = build_scheduler(optimizer, OptimConfig(lr=0.01, schedule="step", step_size=2, gamma=0.5), 10)
+    for _ in range(4):
+        optimizer.step(), scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.0025, 0.025])
+    adam = build_optimizer(model.parameters(), OptimConfig(name="adam", lr=1e-3))
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 1e-3
+    model.fc.requires_grad_(False)
+    assert [g["name"] for g in head_parameter_groups(model)] == ["backbone"]
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        build_optimizer([p for p in model.fc.parameters()], OptimConfig())
+
+
+def test_progress_bar_and_log_lines(capsys):
+    lines = []
+    loader = DataLoader(make_data(16), batch_size=8)
+    fit(build(), ce_step, loader, epochs=2, progress=True, log=lines.append,
+        evaluate_fn=lambda e: 0.5)
+    err = capsys.readouterr().err
+    assert "custom 1/2" in err and "2/2" in err  # tqdm writes its bar to stderr
+    assert lines[0].startswith("custom epoch 1/2 ") and "score=0.5000 *" in lines[0]
+    assert "loss=" in lines[1] and "acc=" in lines[1] and not lines[1].endswith("*")
+    fit(build(), ce_step, loader, epochs=1, progress=False)
+    assert capsys.readouterr().err == ""
