@@ -1,0 +1,64 @@
+"""Common machinery of the evaluation accumulators: int64 counts that sum exactly."""
+from __future__ import annotations
+
+import numpy as np
+
+from attribmap.errors import AttribmapError
+from attribmap.evaluate.distributed import all_reduce_sum
+
+__all__ = ["Accumulator", "taus_for"]
+
+
+def taus_for(delta: float) -> np.ndarray:
+    """Score-map thresholds ``np.arange(0, 1, delta)`` (the reference's exact floats)."""
+    delta = float(delta)
+    if not (0.0 < delta < 1.0):
+        raise AttribmapError(f"delta must be in (0, 1), e.g. 0.001 or 0.01; got {delta!r}")
+    return np.arange(0, 1, delta)
+
+
+class Accumulator:
+    """Base class: the state is a dict of int64 numpy arrays that only ever get summed.
+
+    Subclasses define ``_new_state()`` (name -> zero array) and ``_config()`` (a tuple
+    that must be equal for two accumulators to be merged).
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[str, np.ndarray] = self._new_state()
+
+    def _new_state(self) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _config(self) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset(self) -> "Accumulator":
+        """Forget everything accumulated so far."""
+        self._state = self._new_state()
+        return self
+
+    def merge(self, other: "Accumulator") -> "Accumulator":
+        """Add the counts of ``other`` (same class and settings) into this one; returns self."""
+        if type(other) is not type(self) or other._config() != self._config():
+            raise AttribmapError(
+                f"cannot merge {type(other).__name__}{other._config()} into {type(self).__name__}{self._config()}: "
+                "class and settings must match")
+        for name, value in other._state.items():
+            self._state[name] = self._state[name] + value
+        return self
+
+    def sync(self, process_group=None) -> "Accumulator":
+        """Sum the counts of every rank into every rank (torch.distributed all_reduce).
+
+        A no-op when torch.distributed is not initialized. Call it once, on every rank,
+        after the last ``update`` and before ``compute``; returns self.
+        """
+        names = sorted(self._state)
+        summed = all_reduce_sum([self._state[n] for n in names], process_group)
+        self._state = dict(zip(names, summed))
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the raw int64 counts (for checkpoints and tests)."""
+        return {name: value.copy() for name, value in self._state.items()}

@@ -1,0 +1,147 @@
+"""MaxBoxAcc (V1), MaxBoxAccV2 and top-1 localization as a mergeable accumulator."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from attribmap.errors import AttribmapError
+from attribmap.evaluate.accumulator import Accumulator, taus_for
+from attribmap.evaluate.frame import batch_correct, frame_boxes, frame_scoremaps, to_uint8
+from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine
+
+__all__ = ["BoxAccuracy"]
+
+
+class BoxAccuracy(Accumulator):
+    """Box accuracy of the official WSOL protocol (wsolevaluation's BoxEvaluator).
+
+    For every image and every threshold tau in ``arange(0, 1, delta)`` the map (bicubic
+    to ``image_size``, min-max, ``floor(255 x)``) is cut at ``int(tau * max)``; V1 keeps
+    the contour of largest polygon area, V2 every contour; the image counts as a hit at
+    (tau, IoU threshold d) when a kept box has inclusive IoU >= d with any GT box.
+
+    Parameters
+    ----------
+    delta : float
+        Threshold step (0.001 default, 0.01 for quick runs).
+    iou_thresholds : sequence of int
+        IoU thresholds in percent (30, 50, 70). MaxBoxAcc (V1) is reported at 50.
+    image_size : int
+        Side of the square evaluation frame.
+    engine : {"auto", "opencv", "numpy"}
+        Contour engine (identical numbers; see :mod:`attribmap.evaluate.threshold_boxes`).
+
+    State (int64): ``count``, ``v1_hits`` / ``v2_hits`` (D, T), and for top-1
+    localization ``predicted`` (images that came with a prediction flag),
+    ``v1_top1_hits`` / ``v2_top1_hits`` (D, T).
+    """
+
+    def __init__(self, delta: float = 0.001, iou_thresholds: Sequence[int] = (30, 50, 70),
+                 image_size: int = 224, engine: str = "auto") -> None:
+        self.delta = float(delta)
+        self.taus = taus_for(self.delta)
+        thresholds = tuple(int(t) for t in iou_thresholds)
+        if not thresholds or any(not (0 < t <= 100) for t in thresholds):
+            raise AttribmapError(f"iou_thresholds must be percents in (0, 100]; got {tuple(iou_thresholds)}")
+        self.iou_thresholds = thresholds
+        self.image_size = int(image_size)
+        self.engine = resolve_engine(engine)
+        super().__init__()
+
+    def _config(self) -> tuple:
+        return (self.delta, self.iou_thresholds, self.image_size)
+
+    def _new_state(self) -> dict[str, np.ndarray]:
+        shape = (len(self.iou_thresholds), len(self.taus))
+        return {
+            "count": np.zeros((), dtype=np.int64),
+            "predicted": np.zeros((), dtype=np.int64),
+            "v1_hits": np.zeros(shape, dtype=np.int64),
+            "v2_hits": np.zeros(shape, dtype=np.int64),
+            "v1_top1_hits": np.zeros(shape, dtype=np.int64),
+            "v2_top1_hits": np.zeros(shape, dtype=np.int64),
+        }
+
+    def update(self, maps, boxes, image_sizes=None, correct=None, preprocessed: bool = False) -> "BoxAccuracy":
+        """Add a batch.
+
+        Parameters
+        ----------
+        maps : Tensor (any device) or ndarray, shape (N, h, w)
+            Raw maps of the ground-truth class, any resolution (``preprocessed=True``:
+            already (N, S, S) in [0, 1]).
+        boxes : sequence of N array-likes (k_i, 4)
+            GT boxes, inclusive x0, y0, x1, y1, in original-image pixels.
+        image_sizes : array-like (N, 2) as (W, H), or None
+            Original sizes; None means the boxes are already in frame pixels.
+        correct : array-like (N,) of bool, or None
+            Whether the top-1 prediction equals the label (enables top-1 localization).
+        """
+        frame = frame_scoremaps(maps, self.image_size, preprocessed)
+        count = frame.shape[0]
+        gt_boxes = frame_boxes(boxes, image_sizes, count, self.image_size)
+        flags = batch_correct(correct, count)
+        cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None] / 100
+        s8 = to_uint8(frame)
+        for index in range(count):
+            v1_iou, v2_iou = best_ious_per_tau(s8[index], gt_boxes[index], self.taus, self.engine)
+            v1 = v1_iou[None, :] >= cuts
+            v2 = v2_iou[None, :] >= cuts
+            self._state["v1_hits"] += v1
+            self._state["v2_hits"] += v2
+            if flags is not None and flags[index]:
+                self._state["v1_top1_hits"] += v1
+                self._state["v2_top1_hits"] += v2
+        self._state["count"] += count
+        if flags is not None:
+            self._state["predicted"] += count
+        return self
+
+    def _max_per_iou(self, hits: np.ndarray, count: int):
+        curves = hits * 100.0 / float(count)
+        best = {t: float(curves[i].max()) for i, t in enumerate(self.iou_thresholds)}
+        best_tau = {t: float(self.taus[int(np.argmax(curves[i]))]) for i, t in enumerate(self.iou_thresholds)}
+        return curves, best, best_tau
+
+    def compute(self) -> dict:
+        """Scores in percent.
+
+        Returns
+        -------
+        dict with ``MaxBoxAcc`` (V1 at IoU 50, when 50 is among the thresholds),
+        ``MaxBoxAcc_per_iou`` and ``best_tau_v1`` ({iou: value}), ``MaxBoxAccV2`` (mean over
+        the IoU thresholds of each one's max over tau), ``MaxBoxAccV2_per_iou``,
+        ``best_tau`` ({iou: tau of V2's maximum}), ``Top1Loc`` / ``Top1LocV2`` /
+        ``Top1LocV2_per_iou`` when every image came with ``correct``, ``num_images`` and
+        ``curves`` = {"tau": (T,), "BoxAccV1": {iou: (T,)}, "BoxAccV2": {iou: (T,)}}.
+        """
+        count = int(self._state["count"])
+        if count == 0:
+            raise AttribmapError("BoxAccuracy.compute() called before any update()")
+        v1_curves, v1_best, v1_tau = self._max_per_iou(self._state["v1_hits"], count)
+        v2_curves, v2_best, v2_tau = self._max_per_iou(self._state["v2_hits"], count)
+        result = {
+            "MaxBoxAcc_per_iou": v1_best,
+            "best_tau_v1": v1_tau,
+            "MaxBoxAccV2": float(np.average([v2_best[t] for t in self.iou_thresholds])),
+            "MaxBoxAccV2_per_iou": v2_best,
+            "best_tau": v2_tau,
+            "num_images": count,
+            "delta": self.delta,
+            "curves": {
+                "tau": self.taus.copy(),
+                "BoxAccV1": {t: v1_curves[i] for i, t in enumerate(self.iou_thresholds)},
+                "BoxAccV2": {t: v2_curves[i] for i, t in enumerate(self.iou_thresholds)},
+            },
+        }
+        if 50 in self.iou_thresholds:
+            result["MaxBoxAcc"] = v1_best[50]
+        if int(self._state["predicted"]) == count:
+            _, top1_v1, _ = self._max_per_iou(self._state["v1_top1_hits"], count)
+            _, top1_v2, _ = self._max_per_iou(self._state["v2_top1_hits"], count)
+            if 50 in self.iou_thresholds:
+                result["Top1Loc"] = top1_v1[50]
+            result["Top1LocV2"] = float(np.average([top1_v2[t] for t in self.iou_thresholds]))
+            result["Top1LocV2_per_iou"] = top1_v2
+        return result

@@ -1,0 +1,73 @@
+"""Sharded evaluation over two gloo processes equals one pass (torch.distributed all_reduce)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from attribmap.evaluate import BoxAccuracy, PointingGame, PxAP
+from attribmap.evaluate.distributed import all_reduce_sum, distributed_ready
+
+
+def _dataset():
+    rng = np.random.default_rng(21)
+    raw = rng.normal(size=(4, 7, 7))
+    boxes = [np.array([[10, 20, 150, 170]]), np.array([[0, 0, 60, 60], [100, 90, 200, 220]]),
+             np.array([[30, 30, 223, 223]]), np.array([[5, 100, 90, 200]])]
+    sizes = np.array([[224, 224]] * 4)
+    masks = [rng.random((30, 30)) > 0.5 for _ in range(4)]
+    correct = np.array([1, 0, 1, 1], dtype=bool)
+    return raw, boxes, sizes, masks, correct
+
+
+def _metrics():
+    return BoxAccuracy(delta=0.01), PxAP(delta=0.01), PointingGame()
+
+
+def _update(metrics, indices):
+    raw, boxes, sizes, masks, correct = _dataset()
+    boxes_metric, pixel_metric, pointing = metrics
+    boxes_metric.update(raw[indices], [boxes[i] for i in indices], sizes[indices], correct[indices])
+    pixel_metric.update(raw[indices], [masks[i] for i in indices])
+    pointing.update(raw[indices], [boxes[i] for i in indices], sizes[indices])
+
+
+def _worker(rank, world_size, store_path, out_dir):
+    torch.set_num_threads(1)
+    store = dist.FileStore(store_path, world_size)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
+    try:
+        metrics = _metrics()
+        _update(metrics, np.arange(rank, 4, world_size))
+        for metric in metrics:
+            metric.sync()
+        states = {f"{type(m).__name__}.{k}": v for m in metrics for k, v in m.state().items()}
+        np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **states)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_sync_equals_single_pass(tmp_path):
+    single = _metrics()
+    _update(single, np.arange(4))
+    expected = {f"{type(m).__name__}.{k}": v for m in single for k, v in m.state().items()}
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        assert sorted(got.files) == sorted(expected)
+        for name, value in expected.items():
+            assert np.array_equal(got[name], value), (rank, name)
+
+
+def test_sync_is_a_no_op_without_a_process_group():
+    assert not distributed_ready()
+    arrays = [np.arange(3), np.ones((2, 2), dtype=np.int64)]
+    out = all_reduce_sum(arrays)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, out))
+    metric = PointingGame().update(np.ones((1, 3, 3)) * np.arange(9).reshape(1, 3, 3), [np.array([[0, 0, 1, 1]])],
+                                   image_sizes=[(3, 3)])
+    assert metric.sync().compute()["num_images"] == 1
