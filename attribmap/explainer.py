@@ -187,7 +187,10 @@ class Explainer:
             del capture
         if others:
             if targets is None:
-                logits, targets = self._plain_targets(batch, target)
+                if any(getattr(e, "needs_target", True) for e in others.values()):
+                    logits, targets = self._plain_targets(batch, target)
+                elif target is not None:
+                    targets = torch.as_tensor(target).long().expand(batch.shape[0]).to(batch.device)
             layer_module = None
             for n, e in others.items():
                 kwargs = dict(options.get(n, {}))
@@ -200,10 +203,6 @@ class Explainer:
         return maps, logits, targets
 
     def _plain_targets(self, batch: torch.Tensor, target):
-        if target is not None and not isinstance(target, int):
-            as_tensor = torch.as_tensor(target)
-            if as_tensor.dim() == 1 and self.model is None:
-                return None, as_tensor.long()
         with torch.no_grad():
             logits = _logits_of(self.model(batch))
         return logits, resolve_targets(target, logits)

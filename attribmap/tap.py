@@ -206,7 +206,6 @@ class Tap:
         """Run the forward pass on ``images`` (N, C, H, W) and return a :class:`Capture`."""
         owner = threading.get_ident()
         records: Dict[str, torch.Tensor] = {}
-        errors = []
 
         def make_hook(name: str):
             def hook(module, inputs, output):
@@ -214,9 +213,8 @@ class Tap:
                     return None
                 if not isinstance(output, torch.Tensor) or output.dim() != 4:
                     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                    errors.append(LayerError(f"layer {name!r} ({type(module).__name__}) outputs {shape}; "
-                                             "expected a 4-D tensor (N, C, h, w)"))
-                    raise errors[-1]
+                    raise LayerError(f"layer {name!r} ({type(module).__name__}) outputs {shape}; "
+                                     "expected a 4-D tensor (N, C, h, w)")
                 torch.set_grad_enabled(True)
                 leaf = output.detach().requires_grad_(True)
                 records[name] = leaf

@@ -201,3 +201,20 @@ def test_weightmap_extractor_through_explain():
     lo = m.flatten(1).min(1).values[:, None, None]
     hi = m.flatten(1).max(1).values[:, None, None]
     torch.testing.assert_close(maps, (m - lo) / (hi - lo), rtol=1e-4, atol=1e-5)
+
+
+def test_weightmap_extractor_spends_no_classifier_forward():
+    """A class-agnostic extractor must not run the classifier to find top-1 targets."""
+    import torch
+
+    import attribmap
+    from attribmap.learned import WeightMapExtractor
+    from attribmap.models import WeightMapGenerator
+    from tests.conftest import TinyGapNet
+
+    torch.manual_seed(0)
+    classifier = TinyGapNet().eval()
+    calls = []
+    classifier.fc.register_forward_hook(lambda *a: calls.append(1))
+    maps = attribmap.explain(classifier, torch.randn(2, 3, 64, 64), method=WeightMapExtractor(WeightMapGenerator()))
+    assert maps.shape == (2, 64, 64) and calls == []

@@ -37,6 +37,7 @@ class WeightMapExtractor(Extractor):
         self.generator = generator
         self.name = name
         self.description = "learned weight map M = g(I) of a trained generator (class-agnostic)"
+        self.needs_target = False
 
     def __call__(self, images: Tensor, model: Optional[nn.Module] = None,
                  target: Optional[Tensor] = None, **options) -> Tensor:

@@ -61,6 +61,8 @@ class Extractor:
     name: str = "extractor"
     description: str = ""
     uses_layer: bool = False
+    #: False for class-agnostic extractors: no forward pass is spent to find top-1 targets.
+    needs_target: bool = True
 
     def __call__(self, images: torch.Tensor, model: Optional[nn.Module], target: Optional[torch.Tensor],
                  **options) -> torch.Tensor:  # pragma: no cover - interface
