@@ -7,13 +7,16 @@ MaxBoxAcc V1 + MaxBoxAccV2 (IoU 30/50/70) + PxAP together:
 * reference: for every tau, ``cv2.threshold`` + one ``cv2.findContours(RETR_TREE)`` +
   ``boundingRect`` + ``max(contourArea)`` + inclusive IoU, then ``np.histogram`` for
   PxAP (``tests/test_evaluate_reference.py``);
-* attribmap: ``BoxAccuracy.update`` + ``PxAP.update`` (OpenCV engine, and the pure numpy
-  engine on a few maps).
+* attribmap: ``BoxAccuracy.update`` + ``PxAP.update`` with the tree engine (when numba is
+  installed), the OpenCV engine, and the pure numpy engine on a few maps.
 
-Before timing, every map is checked: the V1 and V2 IoU at every tau and the PxAP
-histograms must be identical between the two, and so must the final scores.
+Before timing, every map is checked: for each engine timed, the V1 and V2 IoU at every
+tau must be identical to the reference's, and so must the PxAP histograms and the final
+scores. The runs are interleaved (reference, tree, opencv, reference, ...) and the median
+of each is reported (the best run too, in the JSON); the tree engine is compiled (or
+loaded from numba's cache) before timing.
 
-Usage: ``python benchmarks/speed_evaluate.py [--maps 40] [--out results.json]``
+Usage: ``python benchmarks/speed_evaluate.py [--maps 40] [--repeat 5] [--out results.json]``
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import cv2  # noqa: E402
 from attribmap.evaluate import BoxAccuracy, PxAP  # noqa: E402
 from attribmap.evaluate.frame import official_maps, to_uint8  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau  # noqa: E402
+from attribmap.evaluate.tree_engine import numba_available  # noqa: E402
 from test_evaluate_reference import (  # noqa: E402
     blobby_map,
     reference_best_ious,
@@ -79,20 +83,33 @@ def attribmap_pass(raw, boxes, masks, delta, engine):
     return box_metric, pixel_metric
 
 
-def check_identical(raw, boxes, masks, delta) -> None:
+def non_box_pass(raw, boxes, masks, delta):
+    """What ``attribmap_pass`` spends outside the contour engine (frame, uint8 cast, PxAP):
+    the reference time divided by this bounds the speed-up any box engine can give."""
+    frame = official_maps(raw)
+    to_uint8(frame)
+    return PxAP(delta=delta).update(frame, masks, preprocessed=True)
+
+
+def check_identical(raw, boxes, masks, delta, engines) -> None:
+    """Every engine gives the reference's IoUs at every tau on every map, and its scores."""
     taus = np.arange(0, 1, delta)
     frame = official_maps(raw)
     for index, (m, gt) in enumerate(zip(raw, boxes)):
         scoremap = reference_scoremap(m)
         assert np.array_equal(frame[index], scoremap), f"map {index}: preprocessing differs"
         ref_v1, ref_v2 = reference_best_ious(scoremap, gt, taus)
-        v1, v2 = best_ious_per_tau(to_uint8(frame[index]), gt, taus, "opencv")
-        assert np.array_equal(v1, ref_v1) and np.array_equal(v2, ref_v2), f"map {index}: box IoUs differ"
-    box_metric, pixel_metric = attribmap_pass(raw, boxes, masks, delta, "opencv")
+        for engine in engines:
+            v1, v2 = best_ious_per_tau(to_uint8(frame[index]), gt, taus, engine)
+            same = np.array_equal(v1, ref_v1) and np.array_equal(v2, ref_v2)
+            assert same, f"map {index}, delta {delta}: box IoUs of the {engine} engine differ"
     expected = reference_box_scores([reference_scoremap(m) for m in raw], boxes, delta)
-    ours = box_metric.compute()
-    assert ours["MaxBoxAcc"] == expected["MaxBoxAcc"] and ours["MaxBoxAccV2"] == expected["MaxBoxAccV2"]
-    assert pixel_metric.compute()["PxAP"] == reference_pass(raw, boxes, masks, delta)
+    expected_pxap = reference_pass(raw, boxes, masks, delta)
+    for engine in engines:
+        box_metric, pixel_metric = attribmap_pass(raw, boxes, masks, delta, engine)
+        ours = box_metric.compute()
+        assert ours["MaxBoxAcc"] == expected["MaxBoxAcc"] and ours["MaxBoxAccV2"] == expected["MaxBoxAccV2"]
+        assert pixel_metric.compute()["PxAP"] == expected_pxap
 
 
 def timed(fn, *args) -> float:
@@ -105,34 +122,47 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=40, help="number of 224x224 maps (default 40)")
     parser.add_argument("--numpy-maps", type=int, default=4, help="maps timed with the numpy engine")
-    parser.add_argument("--repeat", type=int, default=3, help="timing runs per row; the best is kept")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved timing runs; the median is kept")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     raw, boxes, masks = make_dataset(args.maps)
+    engines = ("tree", "opencv") if numba_available() else ("opencv",)
     rows = []
     for delta in (0.001, 0.01):
-        check_identical(raw, boxes, masks, delta)
-        reference_s = opencv_s = float("inf")
-        for _ in range(args.repeat):  # interleaved, best of each: the machine may be shared
-            reference_s = min(reference_s, timed(reference_pass, raw, boxes, masks, delta))
-            opencv_s = min(opencv_s, timed(attribmap_pass, raw, boxes, masks, delta, "opencv"))
+        check_identical(raw, boxes, masks, delta, engines)  # also compiles the tree engine
+        runs = {name: [] for name in ("reference", "non_box") + engines}
+        for _ in range(args.repeat):  # interleaved: the machine may be shared
+            runs["reference"].append(timed(reference_pass, raw, boxes, masks, delta))
+            runs["non_box"].append(timed(non_box_pass, raw, boxes, masks, delta))
+            for engine in engines:
+                runs[engine].append(timed(attribmap_pass, raw, boxes, masks, delta, engine))
         few = slice(0, args.numpy_maps)
         numpy_s = timed(attribmap_pass, raw[few], boxes[few], masks[few], delta, "numpy")
-        rows.append({
-            "delta": delta,
-            "reference_maps_per_s": args.maps / reference_s,
-            "attribmap_opencv_maps_per_s": args.maps / opencv_s,
-            "attribmap_numpy_maps_per_s": args.numpy_maps / numpy_s,
-            "speedup_opencv": reference_s / opencv_s,
-            "identical": True,
-        })
-    print(f"{args.maps} CAM-like 224x224 maps, MaxBoxAcc V1 + V2 + PxAP, 1 thread, best of {args.repeat}, "
-          f"{platform.processor() or platform.machine()}, OpenCV {cv2.__version__}")
-    print(f"{'delta':>6} {'reference':>10} {'opencv eng':>11} {'numpy eng':>10} {'speedup':>8}  (maps/s)")
+        median = {name: float(np.median(times)) for name, times in runs.items()}
+        row = {"delta": delta, "identical": True, "engines": list(engines),
+               "reference_maps_per_s": args.maps / median["reference"],
+               "attribmap_numpy_maps_per_s": args.numpy_maps / numpy_s,
+               "speedup_bound_without_box_work": median["reference"] / median["non_box"],
+               "seconds": runs}
+        for engine in engines:
+            row[f"attribmap_{engine}_maps_per_s"] = args.maps / median[engine]
+            row[f"speedup_{engine}"] = median["reference"] / median[engine]
+            row[f"speedup_{engine}_best_runs"] = min(runs["reference"]) / min(runs[engine])
+        rows.append(row)
+    print(f"{args.maps} CAM-like 224x224 maps, MaxBoxAcc V1 + V2 + PxAP, 1 thread, median of {args.repeat} "
+          f"interleaved runs, {platform.processor() or platform.machine()}, OpenCV {cv2.__version__}")
+    print(f"{'delta':>6} {'reference':>10} {'tree eng':>9} {'opencv eng':>11} {'numpy eng':>10} "
+          f"{'tree x':>7} {'opencv x':>9} {'bound x':>8}  (maps/s; x = speed-up over the reference)")
     for row in rows:
-        print(f"{row['delta']:>6} {row['reference_maps_per_s']:>10.1f} {row['attribmap_opencv_maps_per_s']:>11.1f} "
-              f"{row['attribmap_numpy_maps_per_s']:>10.1f} {row['speedup_opencv']:>7.1f}x")
+        tree = row.get("attribmap_tree_maps_per_s", float("nan"))
+        tree_x = row.get("speedup_tree", float("nan"))
+        print(f"{row['delta']:>6} {row['reference_maps_per_s']:>10.1f} {tree:>9.1f} "
+              f"{row['attribmap_opencv_maps_per_s']:>11.1f} {row['attribmap_numpy_maps_per_s']:>10.1f} "
+              f"{tree_x:>6.1f}x {row['speedup_opencv']:>8.1f}x "
+              f"{row['speedup_bound_without_box_work']:>7.1f}x")
+    print("bound x: reference time / time of the frame + uint8 + PxAP work alone (a box engine "
+          "taking no time at all)")
     if args.out:
         directory = os.path.dirname(os.path.abspath(args.out))
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:

@@ -29,7 +29,7 @@ class BoxAccuracy(Accumulator):
         IoU thresholds in percent (30, 50, 70). MaxBoxAcc (V1) is reported at 50.
     image_size : int
         Side of the square evaluation frame.
-    engine : {"auto", "opencv", "numpy"}
+    engine : {"auto", "tree", "opencv", "numpy"}
         Contour engine (identical numbers; see :mod:`attribmap.evaluate.threshold_boxes`).
 
     State (int64): ``count``, ``v1_hits`` / ``v2_hits`` (D, T), and for top-1

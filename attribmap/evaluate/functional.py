@@ -44,7 +44,7 @@ def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, c
         IoU thresholds in percent for MaxBoxAccV2.
     pointing_tolerance : float
         Pointing-game tolerance in frame pixels.
-    engine : {"auto", "opencv", "numpy"}
+    engine : {"auto", "tree", "opencv", "numpy"}
         Contour engine for the box metrics (same numbers).
 
     Returns
