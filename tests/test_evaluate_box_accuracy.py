@@ -158,3 +158,23 @@ def test_half_precision_tensors_and_tensor_boxes_are_accepted():
     acc = BoxAccuracy(delta=0.01, image_size=7, engine="numpy")
     acc.update(raw, [torch.tensor([[2, 2, 5, 5]])], image_sizes=torch.tensor([[7, 7]]), correct=torch.tensor([True]))
     assert acc.compute()["Top1LocV2"] == 100.0
+
+
+def test_load_state_round_trip_and_validation():
+    import numpy as np
+    import pytest
+    import torch
+
+    from attribmap.errors import AttribmapError
+    from attribmap.evaluate import BoxAccuracy
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, 14, 14))
+    boxes = [np.array([[10, 10, 100, 120]])] * 3
+    acc = BoxAccuracy(delta=0.01).update(maps, boxes, image_sizes=[(224, 224)] * 3)
+    restored = BoxAccuracy(delta=0.01).load_state({k: torch.from_numpy(v) for k, v in acc.state().items()})
+    assert restored.compute()["MaxBoxAccV2"] == acc.compute()["MaxBoxAccV2"]
+    with pytest.raises(AttribmapError, match="keys"):
+        BoxAccuracy(delta=0.01).load_state({"nope": np.zeros(1)})
+    with pytest.raises(AttribmapError, match="shape"):
+        BoxAccuracy(delta=0.001).load_state(acc.state())

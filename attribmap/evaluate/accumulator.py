@@ -62,3 +62,23 @@ class Accumulator:
     def state(self) -> dict[str, np.ndarray]:
         """A copy of the raw int64 counts (for checkpoints and tests)."""
         return {name: value.copy() for name, value in self._state.items()}
+
+    def load_state(self, state) -> "Accumulator":
+        """Replace the counts by ``state`` as returned by :meth:`state` (e.g. from a checkpoint).
+
+        The arrays must have this accumulator's names and shapes; tensors are accepted.
+        Returns self.
+        """
+        current = self._new_state()
+        if set(current) != set(state):
+            raise AttribmapError(f"saved {type(self).__name__} state has keys {sorted(state)}, "
+                                 f"expected {sorted(current)}")
+        restored = {}
+        for name, value in state.items():
+            array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+            if array.shape != current[name].shape:
+                raise AttribmapError(f"saved {type(self).__name__} state {name!r} has shape {array.shape}, "
+                                     f"expected {current[name].shape}")
+            restored[name] = array.astype(np.int64).copy()
+        self._state = restored
+        return self

@@ -1,0 +1,178 @@
+"""What a benchmark run scores, and with which protocol: :class:`BenchConfig`.
+
+The configuration is plain data (strings, numbers, tuples) so that it can be written into
+``results.json`` and hashed: a resumed run must have the same :meth:`BenchConfig.fingerprint`
+as the run it continues.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+from attribmap.errors import AttribmapError
+
+__all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "parse_methods"]
+
+PROTOCOLS = ("official", "legacy")
+
+#: The post-hoc methods scored when no list is given (they share one forward pass).
+DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
+
+
+def parse_methods(text: str) -> Tuple[str, ...]:
+    """``"cam, gradcam,dgl"`` -> ``("cam", "gradcam", "dgl")``; empty items dropped, order kept."""
+    names = []
+    for item in str(text).split(","):
+        name = item.strip()
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _file_signature(path: Optional[str]) -> Optional[Dict[str, Any]]:
+    """Absolute path, size and modification time of a file (None for None)."""
+    if path is None:
+        return None
+    absolute = os.path.abspath(os.fspath(path))
+    try:
+        info = os.stat(absolute)
+    except OSError:
+        return {"path": absolute}
+    return {"path": absolute, "size": int(info.st_size), "mtime_ns": int(info.st_mtime_ns)}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that decides the numbers of a benchmark run.
+
+    Parameters
+    ----------
+    data : str
+        Dataset directory: wsolevaluation layout (``metadata/<split>/``), CUB-200-2011 as
+        distributed (``images.txt`` + ``bounding_boxes.txt``), or a synthetic suite.
+    split : str
+        Split to score (``"test"`` by default).
+    model : str, optional
+        torchvision model name (with ``weights``); exclusive with ``checkpoint``.
+    weights : str, optional
+        Local ``state_dict`` path or a torchvision weights name for ``model``.
+    checkpoint : str, optional
+        Classifier checkpoint written by ``attribmap train``.
+    layer : str, optional
+        Layer tapped by the post-hoc methods (None = the model's automatic choice).
+    methods : tuple of str
+        Post-hoc names (``cam``, ``gradcam``, ...) and ``captum:<Name>`` entries.
+        ``"i2c"`` without ``i2c`` means: the main model is itself an I2C model.
+    i2c : str, optional
+        Checkpoint of an I2C classifier (scored as extractor ``"i2c"``).
+    weightmap : str, optional
+        Checkpoint of a weight-map generator (scored as extractor ``"weightmap"``).
+    protocol : {"official", "legacy"}
+        Official wsolevaluation protocol (MaxBoxAcc, V2, PxAP) or the legacy fixed-threshold one.
+    delta : float
+        Threshold step of the official protocol (0.001, or 0.01 for quick runs).
+    tau : float
+        Fixed threshold of the legacy protocol.
+    input_size : int
+        Side of the images fed to the model (the evaluation frame stays ``frame_size``).
+    frame_size : int
+        Side of the evaluation frame (224 in the protocol).
+    batch_size : int
+        Images per batch (per process when sharded).
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:<i>``.
+    metadata : str, optional
+        wsolevaluation metadata directory when it is not ``data/metadata``.
+    seed : int
+        Seed of torch / numpy before the run (only stochastic extractors depend on it).
+    pointing_tolerance : float
+        Pointing-game tolerance in frame pixels.
+    """
+
+    data: str
+    split: str = "test"
+    model: Optional[str] = None
+    weights: Optional[str] = None
+    checkpoint: Optional[str] = None
+    layer: Optional[str] = None
+    methods: Tuple[str, ...] = DEFAULT_METHODS
+    i2c: Optional[str] = None
+    weightmap: Optional[str] = None
+    protocol: str = "official"
+    delta: float = 0.001
+    tau: float = 0.2
+    input_size: int = 224
+    frame_size: int = 224
+    batch_size: int = 32
+    device: str = "cpu"
+    metadata: Optional[str] = None
+    seed: int = 0
+    pointing_tolerance: float = 15.0
+    iou_thresholds: Tuple[int, ...] = field(default=(30, 50, 70))
+
+    def validated(self) -> "BenchConfig":
+        """Return ``self`` after checking every field; raises :class:`AttribmapError`."""
+        if self.protocol not in PROTOCOLS:
+            raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {self.protocol!r}")
+        if (self.model is None) == (self.checkpoint is None):
+            raise AttribmapError("give exactly one of model= (a torchvision name) and checkpoint= "
+                                 f"(an attribmap checkpoint); got model={self.model!r}, "
+                                 f"checkpoint={self.checkpoint!r}")
+        if not (0.0 < float(self.delta) < 1.0):
+            raise AttribmapError(f"delta must be in (0, 1), e.g. 0.001; got {self.delta!r}")
+        if not (0.0 <= float(self.tau) < 1.0):
+            raise AttribmapError(f"tau must be in [0, 1); got {self.tau!r}")
+        for name in ("batch_size", "input_size", "frame_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AttribmapError(f"{name} must be a positive int; got {value!r}")
+        if self.input_size < 16:
+            raise AttribmapError(f"input_size must be at least 16 pixels; got {self.input_size}")
+        if not self.methods and self.i2c is None and self.weightmap is None:
+            raise AttribmapError("no extractor to score: give methods, an i2c checkpoint or a weightmap checkpoint")
+        for name in self.methods:
+            if name == "weightmap":
+                raise AttribmapError("'weightmap' is scored from a generator checkpoint: pass weightmap=CKPT "
+                                     "(--weightmap CKPT) instead of listing it in methods")
+        if not os.path.isdir(self.data):
+            raise FileNotFoundError(f"dataset directory not found: {self.data!r}")
+        for name in ("checkpoint", "i2c", "weightmap"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{name} checkpoint not found: {path!r}")
+        return self
+
+    def extractor_names(self) -> Tuple[str, ...]:
+        """Names of every scored extractor, in table order."""
+        names = list(self.methods)
+        if self.i2c is not None and "i2c" not in names:
+            names.append("i2c")
+        if self.weightmap is not None:
+            names.append("weightmap")
+        return tuple(names)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The fields as JSON-ready values (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["methods"] = list(self.methods)
+        out["iou_thresholds"] = list(self.iou_thresholds)
+        return out
+
+    def fingerprint(self, world_size: int = 1) -> str:
+        """SHA-256 of everything that changes the numbers, including the files' sizes and times.
+
+        ``world_size`` is part of it because each process of a sharded run keeps its own
+        progress (a run can only be resumed with the same number of processes).
+        """
+        payload = self.as_dict()
+        payload["data"] = os.path.abspath(self.data)
+        for name in ("checkpoint", "i2c", "weightmap", "weights"):
+            if payload[name] is not None and os.path.isfile(payload[name]):
+                payload[name] = _file_signature(payload[name])
+        payload["world_size"] = int(world_size)
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()

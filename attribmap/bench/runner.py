@@ -1,0 +1,277 @@
+"""The benchmark loop: :func:`run_benchmark`.
+
+One pass over the split: per batch, one forward plus shared gradients serve every post-hoc
+method, captum and learned extractors run on the same images, and every raw map goes to
+its extractor's accumulators. Under ``torchrun`` each process scores every
+``world_size``-th batch and the counts are summed with ``all_reduce`` at the end, so the
+numbers equal a single-process run. Progress is saved every ``save_every`` batches and a
+run started again with ``resume=True`` continues from there.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from attribmap.bench.config import BenchConfig
+from attribmap.bench.dataset import batch_items, batch_plan, open_dataset
+from attribmap.bench.extractors import BatchMaps, ExtractorSuite, build_suite, extractor_kind
+from attribmap.bench.resume import load_progress, progress_path, save_progress
+from attribmap.bench.scoring import ExtractorScores
+from attribmap.errors import AttribmapError
+
+__all__ = ["run_benchmark", "BenchInterrupted", "software_versions"]
+
+
+class BenchInterrupted(RuntimeError):
+    """Raised when ``stop_after_batches`` stops a run early (its progress is saved)."""
+
+
+def software_versions() -> Dict[str, str]:
+    """Versions of attribmap and the libraries that shape the numbers."""
+    import attribmap
+
+    versions = {"attribmap": attribmap.__version__, "python": platform.python_version(),
+                "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform()}
+    for name in ("torchvision", "captum", "cv2", "matplotlib"):
+        try:
+            module = __import__(name)
+            versions[name] = str(getattr(module, "__version__", "?"))
+        except ImportError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _protocol_settings(config: BenchConfig) -> Dict[str, Any]:
+    if config.protocol == "legacy":
+        return {"name": "legacy", "tau": config.tau, "resize": 256, "crop": 224, "iou_threshold": 0.5,
+                "maps": "ground-truth class (GT-known)", "box": "largest contour [x, y, x+w, y+h]"}
+    return {"name": "official", "delta": config.delta, "iou_thresholds": list(config.iou_thresholds),
+            "frame_size": config.frame_size, "pointing_tolerance": config.pointing_tolerance,
+            "maps": "ground-truth class (GT-known)",
+            "reference": "clovaai/wsolevaluation (Choe et al., CVPR 2020)"}
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="img", desc="bench", disable=not enabled,
+                dynamic_ncols=True, leave=False)
+
+
+def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bool = False,
+                  progress: Optional[bool] = None, save_every: int = 10,
+                  stop_after_batches: Optional[int] = None, grid_images: int = 4,
+                  write_figures: bool = True, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Score every extractor of ``config`` on its dataset split and write the report.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        Data, model, extractors and protocol.
+    out_dir : path
+        Report directory: ``results.json``, ``results.md``, ``curves.npz`` and figures
+        (written by rank 0), plus the resume file while the run is unfinished.
+    resume : bool
+        Continue from the resume file of an interrupted run with the same settings (a
+        missing file starts from the beginning; different settings raise).
+    progress : bool, optional
+        Progress bar with images/s on stderr (default: when stderr is a terminal).
+    save_every : int
+        Save the resume file every this many batches.
+    stop_after_batches : int, optional
+        Stop (raising :class:`BenchInterrupted`) after scoring this many batches in this
+        call, once the resume file is saved: simulates an interruption.
+    grid_images : int
+        Images in the qualitative figure (0 = no figure).
+    write_figures : bool
+        Draw the matplotlib figures (results.json / results.md are always written).
+    log : callable, optional
+        Receives one-line messages (default: nothing).
+
+    Returns
+    -------
+    dict
+        The content of ``results.json`` (every process gets it).
+    """
+    from attribmap.train.distributed import barrier, distributed_session
+
+    config = config.validated()
+    if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
+        raise AttribmapError(f"save_every must be a positive int; got {save_every!r}")
+    say = log or (lambda line: None)
+    out_dir = Path(out_dir)
+    with distributed_session(config.device) as ctx:
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        dataset, data_format = open_dataset(config.data, config.split, config.protocol, config.input_size,
+                                            config.metadata)
+        suite = build_suite(config, ctx.device)
+        names = suite.names
+        scores = {n: ExtractorScores(config.protocol, dataset.has_boxes, dataset.has_masks, config.delta,
+                                     config.tau, config.frame_size, config.iou_thresholds,
+                                     config.pointing_tolerance) for n in names}
+        plan = batch_plan(len(dataset), config.batch_size, ctx.rank, ctx.world_size)
+        fingerprint = config.fingerprint(ctx.world_size)
+        resume_file = progress_path(out_dir, ctx.rank, ctx.world_size)
+        state = {"position": 0, "images": 0, "evaluate_s": 0.0, "wall_s": 0.0}
+        group_seconds: Dict[str, float] = {}
+        if resume:
+            saved = load_progress(resume_file, fingerprint)
+            if saved is not None:
+                for name, score in scores.items():
+                    score.load_state(saved["scores"][name])
+                state.update(position=saved["next_position"], images=int(saved["extra"]["images"]),
+                             evaluate_s=float(saved["extra"]["evaluate_s"]), wall_s=float(saved["extra"]["wall_s"]))
+                group_seconds = {k[len("group:"):]: float(v) for k, v in saved["extra"].items()
+                                 if k.startswith("group:")}
+                say(f"resuming at batch {state['position']} of {len(plan)} ({state['images']} images done)")
+            else:
+                say(f"no resume file at {resume_file}; starting from the beginning")
+
+        def checkpoint(position: int) -> None:
+            extra = {"images": state["images"], "evaluate_s": state["evaluate_s"], "wall_s": state["wall_s"],
+                     **{f"group:{k}": v for k, v in group_seconds.items()}}
+            save_progress(resume_file, fingerprint, position,
+                          {n: s.state() for n, s in scores.items()}, extra)
+
+        shown = progress if progress is not None else sys.stderr.isatty()
+        my_images = sum(len(indices) for _, indices in plan)
+        bar = _progress_bar(my_images, state["images"], shown and ctx.is_main)
+        scored_now = 0
+        try:
+            for position in range(state["position"], len(plan)):
+                started = time.perf_counter()
+                _, indices = plan[position]
+                batch = batch_items(dataset, indices)
+                batch_maps = suite.run(batch["image"].to(ctx.device), batch["label"])
+                for group, seconds in batch_maps.seconds.items():
+                    group_seconds[group] = group_seconds.get(group, 0.0) + seconds
+                scoring_start = time.perf_counter()
+                for name in names:
+                    scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name])
+                now = time.perf_counter()
+                state["evaluate_s"] += now - scoring_start
+                state["wall_s"] += now - started
+                state["images"] += len(indices)
+                scored_now += 1
+                bar.update(len(indices))
+                finished = position + 1
+                stopping = stop_after_batches is not None and scored_now >= stop_after_batches and finished < len(plan)
+                if finished % save_every == 0 or stopping:
+                    checkpoint(finished)
+                if stopping:
+                    raise BenchInterrupted(f"stopped after {scored_now} batches as asked; progress saved to "
+                                           f"{resume_file}")
+        finally:
+            bar.close()
+        for score in scores.values():
+            score.sync()
+        metrics = {name: score.compute() for name, score in scores.items()}
+        results = _assemble(config, data_format, dataset, names, metrics, state, group_seconds, ctx.world_size,
+                            fingerprint)
+        if ctx.is_main:
+            from attribmap.report import write_report
+
+            sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \
+                if write_figures and grid_images > 0 else None
+            curves = {name: metric.get("curves", {}) for name, metric in metrics.items()}
+            write_report(results, curves, out_dir, sample=sample, figures=write_figures)
+        barrier(ctx)
+        if resume_file.exists():
+            resume_file.unlink()
+    return results
+
+
+def _assemble(config: BenchConfig, data_format: str, dataset: Any, names: List[str], metrics: Dict[str, Any],
+              state: Dict[str, Any], group_seconds: Dict[str, float], world_size: int,
+              fingerprint: str) -> Dict[str, Any]:
+    images = max(int(state["images"]), 1)
+    extractors: Dict[str, Any] = {}
+    for name in names:
+        entry = {k: v for k, v in metrics[name].items() if k != "curves"}
+        group = "posthoc" if extractor_kind(name) == "posthoc" else name
+        seconds = group_seconds.get(group, 0.0)
+        entry["kind"] = extractor_kind(name)
+        entry["extract_s"] = seconds
+        entry["maps_per_s"] = images / seconds if seconds > 0 else float("nan")
+        entry["shared_pass"] = group == "posthoc"
+        extractors[name] = _jsonable(entry)
+    wall = float(state["wall_s"])
+    return {
+        "format": "attribmap-bench-results",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "protocol": _protocol_settings(config),
+        "dataset": {"root": os.path.abspath(config.data), "split": config.split, "format": data_format,
+                    "num_images": len(dataset), "num_classes": int(dataset.num_classes),
+                    "has_boxes": bool(dataset.has_boxes), "has_masks": bool(dataset.has_masks)},
+        "model": {"checkpoint": config.checkpoint, "name": config.model, "weights": config.weights,
+                  "layer": config.layer, "i2c": config.i2c, "weightmap": config.weightmap},
+        "config": config.as_dict(),
+        "config_hash": fingerprint,
+        "seed": config.seed,
+        "world_size": int(world_size),
+        "versions": software_versions(),
+        "timing": {"wall_s": wall, "evaluate_s": float(state["evaluate_s"]),
+                   "images_per_s": images / wall if wall > 0 else float("nan"),
+                   "images_this_process": int(state["images"]),
+                   "groups_s": {k: float(v) for k, v in sorted(group_seconds.items())}},
+        "extractors": extractors,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def _qualitative_sample(suite: ExtractorSuite, dataset: Any, config: BenchConfig, results: Dict[str, Any],
+                        count: int, device: torch.device) -> Dict[str, Any]:
+    """Maps, GT boxes and predicted boxes of the first ``count`` images, in the evaluation frame."""
+    from attribmap.evaluate import official_maps
+    from attribmap.evaluate.contours import largest_contour_box
+    from attribmap.evaluate.frame import frame_boxes, to_uint8
+    from attribmap.evaluate.legacy import legacy_box, legacy_gt_boxes
+
+    indices = list(range(min(count, len(dataset))))
+    batch = batch_items(dataset, indices)
+    produced: BatchMaps = suite.run(batch["image"].to(device), batch["label"])
+    frame = 224 if config.protocol == "legacy" else config.frame_size
+    images = torch.nn.functional.interpolate(batch["image"].float(), size=(frame, frame), mode="bilinear",
+                                             align_corners=False)
+    sizes = batch["size"].numpy()
+    has_boxes = bool(dataset.has_boxes)
+    gt = None
+    if has_boxes:
+        raw_boxes = [b.numpy() for b in batch["boxes"]]
+        gt = ([legacy_gt_boxes(b, s) for b, s in zip(raw_boxes, sizes)] if config.protocol == "legacy"
+              else frame_boxes(raw_boxes, sizes, len(indices), frame))
+    maps, predicted = {}, {}
+    for name in suite.names:
+        framed = official_maps(produced.maps[name], frame)
+        maps[name] = torch.from_numpy(framed)
+        if not has_boxes:
+            continue
+        s8 = to_uint8(framed)
+        metric = results["extractors"][name]
+        if config.protocol == "legacy":
+            predicted[name] = [legacy_box(m, config.tau) for m in s8]
+        else:
+            tau = float(metric.get("best_tau_v1", {}).get("50", 0.5))
+            predicted[name] = [np.array(largest_contour_box(m > int(tau * float(m.max())))) for m in s8]
+    return {"images": images, "maps": maps, "boxes": gt, "pred_boxes": predicted if has_boxes else None,
+            "ids": list(batch["id"])}

@@ -1,0 +1,116 @@
+"""``attribmap bench``: score extractors on a WSOL dataset with one protocol and write a report.
+
+Examples
+--------
+::
+
+    attribmap bench --data suite --checkpoint runs/cls.pt --methods cam,gradcam,dgl \\
+        --i2c runs/i2c.pt --weightmap runs/wm.pt --input-size 64 --out bench_out
+    attribmap bench --data CUB_200_2011 --model resnet50 --weights resnet50_cub.pth \\
+        --layer layer4 --methods cam --out cub_cam
+    torchrun --nproc_per_node=2 -m attribmap bench --data suite --checkpoint runs/cls.pt --out bench_out
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["register", "run_bench"]
+
+
+def register(subparsers) -> None:
+    """Add the ``bench`` sub-command."""
+    from attribmap.bench.config import DEFAULT_METHODS
+
+    parser = subparsers.add_parser(
+        "bench", help="score extractors on a WSOL dataset and write a report",
+        description="Score a set of map extractors on one split of a WSOL dataset with one protocol "
+                    "(official wsolevaluation protocol by default) in a single pass, and write "
+                    "results.json, results.md, curves.npz and figures to --out. Maps are those of the "
+                    "ground-truth class (GT-known). Under torchrun the split is sharded across processes "
+                    "and the counts are summed, giving the single-process numbers.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, metavar="DIR",
+                      help="dataset: wsolevaluation layout (metadata/<split>/), CUB_200_2011 as distributed, "
+                           "or a synthetic suite from `attribmap synth`")
+    data.add_argument("--split", default="test", help="split to score (default test)")
+    data.add_argument("--metadata", metavar="DIR", help="wsolevaluation metadata directory when it is not "
+                                                         "DIR/metadata (e.g. wsolevaluation/metadata/CUB)")
+    model = parser.add_argument_group("model")
+    source = model.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="CKPT", help="classifier checkpoint from `attribmap train`")
+    source.add_argument("--model", metavar="NAME", help="torchvision model name (resnet50, vgg16, ...)")
+    model.add_argument("--weights", metavar="W", help="with --model: local state_dict path, or a torchvision "
+                                                      "weights name such as DEFAULT")
+    model.add_argument("--layer", metavar="L", help="layer tapped by the post-hoc methods (default: automatic)")
+    extractors = parser.add_argument_group("extractors")
+    extractors.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="LIST",
+                            help="comma-separated post-hoc methods and captum:<Name> entries "
+                                 f"(default {','.join(DEFAULT_METHODS)}; '' for none)")
+    extractors.add_argument("--i2c", metavar="CKPT", help="I2C classifier checkpoint, scored as 'i2c'")
+    extractors.add_argument("--weightmap", metavar="CKPT", help="weight-map generator checkpoint, scored as "
+                                                                "'weightmap'")
+    protocol = parser.add_argument_group("protocol")
+    protocol.add_argument("--protocol", choices=("official", "legacy"), default="official",
+                          help="official (MaxBoxAcc, MaxBoxAccV2, PxAP; default) or legacy fixed threshold")
+    protocol.add_argument("--delta", type=float, default=0.001, help="threshold step of the official protocol "
+                                                                     "(default 0.001)")
+    protocol.add_argument("--tau", type=float, default=0.2, help="fixed threshold of the legacy protocol "
+                                                                 "(default 0.2)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--input-size", type=int, default=224, metavar="S",
+                     help="side of the model input in pixels (default 224; the evaluation frame stays 224)")
+    run.add_argument("--batch-size", type=int, default=32, metavar="B", help="images per batch and process "
+                                                                             "(default 32)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--out", required=True, metavar="OUT", help="report directory")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from its last "
+                                                           "saved batch")
+    run.add_argument("--save-every", type=int, default=10, metavar="K",
+                     help="save the resume state every K batches (default 10)")
+    run.add_argument("--grid-images", type=int, default=4, metavar="N",
+                     help="images in the qualitative figure (default 4; 0 = none)")
+    run.add_argument("--no-figures", action="store_true", help="write results.json / results.md only")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_bench)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~attribmap.bench.BenchConfig` described by parsed arguments."""
+    from attribmap.bench import BenchConfig, parse_methods
+
+    if args.weights is not None and args.model is None:
+        raise ValueError("--weights goes with --model NAME (a checkpoint carries its own weights)")
+    return BenchConfig(
+        data=args.data, split=args.split, model=args.model, weights=args.weights, checkpoint=args.checkpoint,
+        layer=args.layer, methods=parse_methods(args.methods), i2c=args.i2c, weightmap=args.weightmap,
+        protocol=args.protocol, delta=args.delta, tau=args.tau, input_size=args.input_size,
+        batch_size=args.batch_size, device=args.device, metadata=args.metadata, seed=args.seed,
+    ).validated()
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark; prints the results table and the report path (rank 0)."""
+    from attribmap.bench import run_benchmark
+    from attribmap.report import results_table
+
+    config = config_from_args(args)
+    if args.grid_images < 0:
+        raise ValueError(f"--grid-images must be >= 0; got {args.grid_images}")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if main_process else None
+    try:
+        results = run_benchmark(config, args.out, resume=args.resume,
+                                progress=False if args.no_progress else None, save_every=args.save_every,
+                                grid_images=args.grid_images, write_figures=not args.no_figures, log=log)
+    except KeyboardInterrupt:
+        if main_process:
+            print(f"attribmap bench: interrupted; the batches saved in {args.out} (every {args.save_every}) are "
+                  "kept: run the same command with --resume to continue", file=sys.stderr)
+        raise
+    if main_process:
+        print(results_table(results))
+        print(f"report: {os.path.join(os.path.abspath(args.out), 'results.md')}")
+    return 0

@@ -1,0 +1,130 @@
+"""attribmap.report: the results table, the report files, and the benchmark scripts' summaries."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribmap.report import load_results, results_table, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results(protocol="official"):
+    proto = ({"name": "official", "delta": 0.001, "iou_thresholds": [30, 50, 70], "frame_size": 224}
+             if protocol == "official" else {"name": "legacy", "tau": 0.2})
+    return {
+        "protocol": proto,
+        "dataset": {"root": "/data/suite", "split": "test", "num_images": 4},
+        "model": {"checkpoint": "cls.pt", "layer": None},
+        "timing": {"images_this_process": 4, "wall_s": 2.0, "evaluate_s": 0.5, "images_per_s": 2.0},
+        "world_size": 1,
+        "versions": {"attribmap": "0.1.0", "torch": "2.x"},
+        "extractors": {
+            "cam": {"MaxBoxAcc": 75.0, "MaxBoxAccV2": 50.0,
+                    "MaxBoxAccV2_per_iou": {"30": 100.0, "50": 50.0, "70": 0.0}, "Top1Loc": 50.0,
+                    "PxAP": 61.234, "PointingGame": 25.0, "maps_per_s": 12.345, "shared_pass": True,
+                    "GTKnownLoc": 75.0},
+            "weightmap": {"MaxBoxAcc": 25.0, "MaxBoxAccV2": 33.333, "MaxBoxAccV2_per_iou": {"30": 50.0, "50": 25.0,
+                                                                                              "70": 25.0},
+                          "Top1Loc": 0.0, "PxAP": float("nan"), "PointingGame": 0.0, "maps_per_s": 3.0,
+                          "shared_pass": False, "GTKnownLoc": 25.0},
+        },
+    }
+
+
+def test_official_table_rows_are_formatted_from_the_numbers():
+    table = results_table(_results())
+    lines = table.splitlines()
+    assert "**official**" in lines[0] and "delta = 0.001" in lines[0] and "4 images" in lines[0]
+    assert lines[2] == ("| extractor | MaxBoxAcc | MaxBoxAccV2 | V2@30 | V2@50 | V2@70 | top-1 loc | PxAP | "
+                        "pointing | maps/s |")
+    assert lines[4] == "| cam | 75.0 | 50.0 | 100.0 | 50.0 | 0.0 | 50.0 | 61.2 | 25.0 | 12.3 |"
+    assert lines[5] == "| weightmap | 25.0 | 33.3 | 50.0 | 25.0 | 25.0 | 0.0 | - | 0.0 | 3.0 |"
+
+
+def test_legacy_table_names_the_protocol_and_its_metrics():
+    table = results_table(_results("legacy"))
+    assert "**legacy**" in table and "tau = 0.2" in table and "Not comparable" in table
+    assert "| cam | 75.0 | 50.0 | 12.3 |" in table.splitlines()
+
+
+def test_write_report_files_are_valid_and_leave_no_temporaries(tmp_path):
+    tau = np.arange(0, 1, 0.5)
+    curves = {"cam": {"box": {"tau": tau, "BoxAccV1": {50: np.array([10.0, 20.0])},
+                              "BoxAccV2": {30: np.array([1.0, 2.0]), 50: np.array([3.0, 4.0]),
+                                           70: np.array([5.0, 6.0])}},
+                      "pr": {"precision": np.array([np.nan, 0.5, 1.0]), "recall": np.array([0.0, 0.5, 1.0])}},
+              "weightmap": {}}
+    results = _results()
+    written = write_report(results, curves, tmp_path / "r", figures=True)
+    assert set(written) == {"box_curves", "pr_curves", "curves", "json", "markdown"}
+    on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert on_disk["extractors"]["weightmap"]["PxAP"] is None  # NaN is written as null, not as invalid JSON
+    assert on_disk["figures"] == {"box_curves": "boxacc_curves.png", "pr_curves": "pxap_pr_curves.png"}
+    arrays = np.load(tmp_path / "r" / "curves.npz")
+    assert np.array_equal(arrays["cam/BoxAccV2@70"], [5.0, 6.0]) and np.array_equal(arrays["cam/tau"], tau)
+    markdown = (tmp_path / "r" / "results.md").read_text()
+    assert "![BoxAcc(tau)](boxacc_curves.png)" in markdown and results_table(results) in markdown
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(
+        ["boxacc_curves.png", "pxap_pr_curves.png", "curves.npz", "results.json", "results.md"])
+    assert load_results(tmp_path / "r")["extractors"]["cam"]["MaxBoxAcc"] == 75.0
+    with pytest.raises(FileNotFoundError, match="no benchmark results"):
+        load_results(tmp_path / "missing")
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wsol_suite_mean_and_std_over_seeds():
+    suite = _script("wsol_suite")
+    stats = suite.mean_std([60.0, 70.0, 80.0])
+    assert stats == {"mean": 70.0, "std": 10.0, "n": 3}  # sample std (ddof = 1)
+    assert suite.mean_std([5.0]) == {"mean": 5.0, "std": 0.0, "n": 1}
+    assert math.isnan(suite.mean_std([float("nan")])["mean"])
+    per_seed = {0: {"extractors": {"cam": {"MaxBoxAcc": 40.0, "MaxBoxAccV2": 30.0, "PxAP": 50.0}}},
+                1: {"extractors": {"cam": {"MaxBoxAcc": 60.0, "MaxBoxAccV2": 30.0, "PxAP": 70.0}}}}
+    summary = suite.summarize(per_seed)
+    assert summary["cam"]["MaxBoxAcc"]["mean"] == 50.0
+    assert summary["cam"]["MaxBoxAcc"]["std"] == pytest.approx(math.sqrt(200.0))
+    assert summary["cam"]["MaxBoxAccV2"]["std"] == 0.0
+    table = suite.summary_table(summary, [0, 1], suite.LARGE)
+    assert "| cam | 50.0 +- 14.1 | 30.0 +- 0.0 | - | 60.0 +- 14.1 | - |" in table
+
+
+def test_reproduce_paper_lists_the_published_cam_figures():
+    repro = _script("reproduce_paper")
+    assert repro.PUBLISHED[("cub", "resnet50")] == 63.0
+    assert repro.PUBLISHED[("imagenet", "vgg16")] == 60.0
+    assert repro.PUBLISHED[("openimages", "inception_v3")] == 63.2
+    assert repro.METRIC["openimages"] == "PxAP"
+
+
+@pytest.mark.slow
+def test_reproduce_paper_runs_end_to_end_on_the_synthetic_suite(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_paper.py"), "--synthetic",
+                           "--delta", "0.01", "--out", str(tmp_path / "repro")],
+                          capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CAM MaxBoxAccV2, synthetic suite" in done.stdout and "published 63.0" in done.stdout
+    assert (tmp_path / "repro" / "report" / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_wsol_suite_quick_runs_three_seeds(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "wsol_suite.py"), "--quick", "--no-progress",
+                           "--out", str(tmp_path / "suite")], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "suite" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2]
+    assert summary["summary"]["cam"]["MaxBoxAccV2"]["n"] == 3
