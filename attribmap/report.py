@@ -10,33 +10,17 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from attribmap.fileio import atomic_write_bytes
+
 __all__ = ["results_table", "write_report", "load_results", "plot_box_curves", "plot_pr_curves",
            "plot_qualitative", "atomic_write_bytes"]
 
 FIGURES = {"box_curves": "boxacc_curves.png", "pr_curves": "pxap_pr_curves.png", "qualitative": "qualitative.png"}
-
-
-def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
 
 
 def _number(value: Any, digits: int = 1) -> str:

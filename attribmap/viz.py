@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
@@ -68,17 +67,14 @@ def save_figure(fig, path: Union[str, os.PathLike], dpi: int = 100) -> Path:
     """Save a matplotlib figure as PNG atomically (temporary file + rename) and close it."""
     import matplotlib.pyplot as plt
 
+    from attribmap.fileio import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=str(path.parent))
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_open(path, "wb") as stream:
+            fig.savefig(stream, format="png", dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from attribmap.bench.demo import PRESETS, DemoSettings, run_demo
-from attribmap.report import atomic_write_bytes
+from attribmap.fileio import atomic_write_bytes
 
 METRICS = ("MaxBoxAcc", "MaxBoxAccV2", "Top1Loc", "PxAP", "PointingGame")
 

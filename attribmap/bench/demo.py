@@ -111,7 +111,7 @@ def _load_state(path: Path) -> Dict[str, str]:
 
 
 def _save_state(path: Path, state: Dict[str, str]) -> None:
-    from attribmap.report import atomic_write_bytes
+    from attribmap.fileio import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 

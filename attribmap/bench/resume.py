@@ -7,7 +7,6 @@ read back with ``torch.load(weights_only=True)``: it holds only tensors, numbers
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from attribmap.errors import AttribmapError
+from attribmap.fileio import atomic_open
 
 __all__ = ["progress_path", "save_progress", "load_progress", "ProgressMismatch"]
 
@@ -68,15 +68,8 @@ def save_progress(path: os.PathLike | str, fingerprint: str, next_position: int,
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": PROGRESS_FORMAT, "fingerprint": str(fingerprint), "next_position": int(next_position),
                "scores": _to_tensors(scores), "extra": dict(extra or {})}
-    handle, temporary = tempfile.mkstemp(prefix=".progress-", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_open(path, "wb") as stream:
+        torch.save(payload, stream)
     return path
 
 

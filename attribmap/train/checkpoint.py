@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
 
@@ -40,6 +39,7 @@ import torch
 from torch import nn
 
 from attribmap.errors import AttribmapError
+from attribmap.fileio import atomic_open
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -95,17 +95,8 @@ def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_open(path, "wb") as handle:
+        torch.save(dict(state), handle)
     return path
 
 

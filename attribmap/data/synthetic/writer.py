@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Dict, List, Optional, Union
 
 import numpy as np
 from PIL import Image
 
 from attribmap.data.synthetic.scene import MAX_CLASSES, SceneConfig, render_scene
+
+from attribmap.fileio import atomic_write_bytes
 
 __all__ = ["generate_suite", "GENERATOR_VERSION", "SPLITS"]
 
@@ -37,16 +38,7 @@ _METADATA_FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "loca
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _atomic_write_text(path: str, lines: List[str]) -> None:
