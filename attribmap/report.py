@@ -18,7 +18,7 @@ import numpy as np
 from attribmap.fileio import atomic_write_bytes
 
 __all__ = ["results_table", "write_report", "load_results", "plot_box_curves", "plot_pr_curves",
-           "plot_qualitative", "atomic_write_bytes"]
+           "plot_qualitative", "atomic_write_bytes", "jsonable", "mean_std"]
 
 FIGURES = {"box_curves": "boxacc_curves.png", "pr_curves": "pxap_pr_curves.png", "qualitative": "qualitative.png"}
 
@@ -90,18 +90,30 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
     return "\n".join(parts)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (np.floating, np.integer)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def mean_std(values) -> Dict[str, float]:
+    """Mean and sample standard deviation (ddof = 1; 0 for one value) of the finite values.
+
+    ``None`` and NaN are ignored; ``n`` counts the values used (NaN mean/std when none).
+    """
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if finite.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+    return {"mean": float(finite.mean()), "std": std, "n": int(finite.size)}
 
 
 def _curve_arrays(curves: Mapping[str, Mapping[str, Any]]) -> Dict[str, np.ndarray]:
@@ -158,7 +170,7 @@ def write_report(results: Dict[str, Any], curves: Mapping[str, Mapping[str, Any]
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         written["curves"] = atomic_write_bytes(out_dir / "curves.npz", buffer.getvalue())
-    text = json.dumps(_jsonable(results), indent=2, sort_keys=False, allow_nan=False)
+    text = json.dumps(jsonable(results), indent=2, sort_keys=False, allow_nan=False)
     written["json"] = atomic_write_bytes(out_dir / "results.json", (text + "\n").encode("utf-8"))
     written["markdown"] = atomic_write_bytes(out_dir / "results.md",
                                              _markdown_document(results, figure_names).encode("utf-8"))

@@ -41,9 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 
-from attribmap.report import atomic_write_bytes
+from attribmap.report import atomic_write_bytes, jsonable, mean_std
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc", "ClassifierTop1")
@@ -107,28 +106,8 @@ PRESETS: Dict[str, Settings] = {
 }
 
 
-def mean_std(values: Sequence[Optional[float]]) -> Dict[str, float]:
-    """Mean and sample std (ddof = 1; 0 for one value) of the finite values; n counts them."""
-    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if finite.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(finite.mean()), "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-            "n": int(finite.size)}
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN / infinity replaced by None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _write_json(path: Path, payload: Any) -> None:
-    text = json.dumps(_finite(payload), indent=2, allow_nan=False)
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 

@@ -22,25 +22,16 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-import numpy as np
 
 from attribmap.bench.demo import PRESETS, DemoSettings, run_demo
 from attribmap.fileio import atomic_write_bytes
+from attribmap.report import jsonable, mean_std
 
 METRICS = ("MaxBoxAcc", "MaxBoxAccV2", "Top1Loc", "PxAP", "PointingGame")
 
 #: The larger suite: 6 classes, 150 training and 50 test images per class, longer training.
 LARGE = DemoSettings(classes=6, per_class=150, test_per_class=50, scene_size=96, image_size=64,
                      classifier_epochs=12, i2c_epochs=10, weightmap_epochs=6, batch_size=16)
-
-
-def mean_std(values: Sequence[float]) -> Dict[str, float]:
-    """Mean and sample standard deviation (ddof = 1; 0 for a single value), ignoring NaN."""
-    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if finite.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
-    return {"mean": float(finite.mean()), "std": std, "n": int(finite.size)}
 
 
 def summarize(per_seed: Dict[int, Dict]) -> Dict[str, Dict[str, Dict[str, float]]]:
@@ -66,17 +57,6 @@ def summary_table(summary: Dict[str, Dict[str, Dict[str, float]]], seeds: Sequen
     return "\n".join(lines) + "\n"
 
 
-def _finite(value):
-    """``value`` with every NaN / infinity replaced by None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="wsol_suite_out", help="working directory (cached per seed)")
@@ -100,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "per_seed": {str(s): {n: {m: e.get(m) for m in METRICS} for n, e in r["extractors"].items()}
                             for s, r in per_seed.items()},
                "wall_s": time.perf_counter() - started}
-    text = json.dumps(_finite(payload), indent=2, allow_nan=False)
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False)
     atomic_write_bytes(out / "summary.json", (text + "\n").encode("utf-8"))
     atomic_write_bytes(out / "summary.md", table.encode("utf-8"))
     print(table)
