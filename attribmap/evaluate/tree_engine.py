@@ -142,6 +142,17 @@ def _build_kernel():
                 best = iou
         return best
 
+    @numba.njit(cache=True, nogil=True)
+    def _find(parent, node):
+        """Root of ``node``, halving the path on the way up."""
+        while True:
+            up = parent[node]
+            if up == node:
+                return node
+            upper = parent[up]
+            parent[node] = upper
+            node = upper
+
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _sweep(s8, levels_desc, gt, area2_gain, euler4_gain, groups, reps,
                parent, stats, active, active_pos):
@@ -213,23 +224,9 @@ def _build_kernel():
                     active_pos[p] = n_active
                     n_active += 1
                     continue
-                root = p + offsets[reps[mask, 0]]
-                while True:  # find with path halving
-                    up = parent[root]
-                    if up == root:
-                        break
-                    upper = parent[up]
-                    parent[root] = upper
-                    root = upper
+                root = _find(parent, p + offsets[reps[mask, 0]])
                 for g in range(1, n_groups):
-                    other = p + offsets[reps[mask, g]]
-                    while True:  # find with path halving
-                        up = parent[other]
-                        if up == other:
-                            break
-                        upper = parent[up]
-                        parent[other] = upper
-                        other = upper
+                    other = _find(parent, p + offsets[reps[mask, g]])
                     if other == root:
                         continue
                     if stats[other, 0] > stats[root, 0]:
