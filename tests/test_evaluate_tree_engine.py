@@ -11,7 +11,11 @@ from attribmap.errors import AttribmapError  # noqa: E402
 from attribmap.evaluate import BoxAccuracy  # noqa: E402
 from attribmap.evaluate import threshold_boxes  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine  # noqa: E402
-from attribmap.evaluate.tree_engine import _neighbourhood_tables, tree_level_ious  # noqa: E402
+from attribmap.evaluate.tree_engine import (  # noqa: E402
+    _background_tables,
+    _neighbourhood_tables,
+    tree_level_ious,
+)
 
 NW, N, NE, W, E, SW, S, SE = (1 << k for k in range(8))
 
@@ -42,14 +46,24 @@ def test_neighbourhood_tables_by_hand():
     assert sorted(reps[N | S, :2].tolist()) == [1, 6]
 
 
+def test_background_tables_by_hand():
+    fill_gain, euler4_gain, groups, reps = _background_tables()
+    assert fill_gain[0] == 4 and euler4_gain[0] == 4 and groups[0] == 0  # a new hole
+    assert fill_gain[W] == 4 and groups[W] == 1 and reps[W, 0] == 3  # one more window pair
+    assert fill_gain[N | NW | W] == 3  # the NW window already held 3 background pixels
+    assert fill_gain[255] == 0 and euler4_gain[255] == 4  # a lone foreground pixel goes away
+    assert groups[N | S] == 2 and groups[N | NE | E] == 1  # N-NE-E is 4-connected
+    assert groups[NW | NE | SW | SE] == 0  # diagonal background does not touch (4-connected)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (5, 5)])
 def test_constant_map_is_one_full_component(shape):
     s8 = np.full(shape, 9, dtype=np.uint8)
     gt = np.array([[0, 0, 1, 1]])
-    v1, v2, holes = tree_level_ious(s8, np.array([0, 3, 8]), gt)
+    v1, v2, unresolved, holes = tree_level_ious(s8, np.array([0, 3, 8]), gt)
     height, width = shape
     box = (0, 0, min(width, width - 1), min(height, height - 1))  # x1 = min(x + w, W - 1)
-    assert not holes.any()
+    assert not holes.any() and not unresolved.any()
     assert v1.tolist() == [_iou(box, gt[0])] * 3 and v2.tolist() == v1.tolist()
 
 
@@ -57,7 +71,7 @@ def test_diagonal_chain_is_one_component_with_zero_area():
     s8 = (np.eye(6) * 50).astype(np.uint8)
     s8[0, 5] = 20  # a lone pixel, also of zero area, first in raster order after (0, 0)
     gt = np.array([[5, 0, 5, 1]])
-    v1, v2, holes = tree_level_ious(s8, np.array([0, 30]), gt)
+    v1, v2, _, holes = tree_level_ious(s8, np.array([0, 30]), gt)
     assert not holes.any()
     # level 0: tie at area 0 -> the lone pixel (first pixel index 5 > 0) is V1
     assert v1[0] == _iou((5, 0, 5, 1), gt[0]) == 1.0 and v2[0] == 1.0
@@ -70,26 +84,59 @@ def test_tie_goes_to_the_component_whose_first_pixel_is_last():
     s8[1:4, 6:9] = 100  # first pixel (1, 6): raster index 18
     s8[5:8, 1:4] = 100  # first pixel (5, 1): raster index 61 -> OpenCV's max picks it
     gt = np.array([[1, 5, 4, 8]])
-    v1, v2, holes = tree_level_ious(s8, np.array([0]), gt)
+    v1, v2, _, holes = tree_level_ious(s8, np.array([0]), gt)
     assert not holes[0] and v1[0] == 1.0 and v2[0] == 1.0
     bigger = s8.copy()
     bigger[1:5, 6:9] = 100  # now the upper blob has the larger area
-    v1, v2, _ = tree_level_ious(bigger, np.array([0]), gt)
+    v1, v2, _, _ = tree_level_ious(bigger, np.array([0]), gt)
     assert v1[0] == _iou((6, 1, 9, 5), gt[0]) and v2[0] == 1.0
 
 
-def test_levels_with_holes_are_flagged_and_filled_in_by_the_fallback():
+def test_levels_with_holes_are_answered_by_the_sweeps():
     s8 = np.zeros((9, 9), dtype=np.uint8)
     s8[1:8, 1:8] = 200
     s8[3:6, 3:6] = 50  # a ring above level 50, a full square below
     gt = np.array([[2, 2, 7, 7]])
     levels = np.array([120, 10, 60])
-    v1, v2, holes = tree_level_ious(s8, levels, gt)
-    assert holes.tolist() == [True, False, True]
-    tree_v1, tree_v2 = best_ious_per_tau(s8, gt, np.array([0.05, 0.5]), "tree")
-    # tau 0.5 -> level 100: outer box (1, 1, 8, 8) for V1, grown hole box (2, 2, 7, 7) in V2
-    assert tree_v1.tolist() == [_iou((1, 1, 8, 8), gt[0])] * 2
-    assert tree_v2.tolist() == [_iou((1, 1, 8, 8), gt[0]), 1.0]
+    v1, v2, unresolved, holes = tree_level_ious(s8, levels, gt)
+    assert holes.tolist() == [True, False, True] and not unresolved.any()
+    # outer box (1, 1, 8, 8) for V1; the hole (3..5) has the border box (2, 2, 7, 7) in V2
+    assert v1.tolist() == [_iou((1, 1, 8, 8), gt[0])] * 3
+    assert v2.tolist() == [1.0, _iou((1, 1, 8, 8), gt[0]), 1.0]
+
+
+def test_a_hole_counts_in_the_area_of_its_outer_border():
+    s8 = np.zeros((12, 20), dtype=np.uint8)
+    s8[1:10, 1:10] = 90
+    s8[2:9, 2:9] = 0  # a one-pixel ring: outer polygon area 64, bit-quad area of its pixels 0
+    s8[2:7, 13:18] = 90  # a full 5x5 square: area 16, larger than the ring's pixels alone
+    ring_box, square_box = (1, 1, 10, 10), (13, 2, 18, 7)  # x1 = min(x + w, W - 1)
+    v1, v2, unresolved, holes = tree_level_ious(s8, np.array([0]), np.array([ring_box]))
+    assert holes[0] and not unresolved[0]
+    assert v1[0] == 1.0 and v2[0] == 1.0  # the ring wins V1, as with cv2.contourArea
+    v1, _, _, _ = tree_level_ious(s8, np.array([0]), np.array([square_box]))
+    assert v1[0] == _iou(ring_box, square_box)
+
+
+def test_rare_cases_are_left_to_the_caller_and_still_exact():
+    cv2 = pytest.importorskip("cv2")
+    del cv2
+    nested = np.zeros((12, 12), dtype=np.uint8)
+    nested[1:10, 1:10] = 90
+    nested[3:8, 3:8] = 0
+    nested[5, 5] = 40  # a component inside the hole, up to level 40
+    tie = np.zeros((10, 16), dtype=np.uint8)
+    tie[1:6, 1:6] = 70
+    tie[3, 3] = 0  # a 5x5 square with a one-pixel hole ...
+    tie[1:6, 9:14] = 60  # ... and a full 5x5 square: both outer borders have area 16
+    for s8 in (nested, tie):  # resolved again once the dot (the full square) is gone
+        gt = np.array([[2, 2, 6, 6]])
+        _, _, unresolved, holes = tree_level_ious(s8, np.array([0, 65]), gt)
+        assert unresolved.tolist() == [True, False] and holes.tolist() == [True, True]
+        taus = np.arange(0, 1, 0.05)
+        ours = best_ious_per_tau(s8, gt, taus, "tree")
+        theirs = best_ious_per_tau(s8, gt, taus, "opencv")
+        assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1])
 
 
 def _random_maps(rng, count):
@@ -122,25 +169,28 @@ def test_levels_and_hole_flags_match_opencv_and_scipy_on_random_maps():
     cv2 = pytest.importorskip("cv2")
     del cv2
     rng = np.random.default_rng(3)
-    checked_holes = 0
+    hole_levels = unresolved_levels = 0
     for s8 in _random_maps(rng, 150):
         if s8.max() == 0:
             continue
         gt = _random_gt(rng, *s8.shape)
         levels = np.arange(int(s8.max()))
-        v1, v2, holes = tree_level_ious(s8, levels, gt)
+        v1, v2, unresolved, holes = tree_level_ious(s8, levels, gt)
         ref_v1, ref_v2 = threshold_boxes._opencv_level_ious(s8, levels, gt)
-        assert np.array_equal(v1[~holes], ref_v1[~holes])
-        assert np.array_equal(v2[~holes], ref_v2[~holes])
+        assert np.array_equal(v1[~unresolved], ref_v1[~unresolved])
+        assert np.array_equal(v2[~unresolved], ref_v2[~unresolved])
         for level, flagged in zip(levels[::7], holes[::7]):
             assert flagged == (_holes(s8 > level) > 0)
-        checked_holes += int(holes.sum())
+        assert not (unresolved & ~holes).any()
+        hole_levels += int(holes.sum())
+        unresolved_levels += int(unresolved.sum())
         for delta in (0.01, 0.001):
             taus = np.arange(0, 1, delta)
             ours = best_ious_per_tau(s8, gt, taus, "tree")
             theirs = best_ious_per_tau(s8, gt, taus, "opencv")
             assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1])
-    assert checked_holes > 100  # the fallback was exercised
+    # levels with holes are answered by the sweeps; nesting and ties (noise) are the rest
+    assert hole_levels > 5000 and 0 < unresolved_levels < 0.05 * hole_levels
 
 
 def test_matches_the_reference_loop_on_cam_like_maps():
@@ -158,10 +208,12 @@ def test_matches_the_reference_loop_on_cam_like_maps():
 
 
 def test_fallback_without_opencv_uses_the_numpy_engine(monkeypatch):
-    s8 = np.zeros((12, 12), dtype=np.uint8)
-    s8[1:10, 1:10] = 90
+    s8 = np.zeros((16, 16), dtype=np.uint8)
+    s8[1:14, 1:14] = 90
     s8[4:6, 4:7] = 0
     s8[7, 2] = 0
+    s8[8:13, 8:13] = 0
+    s8[10, 10] = 40  # at levels below 40: a component inside a hole, left to the fallback
     gt = np.array([[3, 3, 8, 7]])
     taus = np.arange(0, 1, 0.1)
     expected = best_ious_per_tau(s8, gt, taus, "numpy")
@@ -169,6 +221,7 @@ def test_fallback_without_opencv_uses_the_numpy_engine(monkeypatch):
     v1, v2 = best_ious_per_tau(s8, gt, taus, "tree")
     assert np.array_equal(v1, expected[0]) and np.array_equal(v2, expected[1])
     assert v2.max() == 1.0  # the grown hole box (3, 3, 8, 7) is found
+    assert tree_level_ious(s8, np.array([0, 50]), gt)[2].tolist() == [True, False]
 
 
 def test_box_accuracy_end_to_end_equals_the_opencv_engine():

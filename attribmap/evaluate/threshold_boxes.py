@@ -115,11 +115,11 @@ def _numpy_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
 
 
 def _tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
-    """Tree sweep for the levels without holes, OpenCV (or numpy) for the others."""
-    v1, v2, has_holes = tree_level_ious(s8, levels, gt_boxes)
-    if has_holes.any():
+    """Tree sweep for every level it resolves, OpenCV (or numpy) for the rare others."""
+    v1, v2, unresolved, _ = tree_level_ious(s8, levels, gt_boxes)
+    if unresolved.any():
         fallback = _opencv_level_ious if _load_cv2() is not None else _numpy_level_ious
-        v1[has_holes], v2[has_holes] = fallback(s8, levels[has_holes], gt_boxes)
+        v1[unresolved], v2[unresolved] = fallback(s8, levels[unresolved], gt_boxes)
     return v1, v2
 
 

@@ -1,32 +1,41 @@
-"""The ``"tree"`` contour engine: every cut level of a map in one compiled sweep.
+"""The ``"tree"`` contour engine: every cut level of a map in two compiled sweeps.
 
-Pixels are added from the highest uint8 score down into a union-find over 8-connected
-neighbours, so after adding every pixel with ``s8 > t`` the sets are exactly the
-8-connected components of the cut at level ``t``. Each set keeps what the WSOL protocol
-needs from its outer contour:
+The foreground at level ``t`` is ``s8 > t``; OpenCV's contours of it (``RETR_TREE``) are
+the outer border of every 8-connected foreground component and the border of every hole
+(a 4-connected background region that does not touch the image edge). The engine gets
+what the WSOL protocol needs from those contours without tracing any of them:
 
-* its bounding box (the outer border's bounding rectangle);
-* twice its *bit-quad area*: over the 2x2 windows of the zero-padded image, a window
-  with 4 foreground pixels counts 2 and one with 3 counts 1. All pixels of a window are
-  8-adjacent, hence in one set. For a component without holes this is twice
-  ``cv2.contourArea`` of its outer border;
-* its first pixel in raster order (for OpenCV's order among equal areas).
+* **background sweep** (pixels added from the lowest score up into a union-find over
+  4-connected background, the padded frame around the image being one set, "outside").
+  At each level, the sets other than outside are the holes. Each keeps its bounding box
+  (the hole's border box is that box grown by one pixel on every side), its first pixel in
+  raster order, its *fill gain* (over the 2x2 windows of the image, 1 for a window holding
+  one of its pixels and 2 for a window holding two or more; this is twice the polygon area
+  of the hole's border when nothing lies inside the hole) and four times its 4-connected
+  Euler number (Gray's bit quads ``n(Q1) - n(Q3) + 2 n(QD)``; it is 4 unless a foreground
+  component lies inside the hole). Both measures add up when two sets merge (the only
+  windows two sets share hold one pixel of each, diagonally) and what adding a pixel
+  changes depends only on which of its 8 neighbours are background, so both are
+  tabulated for the 256 neighbourhoods. The levels with holes get the best IoU over the
+  hole border boxes and a list of (first pixel, fill gain) per hole.
+* **foreground sweep** (pixels added from the highest score down into a union-find over
+  8-connected neighbours): the sets are the components of the cut at every level. Each
+  keeps its bounding box (the outer border's bounding rectangle), twice its bit-quad area
+  (a 2x2 window with 4 foreground pixels counts 2, one with 3 counts 1: twice
+  ``cv2.contourArea`` of the outer border of a component without holes) and its first
+  pixel in raster order. At a level with holes, each hole's fill gain is added to the
+  component holding the pixel left of the hole's first pixel (always the component whose
+  hole it is), which makes its area that of its outer border.
 
-The sweep also keeps ``4 * E8``, four times the 8-connected Euler number
-``E8 = (n(Q1) - n(Q3) - 2 n(QD)) / 4`` (Gray's bit-quad formula), so the number of
-holes (4-connected background regions off the border) ``= components - E8`` is known at
-every level. What adding one pixel changes (area gain, Euler gain, which of its
-foreground neighbours are already one set) depends only on which of its 8 neighbours
-are in: it is tabulated once for the 256 neighbourhoods (:func:`_neighbourhood_tables`).
+V1 is the component of largest outer-border area (ties: the one whose first pixel comes
+last in raster order, the one OpenCV lists first; a hole border never beats its own outer
+border), V2 the best box over the outer and hole borders. Two rare cases are left to the
+caller (:func:`attribmap.evaluate.threshold_boxes.best_ious_per_tau` computes them with
+OpenCV, or numpy without it): a level where a component lies inside a hole, and a level
+with holes where the largest area is shared by several components (OpenCV's order among
+them then also involves the hole borders).
 
-* A level **without holes** is answered from the sets alone: the contours are the outer
-  borders, V1 is the set of largest area (ties: the one whose first pixel comes last in
-  raster order, the one OpenCV lists first) and V2 the best box over all sets.
-* A level **with holes** (about one level in six on CAM-like maps, most levels on
-  noise) is flagged; :func:`attribmap.evaluate.threshold_boxes.best_ious_per_tau`
-  computes those levels with the OpenCV (or numpy) engine, so results stay identical.
-
-Needs numba (compiled on first use, about 3 s, then cached on disk).
+Needs numba (compiled on first use, a few seconds, then cached on disk).
 """
 from __future__ import annotations
 
@@ -55,10 +64,11 @@ def numba_available() -> bool:
 
 # the 8 neighbours of a pixel as (dy, dx), bit k of a neighbourhood mask = neighbour k
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+_FOUR = (1, 3, 4, 6)  # the 4-neighbours among them (N, W, E, S)
 
 
-def _quad_weight(window: np.ndarray) -> int:
-    """n(Q1) - n(Q3) - 2 n(QD) contribution of one 2x2 window (bool, shape (2, 2))."""
+def _quad_weight8(window: np.ndarray) -> int:
+    """n(Q1) - n(Q3) - 2 n(QD) of one 2x2 window (bool, (2, 2)): 8-connected Euler x 4."""
     count = int(window.sum())
     if count == 1:
         return 1
@@ -69,54 +79,117 @@ def _quad_weight(window: np.ndarray) -> int:
     return 0
 
 
+def _quad_weight4(window: np.ndarray) -> int:
+    """n(Q1) - n(Q3) + 2 n(QD) of one 2x2 window: 4-connected Euler number x 4."""
+    count = int(window.sum())
+    if count == 2 and window[0, 0] == window[1, 1]:
+        return 2
+    return _quad_weight8(window)
+
+
+def _fill_weight(window: np.ndarray) -> int:
+    """A window's share of a hole's fill gain: 1 for one of its pixels, 2 for more."""
+    return min(int(window.sum()), 2)
+
+
+def _local_groups(mask: int, neighbours, adjacent) -> tuple[int, list[int]]:
+    """Split the set neighbours of ``mask`` into groups already connected around the pixel."""
+    label = {}
+    reps = []
+    for k in neighbours:
+        if not mask >> k & 1 or k in label:
+            continue
+        label[k] = len(reps)
+        reps.append(k)
+        stack = [k]
+        while stack:
+            a = stack.pop()
+            for b in range(8):
+                if mask >> b & 1 and b not in label and adjacent(a, b):
+                    label[b] = label[k]
+                    stack.append(b)  # corners link groups but never represent one
+    return len(reps), reps
+
+
+def _windows(mask: int):
+    """The 3x3 neighbourhood of ``mask`` before and after the centre joins, and its 4 windows."""
+    patch = np.zeros((3, 3), dtype=bool)
+    for k, (dy, dx) in enumerate(_NEIGHBOURS):
+        patch[1 + dy, 1 + dx] = bool(mask >> k & 1)
+    with_pixel = patch.copy()
+    with_pixel[1, 1] = True
+    for wy in (0, 1):
+        for wx in (0, 1):
+            yield patch[wy:wy + 2, wx:wx + 2], with_pixel[wy:wy + 2, wx:wx + 2]
+
+
 def _neighbourhood_tables():
-    """What adding a pixel changes, for each of the 256 masks of its foreground neighbours.
+    """What adding a foreground pixel changes, for each of the 256 masks of its neighbours.
 
     Returns
     -------
-    area2_gain : (256,) int64
+    area2_gain : (256,) int32
         Gain of twice the bit-quad area: +1 per 2x2 window of the pixel already holding
         2 or 3 foreground pixels.
-    euler4_gain : (256,) int64
-        Gain of ``4 * E8`` = ``n(Q1) - n(Q3) - 2 n(QD)`` over the pixel's 4 windows.
-    groups : (256,) int64 and reps : (256, 4) int64
+    euler4_gain : (256,) int32
+        Gain of ``4 * E8`` = ``n(Q1) - n(Q3) - 2 n(QD)`` over the pixel's 4 windows (kept
+        for the tests: the number of holes is ``components - E8``).
+    groups : (256,) int32 and reps : (256, 4) int32
         The foreground neighbours split into groups of mutually 8-connected ones (each
         group is already one set before the pixel joins); one neighbour index per group.
     """
-    area2_gain = np.zeros(256, dtype=np.int64)
-    euler4_gain = np.zeros(256, dtype=np.int64)
-    groups = np.zeros(256, dtype=np.int64)
-    reps = np.zeros((256, 4), dtype=np.int64)
+    area2_gain = np.zeros(256, dtype=np.int32)
+    euler4_gain = np.zeros(256, dtype=np.int32)
+    groups = np.zeros(256, dtype=np.int32)
+    reps = np.zeros((256, 4), dtype=np.int32)
     for mask in range(256):
-        patch = np.zeros((3, 3), dtype=bool)
-        for k, (dy, dx) in enumerate(_NEIGHBOURS):
-            patch[1 + dy, 1 + dx] = bool(mask >> k & 1)
-        with_pixel = patch.copy()
-        with_pixel[1, 1] = True
-        for wy in (0, 1):
-            for wx in (0, 1):
-                before = patch[wy:wy + 2, wx:wx + 2]
-                after = with_pixel[wy:wy + 2, wx:wx + 2]
-                if int(before.sum()) in (2, 3):
-                    area2_gain[mask] += 1
-                euler4_gain[mask] += _quad_weight(after) - _quad_weight(before)
-        label = [-1] * 8
-        for k in range(8):
-            if not mask >> k & 1 or label[k] >= 0:
-                continue
-            reps[mask, groups[mask]] = k
-            stack = [k]
-            label[k] = groups[mask]
-            while stack:
-                a = stack.pop()
-                (ay, ax) = _NEIGHBOURS[a]
-                for b, (by, bx) in enumerate(_NEIGHBOURS):
-                    near = max(abs(ay - by), abs(ax - bx)) == 1
-                    if mask >> b & 1 and label[b] < 0 and near:
-                        label[b] = groups[mask]
-                        stack.append(b)
-            groups[mask] += 1
+        for before, after in _windows(mask):
+            if int(before.sum()) in (2, 3):
+                area2_gain[mask] += 1
+            euler4_gain[mask] += _quad_weight8(after) - _quad_weight8(before)
+        count, found = _local_groups(mask, range(8), _touch8)
+        groups[mask] = count
+        reps[mask, :count] = found
     return area2_gain, euler4_gain, groups, reps
+
+
+def _background_tables():
+    """What adding a background pixel changes, for each of the 256 masks of its
+    background neighbours (4-connected background).
+
+    Returns
+    -------
+    fill_gain : (256,) int32
+        Gain of a hole's fill gain: +1 per window of the pixel holding at most one
+        background pixel before.
+    euler4_gain : (256,) int32
+        Gain of ``4 * E4`` = ``n(Q1) - n(Q3) + 2 n(QD)`` over the pixel's 4 windows.
+    groups : (256,) int32 and reps : (256, 4) int32
+        The background 4-neighbours split into groups already 4-connected through a
+        background corner; one neighbour index per group.
+    """
+    fill_gain = np.zeros(256, dtype=np.int32)
+    euler4_gain = np.zeros(256, dtype=np.int32)
+    groups = np.zeros(256, dtype=np.int32)
+    reps = np.zeros((256, 4), dtype=np.int32)
+    for mask in range(256):
+        for before, after in _windows(mask):
+            fill_gain[mask] += _fill_weight(after) - _fill_weight(before)
+            euler4_gain[mask] += _quad_weight4(after) - _quad_weight4(before)
+        count, found = _local_groups(mask, _FOUR, _touch4)
+        groups[mask] = count
+        reps[mask, :count] = found
+    return fill_gain, euler4_gain, groups, reps
+
+
+def _touch8(a: int, b: int) -> bool:
+    (ay, ax), (by, bx) = _NEIGHBOURS[a], _NEIGHBOURS[b]
+    return max(abs(ay - by), abs(ax - bx)) == 1
+
+
+def _touch4(a: int, b: int) -> bool:
+    (ay, ax), (by, bx) = _NEIGHBOURS[a], _NEIGHBOURS[b]
+    return abs(ay - by) + abs(ax - bx) == 1
 
 
 def _build_kernel():
@@ -142,7 +215,21 @@ def _build_kernel():
                 best = iou
         return best
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _root(parent, node):
+        """Root of ``node``; no path compression, so that :func:`_root_at` stays exact."""
+        while parent[node] != node:
+            node = parent[node]
+        return node
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _root_at(parent, absorbed_at, node, step):
+        """Root of ``node`` as it was once the pixels of level ``step`` had joined."""
+        while parent[node] != node and absorbed_at[node] <= step:
+            node = parent[node]
+        return node
+
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _find(parent, node):
         """Root of ``node``, halving the path on the way up."""
         while True:
@@ -153,40 +240,94 @@ def _build_kernel():
             parent[node] = upper
             node = upper
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def _sweep(s8, levels_desc, gt, area2_gain, euler4_gain, groups, reps,
-               parent, stats, active, active_pos):
-        # padded (H+2)*(W+2) index space; parent is meaningful only where inside == 1
-        # (the padded border never joins).
-        # stats[root]: size, min_x, min_y, max_x, max_y, area2, first pixel (raster).
-        height, width = s8.shape
-        padded_w = width + 2
-        total = height * width
-        n_levels = levels_desc.shape[0]
-        v1 = np.zeros(n_levels)
-        v2 = np.zeros(n_levels)
-        has_holes = np.zeros(n_levels, dtype=np.bool_)
-        inside = np.zeros(parent.shape[0], dtype=np.uint8)  # foreground flags, padded
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _merge_stats(stats, root, other):
+        stats[root, 0] += stats[other, 0]
+        stats[root, 1] = min(stats[root, 1], stats[other, 1])
+        stats[root, 2] = min(stats[root, 2], stats[other, 2])
+        stats[root, 3] = max(stats[root, 3], stats[other, 3])
+        stats[root, 4] = max(stats[root, 4], stats[other, 4])
+        stats[root, 5] += stats[other, 5]
+        stats[root, 6] += stats[other, 6]
+        stats[root, 7] = min(stats[root, 7], stats[other, 7])
 
-        # counting sort of the pixels by score, highest first
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _new_set(stats, sid, p, x, y, gain, euler):
+        stats[sid, 0] = 1
+        stats[sid, 1] = x
+        stats[sid, 2] = y
+        stats[sid, 3] = x
+        stats[sid, 4] = y
+        stats[sid, 5] = gain
+        stats[sid, 6] = euler
+        stats[sid, 7] = p
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _add_to_set(stats, root, p, x, y, gain, euler):
+        stats[root, 0] += 1
+        stats[root, 1] = min(stats[root, 1], x)
+        stats[root, 2] = min(stats[root, 2], y)
+        stats[root, 3] = max(stats[root, 3], x)
+        stats[root, 4] = max(stats[root, 4], y)
+        stats[root, 5] += gain
+        stats[root, 6] += euler
+        stats[root, 7] = min(stats[root, 7], p)
+
+    @numba.njit(cache=True, nogil=True)
+    def _grown(values, used, needed):
+        """``values`` with room for ``needed`` entries (doubled as often as necessary)."""
+        if needed <= values.shape[0]:
+            return values
+        capacity = values.shape[0]
+        while capacity < needed:
+            capacity *= 2
+        grown = np.empty(capacity, dtype=values.dtype)
+        grown[:used] = values[:used]
+        return grown
+
+    @numba.njit(cache=True, nogil=True)
+    def _sort_pixels(s8, padded, masks, order_x, order_y, order_mask):
+        """Pixels sorted by score, highest first (ties in raster order), each with the mask
+        of its neighbours that come before it in that order.
+
+        Returns ``starts`` with ``starts[255 - v]`` = number of pixels scoring more than
+        ``v``. In the reverse order (the background sweep) the neighbours that come before
+        a pixel are the complement of its mask (the padded frame counting as before).
+        """
+        height, width = s8.shape
+        for y in range(height):
+            for x in range(width):
+                padded[y + 1, x + 1] = s8[y, x]
+        for y in range(height):  # vectorized: no dependency between pixels
+            above = padded[y]
+            here = padded[y + 1]
+            below = padded[y + 2]
+            row = masks[y]
+            for x in range(width):
+                v = here[x + 1]
+                row[x] = (np.uint8(above[x] >= v) | (np.uint8(above[x + 1] >= v) << 1)
+                          | (np.uint8(above[x + 2] >= v) << 2) | (np.uint8(here[x] >= v) << 3)
+                          | (np.uint8(here[x + 2] > v) << 4) | (np.uint8(below[x] > v) << 5)
+                          | (np.uint8(below[x + 1] > v) << 6) | (np.uint8(below[x + 2] > v) << 7))
         starts = np.zeros(257, dtype=np.int64)
         for y in range(height):
             for x in range(width):
                 starts[256 - s8[y, x]] += 1
         for v in range(256):
             starts[v + 1] += starts[v]
-        # now starts[255 - v] = number of pixels with score > v
         fill = starts[:256].copy()
-        order_x = np.empty(total, dtype=np.int64)
-        order_y = np.empty(total, dtype=np.int64)
         for y in range(height):
             for x in range(width):
                 slot = 255 - s8[y, x]
                 at = fill[slot]
                 order_x[at] = x
                 order_y[at] = y
+                order_mask[at] = masks[y, x]
                 fill[slot] = at + 1
+        return starts
 
+    @numba.njit(cache=True, nogil=True)
+    def _neighbour_offsets(padded_w):
         offsets = np.empty(8, dtype=np.int64)
         k = 0
         for dy in range(-1, 2):
@@ -194,6 +335,32 @@ def _build_kernel():
                 if dy != 0 or dx != 0:
                     offsets[k] = dy * padded_w + dx
                     k += 1
+        return offsets
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _foreground_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+                          area2_gain, euler4_gain, groups, reps,
+                          label, parent, absorbed_at, stats, active, active_pos):
+        """From the highest level down; answers the levels without holes.
+
+        At a level with holes (components - Euler number > 0) it keeps the components
+        instead: ``snap_set / snap_iou / snap_area`` from ``snap_start[l]`` on,
+        ``snap_count[l]`` of them (set number, outer-box IoU, twice the bit-quad area).
+        """
+        height, width = s8.shape
+        padded_w = width + 2
+        n_levels = levels_desc.shape[0]
+        v1 = np.zeros(n_levels)
+        v2 = np.zeros(n_levels)
+        has_holes = np.zeros(n_levels, dtype=np.bool_)
+        snap_start = np.zeros(n_levels, dtype=np.int64)
+        snap_count = np.zeros(n_levels, dtype=np.int64)
+        snap_set = np.empty(16, dtype=np.int64)
+        snap_iou = np.empty(16, dtype=np.float64)
+        snap_area = np.empty(16, dtype=np.int64)
+        n_snap = 0
+        offsets = _neighbour_offsets(padded_w)
+        n_sets = 0
         n_active = 0
         euler4 = 0
         cursor = 0
@@ -202,65 +369,50 @@ def _build_kernel():
             while cursor < stop:
                 x = order_x[cursor]
                 y = order_y[cursor]
+                mask = order_mask[cursor]
                 cursor += 1
                 p = (y + 1) * padded_w + (x + 1)
-                mask = (inside[p - padded_w - 1] | (inside[p - padded_w] << 1)
-                        | (inside[p - padded_w + 1] << 2) | (inside[p - 1] << 3)
-                        | (inside[p + 1] << 4) | (inside[p + padded_w - 1] << 5)
-                        | (inside[p + padded_w] << 6) | (inside[p + padded_w + 1] << 7))
-                inside[p] = 1
                 euler4 += euler4_gain[mask]
                 n_groups = groups[mask]
                 if n_groups == 0:  # a new component
-                    parent[p] = p
-                    stats[p, 0] = 1
-                    stats[p, 1] = x
-                    stats[p, 2] = y
-                    stats[p, 3] = x
-                    stats[p, 4] = y
-                    stats[p, 5] = 0
-                    stats[p, 6] = p
-                    active[n_active] = p
-                    active_pos[p] = n_active
+                    label[p] = n_sets
+                    parent[n_sets] = n_sets
+                    _new_set(stats, n_sets, p, x, y, 0, 0)
+                    active[n_active] = n_sets
+                    active_pos[n_sets] = n_active
+                    n_sets += 1
                     n_active += 1
                     continue
-                root = _find(parent, p + offsets[reps[mask, 0]])
+                root = _root(parent, label[p + offsets[reps[mask, 0]]])
                 for g in range(1, n_groups):
-                    other = _find(parent, p + offsets[reps[mask, g]])
+                    other = _root(parent, label[p + offsets[reps[mask, g]]])
                     if other == root:
                         continue
                     if stats[other, 0] > stats[root, 0]:
                         root, other = other, root
                     parent[other] = root
-                    stats[root, 0] += stats[other, 0]
-                    stats[root, 1] = min(stats[root, 1], stats[other, 1])
-                    stats[root, 2] = min(stats[root, 2], stats[other, 2])
-                    stats[root, 3] = max(stats[root, 3], stats[other, 3])
-                    stats[root, 4] = max(stats[root, 4], stats[other, 4])
-                    stats[root, 5] += stats[other, 5]
-                    stats[root, 6] = min(stats[root, 6], stats[other, 6])
+                    absorbed_at[other] = li
+                    _merge_stats(stats, root, other)
                     n_active -= 1  # swap-remove the absorbed set from the active list
                     last = active[n_active]
                     slot = active_pos[other]
                     active[slot] = last
                     active_pos[last] = slot
-                parent[p] = root
-                stats[root, 0] += 1
-                stats[root, 1] = min(stats[root, 1], x)
-                stats[root, 2] = min(stats[root, 2], y)
-                stats[root, 3] = max(stats[root, 3], x)
-                stats[root, 4] = max(stats[root, 4], y)
-                stats[root, 5] += area2_gain[mask]
-                stats[root, 6] = min(stats[root, 6], p)
-            # number of holes = components - Euler number
-            if 4 * n_active != euler4:
-                has_holes[li] = True
-                continue
+                label[p] = root
+                _add_to_set(stats, root, p, x, y, area2_gain[mask], 0)
             if n_active == 0:
                 iou = _box_iou(0, 0, 0, 0, gt)
                 v1[li] = iou
                 v2[li] = iou
                 continue
+            holes = 4 * n_active != euler4  # holes = components - Euler number
+            if holes:
+                has_holes[li] = True
+                snap_set = _grown(snap_set, n_snap, n_snap + n_active)
+                snap_iou = _grown(snap_iou, n_snap, n_snap + n_active)
+                snap_area = _grown(snap_area, n_snap, n_snap + n_active)
+                snap_start[li] = n_snap
+                snap_count[li] = n_active
             best_v2 = 0.0
             best_area = -1
             best_first = -1
@@ -272,24 +424,167 @@ def _build_kernel():
                 if a == 0 or iou > best_v2:
                     best_v2 = iou
                 area = stats[r, 5]
-                if area > best_area or (area == best_area and stats[r, 6] > best_first):
+                if area > best_area or (area == best_area and stats[r, 7] > best_first):
                     best_area = area
-                    best_first = stats[r, 6]
+                    best_first = stats[r, 7]
                     best_v1 = iou
+                if holes:
+                    snap_set[n_snap] = r
+                    snap_iou[n_snap] = iou
+                    snap_area[n_snap] = area
+                    n_snap += 1
             v1[li] = best_v1
             v2[li] = best_v2
-        return v1, v2, has_holes
+        return v1, v2, has_holes, snap_start, snap_count, snap_set, snap_iou, snap_area
 
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _background_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+                          fill_gain, euler_gain, groups, reps, label, parent, stats,
+                          active, active_pos, fg_parent, fg_absorbed_at, slot_of, extra,
+                          v1, v2, has_holes, unresolved,
+                          snap_start, snap_count, snap_set, snap_iou, snap_area):
+        """From the lowest level up to the highest level with holes: the holes.
+
+        At each level with holes, V2 also takes the hole borders, and V1 is chosen with
+        every component's area made that of its outer border (its holes' fill gain added).
+        """
+        height, width = s8.shape
+        padded_w = width + 2
+        n_padded = (height + 2) * padded_w
+        n_levels = levels_desc.shape[0]
+        lowest_step = n_levels
+        for li in range(n_levels):
+            if has_holes[li]:
+                lowest_step = li  # in levels_desc order: the highest level with holes
+                break
+        if lowest_step == n_levels:
+            return
+        # the padded frame is background and set 0, "outside", never absorbed (its size
+        # is larger than any other set's) and never in the active list of holes
+        outside = 0
+        for p in range(padded_w):
+            label[p] = outside
+            label[n_padded - 1 - p] = outside
+        for row in range(1, height + 1):
+            label[row * padded_w] = outside
+            label[row * padded_w + padded_w - 1] = outside
+        parent[outside] = outside
+        stats[outside, 0] = n_padded + 1
+        n_sets = 1
+        offsets = _neighbour_offsets(padded_w)
+        n_active = 0
+        cursor = height * width
+        for li in range(n_levels - 1, lowest_step - 1, -1):  # ascending levels
+            stop = starts[255 - levels_desc[li]]  # background = the pixels scoring <= level
+            while cursor > stop:
+                cursor -= 1
+                x = order_x[cursor]
+                y = order_y[cursor]
+                p = (y + 1) * padded_w + (x + 1)
+                mask = 255 - order_mask[cursor]
+                n_groups = groups[mask]
+                if n_groups == 0:  # a new hole
+                    label[p] = n_sets
+                    parent[n_sets] = n_sets
+                    _new_set(stats, n_sets, p, x, y, fill_gain[mask], euler_gain[mask])
+                    active[n_active] = n_sets
+                    active_pos[n_sets] = n_active
+                    n_sets += 1
+                    n_active += 1
+                    continue
+                root = _find(parent, label[p + offsets[reps[mask, 0]]])
+                for g in range(1, n_groups):
+                    other = _find(parent, label[p + offsets[reps[mask, g]]])
+                    if other == root:
+                        continue
+                    if stats[other, 0] > stats[root, 0]:
+                        root, other = other, root
+                    parent[other] = root
+                    if root != outside:
+                        _merge_stats(stats, root, other)
+                    n_active -= 1  # swap-remove the absorbed hole from the active list
+                    last = active[n_active]
+                    slot = active_pos[other]
+                    active[slot] = last
+                    active_pos[last] = slot
+                label[p] = root
+                if root != outside:
+                    _add_to_set(stats, root, p, x, y, fill_gain[mask], euler_gain[mask])
+            if not has_holes[li]:
+                continue
+            if n_active == 0:  # cannot happen (both sweeps count the same holes)
+                unresolved[li] = True
+                continue
+            first = snap_start[li]
+            count = snap_count[li]
+            for j in range(count):
+                slot_of[snap_set[first + j]] = j
+                extra[j] = 0
+            best_hole = 0.0
+            nested = False
+            for a in range(n_active):
+                r = active[a]
+                # the hole's border runs one pixel outside the hole's own box
+                iou = _box_iou(stats[r, 1] - 1, stats[r, 2] - 1, min(stats[r, 3] + 2, width - 1),
+                               min(stats[r, 4] + 2, height - 1), gt)
+                best_hole = max(best_hole, iou)
+                if stats[r, 6] != 4:  # a component lies inside this hole
+                    nested = True
+                    break
+                # the pixel left of a hole's first pixel belongs to the component around it
+                owner = _root_at(fg_parent, fg_absorbed_at, label[stats[r, 7] - 1], li)
+                extra[slot_of[owner]] += stats[r, 5]
+            if nested:
+                unresolved[li] = True
+                continue
+            best_area = -1
+            best_v1 = 0.0
+            best_v2 = best_hole
+            tied = False
+            for j in range(count):
+                area = snap_area[first + j] + extra[j]
+                if area == best_area:
+                    tied = True
+                elif area > best_area:
+                    tied = False
+                    best_area = area
+                    best_v1 = snap_iou[first + j]
+                best_v2 = max(best_v2, snap_iou[first + j])
+            if tied:  # OpenCV's order among tied components also involves hole borders
+                unresolved[li] = True
+                continue
+            v1[li] = best_v1
+            v2[li] = best_v2
+
+    @numba.njit(cache=True, nogil=True)
+    def _sweep(s8, levels_desc, gt, area2_gain, euler4_gain, groups, reps,
+               fill_gain, bg_euler_gain, bg_groups, bg_reps,
+               label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
+               padded, masks, order_x, order_y, order_mask, slot_of, extra):
+        starts = _sort_pixels(s8, padded, masks, order_x, order_y, order_mask)
+        (v1, v2, has_holes, snap_start, snap_count, snap_set, snap_iou,
+         snap_area) = _foreground_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+                                        area2_gain, euler4_gain, groups, reps, label, parent,
+                                        absorbed_at, stats, active, active_pos)
+        unresolved = np.zeros(levels_desc.shape[0], dtype=np.bool_)
+        _background_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+                          fill_gain, bg_euler_gain, bg_groups, bg_reps, label, bg_parent,
+                          bg_stats, active, active_pos, parent, absorbed_at, slot_of, extra,
+                          v1, v2, has_holes, unresolved, snap_start, snap_count, snap_set,
+                          snap_iou, snap_area)
+        return v1, v2, unresolved, has_holes
+
+    _build_kernel.parts = (_sort_pixels, _foreground_sweep)
     return _sweep
 
 
 def _kernel():
-    """(compiled sweep, neighbourhood tables), built on first use."""
+    """(compiled sweep, foreground tables, background tables), built on first use."""
     global _KERNEL
     if _KERNEL is None:
         if not numba_available():
             raise AttribmapError("engine='tree' needs numba (pip install 'numba>=0.60')")
-        _KERNEL = (_build_kernel(), _neighbourhood_tables())
+        _KERNEL = (_build_kernel(), _neighbourhood_tables(), _background_tables())
     return _KERNEL
 
 
@@ -298,17 +593,29 @@ def _workspace(height: int, width: int):
     cached = getattr(_WORKSPACE, "arrays", None)
     if cached is None or cached[0] != (height, width):
         padded = (height + 2) * (width + 2)
+        sets = height * width + 1
         cached = ((height, width),
-                  np.empty(padded, dtype=np.int64),  # parent
-                  np.empty((padded, 8), dtype=np.int64),  # per-root stats
-                  np.empty(height * width, dtype=np.int64),  # active roots
-                  np.empty(padded, dtype=np.int64))  # position in the active list
+                  np.empty(padded, dtype=np.int32),  # set number of each pixel in the cut
+                  np.empty(sets, dtype=np.int32),  # foreground: union-find over set numbers
+                  np.empty(sets, dtype=np.int32),  # ... the level step a set was absorbed at
+                  np.empty((sets, 8), dtype=np.int32),  # ... per-set stats
+                  np.empty(sets, dtype=np.int32),  # background: union-find
+                  np.empty((sets, 8), dtype=np.int32),  # ... per-set stats
+                  np.empty(sets, dtype=np.int32),  # active sets
+                  np.empty(sets, dtype=np.int32),  # position in the active list
+                  np.full((height + 2, width + 2), -1, dtype=np.int16),  # the map, padded
+                  np.empty((height, width), dtype=np.uint8),  # neighbour masks
+                  np.empty(height * width, dtype=np.int32),  # pixels sorted by score: x
+                  np.empty(height * width, dtype=np.int32),  # ... y
+                  np.empty(height * width, dtype=np.uint8),  # ... and neighbour mask
+                  np.empty(sets, dtype=np.int32),  # set number -> slot among the components
+                  np.empty(sets, dtype=np.int64))  # per-component fill gain of its holes
         _WORKSPACE.arrays = cached
     return cached[1:]
 
 
 def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
-    """V1 and V2 IoU at each cut level of one map, with the levels that have holes marked.
+    """V1 and V2 IoU at each cut level of one map, with the levels left unresolved marked.
 
     Parameters
     ----------
@@ -323,9 +630,12 @@ def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
     -------
     v1_iou, v2_iou : ndarray, float64, shape (L,)
         Best IoU against the GT boxes of the largest contour's box and of any contour's
-        box, in the order of ``levels``; undefined (0) where ``has_holes``.
+        box, in the order of ``levels``; undefined (0) where ``unresolved``.
+    unresolved : ndarray, bool, shape (L,)
+        Levels the sweep does not answer (a component inside a hole, or a tie for the
+        largest area at a level with holes); the caller must compute them otherwise.
     has_holes : ndarray, bool, shape (L,)
-        Levels whose cut has at least one hole; the caller must compute them otherwise.
+        Levels whose cut has at least one hole.
     """
     s8 = np.ascontiguousarray(s8, dtype=np.uint8)
     if s8.ndim != 2 or s8.size == 0:
@@ -333,15 +643,18 @@ def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
     levels = np.asarray(levels, dtype=np.int64).reshape(-1)
     if len(levels) and (levels.min() < 0 or levels.max() > 255):
         raise AttribmapError(f"levels must lie in [0, 255]; got {levels.min()}..{levels.max()}")
+    if len(np.unique(levels)) != len(levels):
+        raise AttribmapError("levels must be distinct")
     gt = np.ascontiguousarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
     if len(gt) == 0:
         raise AttribmapError("every image needs at least one ground-truth box")
     order = np.argsort(-levels, kind="stable")
-    sweep, tables = _kernel()
-    v1_desc, v2_desc, holes_desc = sweep(s8, np.ascontiguousarray(levels[order]), gt, *tables,
-                                         *_workspace(*s8.shape))
-    v1 = np.empty(len(levels))
-    v2 = np.empty(len(levels))
-    has_holes = np.empty(len(levels), dtype=bool)
-    v1[order], v2[order], has_holes[order] = v1_desc, v2_desc, holes_desc
-    return v1, v2, has_holes
+    sweep, foreground, background = _kernel()
+    results = sweep(s8, np.ascontiguousarray(levels[order]), gt, *foreground, *background,
+                    *_workspace(*s8.shape))
+    outputs = []
+    for desc in results:
+        out = np.empty_like(desc)
+        out[order] = desc
+        outputs.append(out)
+    return tuple(outputs)
