@@ -5,35 +5,10 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import Accumulator, taus_for
-from attribmap.evaluate.frame import as_numpy, frame_scoremaps, union_mask
+from attribmap.evaluate.frame import frame_scoremaps, union_mask
+from attribmap.evaluate.histogram import score_bins, score_histogram, split_histograms
 
 __all__ = ["PxAP", "score_bins", "score_histogram"]
-
-
-def score_bins(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index of every score for the bins ``[e_i, e_i+1)`` (last bin closed), same shape."""
-    flat = np.asarray(scores, dtype=np.float64)
-    index = np.searchsorted(edges, flat, side="right") - 1
-    index = np.minimum(index, len(edges) - 2)  # the last bin is closed on the right
-    if index.size and index.min() < 0:
-        raise AttribmapError(f"scores below the first histogram edge {edges[0]}")
-    return index
-
-
-def score_histogram(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of ``scores`` in the bins ``[e_i, e_i+1)`` (last bin closed), like np.histogram.
-
-    Parameters
-    ----------
-    scores : ndarray (any shape), values within [edges[0], edges[-1]]
-    edges : ndarray (B + 1,), increasing
-
-    Returns
-    -------
-    ndarray, int64, shape (B,)
-    """
-    index = score_bins(np.ravel(scores), edges)
-    return np.bincount(index, minlength=len(edges) - 1).astype(np.int64)
 
 
 def _per_image(masks, count: int, name: str):
@@ -95,9 +70,8 @@ class PxAP(Accumulator):
             background = ~foreground
             if ignore_list[index] is not None:
                 background &= ~union_mask(ignore_list[index], self.image_size)
-            bins = score_bins(frame[index], self.edges)
-            self._state["foreground"] += np.bincount(bins[foreground], minlength=len(self.edges) - 1)
-            self._state["background"] += np.bincount(bins[background], minlength=len(self.edges) - 1)
+            split_histograms(frame[index], foreground, background, self.edges,
+                             self._state["foreground"], self._state["background"])
         return self
 
     def compute(self) -> dict:

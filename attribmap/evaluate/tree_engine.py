@@ -40,26 +40,15 @@ Needs numba (compiled on first use, a few seconds, then cached on disk).
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
-
 import numpy as np
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate._compiled import numba_available
 
 __all__ = ["numba_available", "tree_level_ious"]
 
 _KERNEL = None
 _WORKSPACE = threading.local()
-
-
-@lru_cache(maxsize=None)
-def numba_available() -> bool:
-    """Whether numba can be imported (the ``"tree"`` engine needs it)."""
-    try:
-        import numba  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 
 
 # the 8 neighbours of a pixel as (dy, dx), bit k of a neighbourhood mask = neighbour k
