@@ -81,3 +81,19 @@ def test_nearest_resize_matches_opencv_and_masks_union():
     instances[1, 3, 3] = 1
     union = union_mask(instances, image_size=4)
     assert union.sum() == 2 and union[0, 0] and union[3, 3]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1e-9, 1.0 + 1e-12])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_preprocessed_maps_outside_the_unit_interval_are_rejected(bad, compiled, monkeypatch):
+    from attribmap.evaluate import frame_kernels
+    from attribmap.evaluate.frame import frame_scoremaps
+
+    if not compiled:
+        monkeypatch.setattr(frame_kernels, "numba_available", lambda: False)
+    maps = np.zeros((2, 4, 4))
+    maps[1, 2, 3] = 1.0
+    assert frame_scoremaps(maps, 4, preprocessed=True) is not None
+    maps[1, 3, 0] = bad
+    with pytest.raises(AttribmapError, match="finite values in \\[0, 1\\]"):
+        frame_scoremaps(maps, 4, preprocessed=True)

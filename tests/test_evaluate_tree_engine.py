@@ -14,6 +14,7 @@ from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine
 from attribmap.evaluate.tree_engine import (  # noqa: E402
     _background_tables,
     _neighbourhood_tables,
+    tree_batch_ious,
     tree_level_ious,
 )
 
@@ -247,3 +248,42 @@ def test_engine_selection_and_bad_input():
         tree_level_ious(np.ones(4, np.uint8), np.array([0]), np.array([[0, 0, 1, 1]]))
     with pytest.raises(AttribmapError, match="ground-truth"):
         tree_level_ious(np.ones((3, 3), np.uint8), np.array([0]), np.zeros((0, 4)))
+
+
+def test_batch_equals_one_map_at_a_time_including_fallback_and_empty_maps():
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(5)
+    maps = [m for m in _random_maps(rng, 10)]
+    size = (24, 24)
+    s8 = np.zeros((len(maps) + 2,) + size, dtype=np.uint8)
+    for index, m in enumerate(maps):
+        s8[index, :m.shape[0], :m.shape[1]] = m[:24, :24]
+    s8[-2, 1:14, 1:14] = 90  # a ring with a dot inside: left to the fallback
+    s8[-2, 3:12, 3:12] = 0
+    s8[-2, 7, 7] = 40
+    # s8[-1] stays all zero: no foreground at any level
+    gt = [_random_gt(rng, *size) for _ in range(len(s8))]
+    for delta in (0.01, 0.001):
+        taus = np.arange(0, 1, delta)
+        v1, v2, unresolved = tree_batch_ious(s8, gt, taus)
+        assert unresolved[-2].any() and not unresolved[-1].any()
+        both = threshold_boxes.best_ious_batch(s8, gt, taus, "tree")
+        for index in range(len(s8)):
+            one = best_ious_per_tau(s8[index], gt[index], taus, "opencv")
+            assert np.array_equal(both[0][index], one[0]) and np.array_equal(both[1][index], one[1])
+            ok = ~unresolved[index]
+            assert np.array_equal(v1[index][ok], one[0][ok]) and np.array_equal(v2[index][ok], one[1][ok])
+
+
+def test_batch_rejects_bad_input():
+    taus = np.arange(0, 1, 0.1)
+    maps = np.zeros((2, 5, 5), dtype=np.uint8)
+    box = np.array([[0, 0, 1, 1]])
+    with pytest.raises(AttribmapError, match="one box array per map"):
+        tree_batch_ious(maps, [box], taus)
+    with pytest.raises(AttribmapError, match="ground-truth"):
+        tree_batch_ious(maps, [box, np.zeros((0, 4))], taus)
+    with pytest.raises(AttribmapError, match="ascending"):
+        tree_batch_ious(maps, [box, box], taus[::-1])
+    with pytest.raises(AttribmapError, match=r"\(N, H, W\)"):
+        tree_batch_ious(maps[0], [box], taus)

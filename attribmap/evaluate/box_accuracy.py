@@ -8,7 +8,7 @@ import numpy as np
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import Accumulator, taus_for
 from attribmap.evaluate.frame import batch_correct, frame_boxes, frame_scoremaps, to_uint8
-from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine
+from attribmap.evaluate.threshold_boxes import best_ious_batch, resolve_engine
 
 __all__ = ["BoxAccuracy"]
 
@@ -82,17 +82,15 @@ class BoxAccuracy(Accumulator):
         count = frame.shape[0]
         gt_boxes = frame_boxes(boxes, image_sizes, count, self.image_size)
         flags = batch_correct(correct, count)
-        cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None] / 100
-        s8 = to_uint8(frame)
-        for index in range(count):
-            v1_iou, v2_iou = best_ious_per_tau(s8[index], gt_boxes[index], self.taus, self.engine)
-            v1 = v1_iou[None, :] >= cuts
-            v2 = v2_iou[None, :] >= cuts
-            self._state["v1_hits"] += v1
-            self._state["v2_hits"] += v2
-            if flags is not None and flags[index]:
-                self._state["v1_top1_hits"] += v1
-                self._state["v2_top1_hits"] += v2
+        cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None, None] / 100
+        v1_iou, v2_iou = best_ious_batch(to_uint8(frame), gt_boxes, self.taus, self.engine)
+        v1 = v1_iou[None] >= cuts  # (D, N, T)
+        v2 = v2_iou[None] >= cuts
+        self._state["v1_hits"] += v1.sum(axis=1)
+        self._state["v2_hits"] += v2.sum(axis=1)
+        if flags is not None:
+            self._state["v1_top1_hits"] += v1[:, flags].sum(axis=1)
+            self._state["v2_top1_hits"] += v2[:, flags].sum(axis=1)
         self._state["count"] += count
         if flags is not None:
             self._state["predicted"] += count

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate.frame_kernels import all_in_unit_interval
 
 __all__ = [
     "resize_bicubic",
@@ -119,7 +120,7 @@ def normalize_minmax(maps: np.ndarray) -> np.ndarray:
     (a true division, not a multiplication by the reciprocal), so every value matches
     the reference bit for bit.
     """
-    arr = np.array(maps, dtype=np.float64, copy=True)
+    arr = np.array(maps, dtype=np.float64, copy=True, order="C")
     single = arr.ndim == 2
     if single:
         arr = arr[None]
@@ -252,7 +253,10 @@ def frame_scoremaps(maps, image_size: int = 224, preprocessed: bool = False) -> 
     arr = as_numpy(maps)
     if arr.ndim != 3 or arr.shape[1:] != (image_size, image_size):
         raise AttribmapError(f"preprocessed maps must have shape (N, {image_size}, {image_size}); got {arr.shape}")
-    if not np.isfinite(arr).all() or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1:
+    inside = all_in_unit_interval(arr)
+    if inside is None:
+        inside = bool(np.isfinite(arr).all() and arr.min(initial=0.0) >= 0 and arr.max(initial=0.0) <= 1)
+    if not inside:
         raise AttribmapError("preprocessed maps must hold finite values in [0, 1]")
     return arr
 

@@ -45,7 +45,7 @@ import numpy as np
 from attribmap.errors import AttribmapError
 from attribmap.evaluate._compiled import numba_available
 
-__all__ = ["numba_available", "tree_level_ious"]
+__all__ = ["numba_available", "tree_level_ious", "tree_batch_ious"]
 
 _KERNEL = None
 _WORKSPACE = threading.local()
@@ -563,17 +563,54 @@ def _build_kernel():
                           snap_iou, snap_area)
         return v1, v2, unresolved, has_holes
 
+    @numba.njit(cache=True, nogil=True)
+    def _batch(s8_maps, taus, gt, gt_start, area2_gain, euler4_gain, groups, reps,
+               fill_gain, bg_euler_gain, bg_groups, bg_reps,
+               label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
+               padded, masks, order_x, order_y, order_mask, slot_of, extra):
+        """Every map of a batch at every tau: V1 / V2 IoU (N, T) and the unresolved ones."""
+        n_maps = s8_maps.shape[0]
+        n_taus = taus.shape[0]
+        v1_out = np.zeros((n_maps, n_taus))
+        v2_out = np.zeros((n_maps, n_taus))
+        unresolved_out = np.zeros((n_maps, n_taus), dtype=np.bool_)
+        level_of_tau = np.empty(n_taus, dtype=np.int64)
+        slot_of_tau = np.empty(n_taus, dtype=np.int64)
+        levels_desc = np.empty(n_taus, dtype=np.int64)
+        for n in range(n_maps):
+            s8 = s8_maps[n]
+            peak = float(s8.max())
+            for k in range(n_taus):  # the reference's int(tau * max): same float product
+                level_of_tau[k] = np.int64(taus[k] * peak)
+            n_levels = 0
+            for k in range(n_taus - 1, -1, -1):  # taus ascend, so levels do not descend
+                if n_levels == 0 or level_of_tau[k] != levels_desc[n_levels - 1]:
+                    levels_desc[n_levels] = level_of_tau[k]
+                    n_levels += 1
+                slot_of_tau[k] = n_levels - 1
+            v1, v2, unresolved, _ = _sweep(
+                s8, levels_desc[:n_levels], gt[gt_start[n]:gt_start[n + 1]], area2_gain,
+                euler4_gain, groups, reps, fill_gain, bg_euler_gain, bg_groups, bg_reps,
+                label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
+                padded, masks, order_x, order_y, order_mask, slot_of, extra)
+            for k in range(n_taus):
+                slot = slot_of_tau[k]
+                v1_out[n, k] = v1[slot]
+                v2_out[n, k] = v2[slot]
+                unresolved_out[n, k] = unresolved[slot]
+        return v1_out, v2_out, unresolved_out
+
     _build_kernel.parts = (_sort_pixels, _foreground_sweep)
-    return _sweep
+    return _sweep, _batch
 
 
 def _kernel():
-    """(compiled sweep, foreground tables, background tables), built on first use."""
+    """(compiled sweep, compiled batch, foreground tables, background tables), built on first use."""
     global _KERNEL
     if _KERNEL is None:
         if not numba_available():
             raise AttribmapError("engine='tree' needs numba (pip install 'numba>=0.60')")
-        _KERNEL = (_build_kernel(), _neighbourhood_tables(), _background_tables())
+        _KERNEL = (*_build_kernel(), _neighbourhood_tables(), _background_tables())
     return _KERNEL
 
 
@@ -638,7 +675,7 @@ def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
     if len(gt) == 0:
         raise AttribmapError("every image needs at least one ground-truth box")
     order = np.argsort(-levels, kind="stable")
-    sweep, foreground, background = _kernel()
+    sweep, _, foreground, background = _kernel()
     results = sweep(s8, np.ascontiguousarray(levels[order]), gt, *foreground, *background,
                     *_workspace(*s8.shape))
     outputs = []
@@ -647,3 +684,41 @@ def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
         out[order] = desc
         outputs.append(out)
     return tuple(outputs)
+
+
+def tree_batch_ious(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray):
+    """V1 and V2 IoU of every map of a batch at every tau, in one compiled call.
+
+    Parameters
+    ----------
+    s8_maps : ndarray, uint8, shape (N, H, W)
+        Maps as ``floor(255 * normalized map)``.
+    gt_boxes : sequence of N arrays, int, shape (k_i, 4), k_i >= 1
+        Ground-truth boxes per map, inclusive x0, y0, x1, y1.
+    taus : ndarray, float64, shape (T,)
+        Ascending score-map thresholds in [0, 1); map n is cut at ``int(tau * max(map))``.
+
+    Returns
+    -------
+    v1_iou, v2_iou : ndarray, float64, shape (N, T)
+        As :func:`attribmap.evaluate.threshold_boxes.best_ious_per_tau`; undefined (0)
+        where ``unresolved``.
+    unresolved : ndarray, bool, shape (N, T)
+        Taus whose level the sweeps leave to the caller (see :func:`tree_level_ious`).
+    """
+    s8_maps = np.ascontiguousarray(s8_maps, dtype=np.uint8)
+    if s8_maps.ndim != 3 or s8_maps.shape[1] == 0 or s8_maps.shape[2] == 0:
+        raise AttribmapError(f"s8_maps must have shape (N, H, W) with H, W >= 1; got {s8_maps.shape}")
+    boxes = [np.asarray(b, dtype=np.int64).reshape(-1, 4) for b in gt_boxes]
+    if len(boxes) != s8_maps.shape[0]:
+        raise AttribmapError(f"need one box array per map: {s8_maps.shape[0]} maps, {len(boxes)} arrays")
+    if any(len(b) == 0 for b in boxes):
+        raise AttribmapError("every image needs at least one ground-truth box")
+    taus = np.ascontiguousarray(taus, dtype=np.float64).reshape(-1)
+    if len(taus) == 0 or np.any(np.diff(taus) <= 0) or taus[0] < 0 or taus[-1] >= 1:
+        raise AttribmapError("taus must be a non-empty ascending array of thresholds in [0, 1)")
+    gt = np.ascontiguousarray(np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64))
+    gt_start = np.concatenate([[0], np.cumsum([len(b) for b in boxes])]).astype(np.int64)
+    _, batch, foreground, background = _kernel()
+    return batch(s8_maps, taus, gt, gt_start, *foreground, *background,
+                 *_workspace(*s8_maps.shape[1:]))
