@@ -262,6 +262,26 @@ def _build_kernel():
         stats[root, 6] += euler
         stats[root, 7] = min(stats[root, 7], p)
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _add_to_component(stats, root, x, y, gain):
+        stats[root, 1] = min(stats[root, 1], x)
+        stats[root, 2] = min(stats[root, 2], y)
+        stats[root, 3] = max(stats[root, 3], x)
+        stats[root, 4] = max(stats[root, 4], y)
+        stats[root, 5] += gain
+
+    @numba.njit(cache=True, nogil=True)
+    def _first_pixel(s8, level, label, parent, stats, root):
+        """Raster index (padded) of a component's first pixel: the leftmost of its top row.
+        Only needed to break ties, so it is looked up instead of kept per pixel."""
+        padded_w = s8.shape[1] + 2
+        y = stats[root, 2]
+        for x in range(stats[root, 1], stats[root, 3] + 1):
+            p = (y + 1) * padded_w + (x + 1)
+            if s8[y, x] > level and _root(parent, label[p]) == root:
+                return p
+        return -1  # not reached
+
     @numba.njit(cache=True, nogil=True)
     def _grown(values, used, needed):
         """``values`` with room for ``needed`` entries (doubled as often as necessary)."""
@@ -367,6 +387,7 @@ def _build_kernel():
                     label[p] = n_sets
                     parent[n_sets] = n_sets
                     _new_set(stats, n_sets, p, x, y, 0, 0)
+                    stats[n_sets, 0] = 0  # the union rank
                     active[n_active] = n_sets
                     active_pos[n_sets] = n_active
                     n_sets += 1
@@ -377,18 +398,22 @@ def _build_kernel():
                     other = _root(parent, label[p + offsets[reps[mask, g]]])
                     if other == root:
                         continue
-                    if stats[other, 0] > stats[root, 0]:
+                    if stats[other, 0] > stats[root, 0]:  # union by rank: depth <= log2(n)
                         root, other = other, root
+                    elif stats[other, 0] == stats[root, 0]:
+                        stats[root, 0] += 1
                     parent[other] = root
                     absorbed_at[other] = li
+                    rank = stats[root, 0]
                     _merge_stats(stats, root, other)
+                    stats[root, 0] = rank
                     n_active -= 1  # swap-remove the absorbed set from the active list
                     last = active[n_active]
                     slot = active_pos[other]
                     active[slot] = last
                     active_pos[last] = slot
                 label[p] = root
-                _add_to_set(stats, root, p, x, y, area2_gain[mask], 0)
+                _add_to_component(stats, root, x, y, area2_gain[mask])
             if n_active == 0:
                 iou = _box_iou(0, 0, 0, 0, gt)
                 v1[li] = iou
@@ -405,6 +430,7 @@ def _build_kernel():
             best_v2 = 0.0
             best_area = -1
             best_first = -1
+            best_root = -1
             best_v1 = 0.0
             for a in range(n_active):
                 r = active[a]
@@ -413,10 +439,20 @@ def _build_kernel():
                 if a == 0 or iou > best_v2:
                     best_v2 = iou
                 area = stats[r, 5]
-                if area > best_area or (area == best_area and stats[r, 7] > best_first):
+                if area > best_area:
                     best_area = area
-                    best_first = stats[r, 7]
+                    best_first = -1  # looked up if a tie needs it
+                    best_root = r
                     best_v1 = iou
+                elif area == best_area:
+                    if best_first < 0:
+                        best_first = _first_pixel(s8, levels_desc[li], label, parent, stats,
+                                                  best_root)
+                    first = _first_pixel(s8, levels_desc[li], label, parent, stats, r)
+                    if first > best_first:
+                        best_first = first
+                        best_root = r
+                        best_v1 = iou
                 if holes:
                     snap_set[n_snap] = r
                     snap_iou[n_snap] = iou
