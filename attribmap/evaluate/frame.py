@@ -122,8 +122,12 @@ def normalize_minmax(maps: np.ndarray) -> np.ndarray:
     """
     arr = np.array(maps, dtype=np.float64, copy=True, order="C")
     single = arr.ndim == 2
-    if single:
-        arr = arr[None]
+    out = _normalize_inplace(arr[None] if single else arr)
+    return out[0] if single else out
+
+
+def _normalize_inplace(arr: np.ndarray) -> np.ndarray:
+    """:func:`normalize_minmax` on a float64 (N, H, W) array that may be overwritten."""
     for scoremap in arr:  # one map at a time, in place: no large temporaries
         if scoremap.size == 0:
             continue
@@ -133,8 +137,7 @@ def normalize_minmax(maps: np.ndarray) -> np.ndarray:
             continue
         scoremap -= low
         scoremap /= scoremap.max()
-    out = arr
-    return out[0] if single else out
+    return arr
 
 
 def to_uint8(maps: np.ndarray) -> np.ndarray:
@@ -161,7 +164,7 @@ def official_maps(maps, image_size: int = 224) -> np.ndarray:
         raise AttribmapError(f"maps must have shape (N, h, w); got shape {arr.shape}")
     if int(image_size) < 1:
         raise AttribmapError(f"image_size must be a positive int; got {image_size!r}")
-    return normalize_minmax(resize_bicubic(arr, (image_size, image_size)))
+    return _normalize_inplace(resize_bicubic(arr, (image_size, image_size)))  # a fresh array
 
 
 def rescale_boxes(boxes, image_size_wh: Sequence[float], image_size: int = 224) -> np.ndarray:
@@ -181,18 +184,36 @@ def rescale_boxes(boxes, image_size_wh: Sequence[float], image_size: int = 224) 
     -------
     ndarray, int64, shape (k, 4)
     """
+    arr = _box_array(boxes)
+    width, height = (float(v) for v in image_size_wh)
+    if not (width > 0 and height > 0):
+        raise AttribmapError(f"image size must be (W, H) with W, H > 0; got {tuple(image_size_wh)}")
+    _check_boxes(arr)
+    return _scaled(arr, np.full(len(arr), width), np.full(len(arr), height), image_size)
+
+
+def _box_array(boxes) -> np.ndarray:
     arr = as_numpy(boxes)
     if arr.ndim == 1 and arr.size == 4:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4 or arr.shape[0] == 0:
         raise AttribmapError(f"boxes must have shape (k, 4) with k >= 1; got {arr.shape}")
-    if not np.isfinite(arr).all() or (arr < 0).any():
-        raise AttribmapError(f"box coordinates must be finite and >= 0; got {arr.tolist()}")
-    if (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
-        raise AttribmapError(f"boxes must be x0 <= x1 and y0 <= y1 (inclusive x0,y0,x1,y1); got {arr.tolist()}")
-    width, height = (float(v) for v in image_size_wh)
-    if not (width > 0 and height > 0):
-        raise AttribmapError(f"image size must be (W, H) with W, H > 0; got {tuple(image_size_wh)}")
+    return arr
+
+
+def _check_boxes(arr: np.ndarray) -> None:
+    """Finite, >= 0 and x0 <= x1, y0 <= y1; the error names the first offending box."""
+    bad = ~np.isfinite(arr).all(axis=1) | (arr < 0).any(axis=1)
+    if bad.any():
+        raise AttribmapError(f"box coordinates must be finite and >= 0; got {arr[bad][0].tolist()}")
+    bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if bad.any():
+        raise AttribmapError("boxes must be x0 <= x1 and y0 <= y1 (inclusive x0,y0,x1,y1); "
+                             f"got {arr[bad][0].tolist()}")
+
+
+def _scaled(arr: np.ndarray, width: np.ndarray, height: np.ndarray, image_size: int) -> np.ndarray:
+    """``int(x * image_size / W)`` per coordinate (the reference's float arithmetic)."""
     size = float(image_size)
     out = np.empty(arr.shape, dtype=np.int64)
     out[:, 0] = (arr[:, 0] * size / width).astype(np.int64)
@@ -232,6 +253,11 @@ def union_mask(mask, image_size: int = 224) -> np.ndarray:
     Nearest resize to the frame, threshold at 0.5, union over instances (reference
     ``get_mask``). For 0/1, bool or 0/255 masks the threshold is the same as ``> 0``.
     """
+    if isinstance(mask, np.ndarray) and mask.shape == (image_size, image_size):
+        if mask.dtype == bool:
+            return mask
+        if np.issubdtype(mask.dtype, np.integer):
+            return mask > 0  # the same as > 0.5 for integers, without a float copy
     arr = as_numpy(mask, dtype=np.float32)
     if arr.ndim == 2:
         arr = arr[None]
@@ -276,19 +302,29 @@ def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224) -> list[n
     if boxes is None or len(boxes) != count:
         got = None if boxes is None else len(boxes)
         raise AttribmapError(f"boxes must be a sequence of {count} arrays (k, 4), one per map; got {got}")
+    arrays = [_box_array(b) for b in boxes]
+    if not arrays:
+        return []
+    counts = [len(a) for a in arrays]
+    stacked = np.concatenate(arrays).astype(np.float64, copy=False)  # all boxes at once
+    _check_boxes(stacked)
     if image_sizes is None:
-        out = []
-        for b in boxes:
-            arr = rescale_boxes(b, (image_size, image_size), image_size)
-            if (arr > image_size - 1).any():
-                raise AttribmapError(
-                    f"boxes given without image_sizes must lie in the {image_size}x{image_size} frame; got {arr.tolist()}")
-            out.append(arr)
-        return out
-    sizes = as_numpy(image_sizes)
-    if sizes.shape != (count, 2):
-        raise AttribmapError(f"image_sizes must have shape ({count}, 2) as (W, H); got {sizes.shape}")
-    return [rescale_boxes(b, s, image_size) for b, s in zip(boxes, sizes)]
+        side = np.full(len(stacked), float(image_size))
+        scaled = _scaled(stacked, side, side, image_size)
+        outside = (scaled > image_size - 1).any(axis=1)
+        if outside.any():
+            raise AttribmapError(f"boxes given without image_sizes must lie in the {image_size}x{image_size} "
+                                 f"frame; got {scaled[outside][0].tolist()}")
+    else:
+        sizes = as_numpy(image_sizes)
+        if sizes.shape != (count, 2):
+            raise AttribmapError(f"image_sizes must have shape ({count}, 2) as (W, H); got {sizes.shape}")
+        if not ((sizes > 0).all() and np.isfinite(sizes).all()):
+            bad = sizes[~((sizes > 0).all(axis=1) & np.isfinite(sizes).all(axis=1))][0]
+            raise AttribmapError(f"image size must be (W, H) with W, H > 0; got {tuple(bad.tolist())}")
+        per_box = np.repeat(sizes.astype(np.float64), counts, axis=0)
+        scaled = _scaled(stacked, per_box[:, 0], per_box[:, 1], image_size)
+    return np.split(scaled, np.cumsum(counts)[:-1])
 
 
 def batch_correct(correct, count: int):
