@@ -369,6 +369,9 @@ def _build_kernel():
         snap_area = np.empty(16, dtype=np.int64)
         n_snap = 0
         offsets = _neighbour_offsets(padded_w)
+        first_offset = np.empty(256, dtype=np.int64)  # where to look for the first group
+        for m in range(256):
+            first_offset[m] = offsets[reps[m, 0]]
         n_sets = 0
         n_active = 0
         euler4 = 0
@@ -393,7 +396,7 @@ def _build_kernel():
                     n_sets += 1
                     n_active += 1
                     continue
-                root = _root(parent, label[p + offsets[reps[mask, 0]]])
+                root = _root(parent, label[p + first_offset[mask]])
                 for g in range(1, n_groups):
                     other = _root(parent, label[p + offsets[reps[mask, g]]])
                     if other == root:
@@ -497,6 +500,9 @@ def _build_kernel():
         stats[outside, 0] = n_padded + 1
         n_sets = 1
         offsets = _neighbour_offsets(padded_w)
+        first_offset = np.empty(256, dtype=np.int64)  # where to look for the first group
+        for m in range(256):
+            first_offset[m] = offsets[reps[m, 0]]
         n_active = 0
         cursor = height * width
         for li in range(n_levels - 1, lowest_step - 1, -1):  # ascending levels
@@ -517,7 +523,7 @@ def _build_kernel():
                     n_sets += 1
                     n_active += 1
                     continue
-                root = _find(parent, label[p + offsets[reps[mask, 0]]])
+                root = _find(parent, label[p + first_offset[mask]])
                 for g in range(1, n_groups):
                     other = _find(parent, label[p + offsets[reps[mask, g]]])
                     if other == root:
