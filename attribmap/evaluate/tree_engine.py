@@ -295,7 +295,7 @@ def _build_kernel():
         return grown
 
     @numba.njit(cache=True, nogil=True)
-    def _sort_pixels(s8, padded, masks, order_x, order_y, order_mask):
+    def _sort_pixels(s8, padded, masks, order):
         """Pixels sorted by score, highest first (ties in raster order), each with the mask
         of its neighbours that come before it in that order.
 
@@ -329,9 +329,7 @@ def _build_kernel():
             for x in range(width):
                 slot = 255 - s8[y, x]
                 at = fill[slot]
-                order_x[at] = x
-                order_y[at] = y
-                order_mask[at] = masks[y, x]
+                order[at] = (y << 40) | (x << 8) | masks[y, x]  # one word per pixel
                 fill[slot] = at + 1
         return starts
 
@@ -347,7 +345,7 @@ def _build_kernel():
         return offsets
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def _foreground_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+    def _foreground_sweep(s8, levels_desc, gt, starts, order,
                           area2_gain, euler4_gain, groups, reps,
                           label, parent, absorbed_at, stats, active, active_pos):
         """From the highest level down; answers the levels without holes.
@@ -379,9 +377,10 @@ def _build_kernel():
         for li in range(n_levels):
             stop = starts[255 - levels_desc[li]]
             while cursor < stop:
-                x = order_x[cursor]
-                y = order_y[cursor]
-                mask = order_mask[cursor]
+                packed = order[cursor]
+                mask = packed & 255
+                x = (packed >> 8) & 0xFFFFFFFF
+                y = packed >> 40
                 cursor += 1
                 p = (y + 1) * padded_w + (x + 1)
                 euler4 += euler4_gain[mask]
@@ -466,7 +465,7 @@ def _build_kernel():
         return v1, v2, has_holes, snap_start, snap_count, snap_set, snap_iou, snap_area
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def _background_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+    def _background_sweep(s8, levels_desc, gt, starts, order,
                           fill_gain, euler_gain, groups, reps, label, parent, stats,
                           active, active_pos, fg_parent, fg_absorbed_at, slot_of, extra,
                           v1, v2, has_holes, unresolved,
@@ -509,10 +508,11 @@ def _build_kernel():
             stop = starts[255 - levels_desc[li]]  # background = the pixels scoring <= level
             while cursor > stop:
                 cursor -= 1
-                x = order_x[cursor]
-                y = order_y[cursor]
+                packed = order[cursor]
+                x = (packed >> 8) & 0xFFFFFFFF
+                y = packed >> 40
                 p = (y + 1) * padded_w + (x + 1)
-                mask = 255 - order_mask[cursor]
+                mask = 255 - (packed & 255)
                 n_groups = groups[mask]
                 if n_groups == 0:  # a new hole
                     label[p] = n_sets
@@ -591,14 +591,14 @@ def _build_kernel():
     def _sweep(s8, levels_desc, gt, area2_gain, euler4_gain, groups, reps,
                fill_gain, bg_euler_gain, bg_groups, bg_reps,
                label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
-               padded, masks, order_x, order_y, order_mask, slot_of, extra):
-        starts = _sort_pixels(s8, padded, masks, order_x, order_y, order_mask)
+               padded, masks, order, slot_of, extra):
+        starts = _sort_pixels(s8, padded, masks, order)
         (v1, v2, has_holes, snap_start, snap_count, snap_set, snap_iou,
-         snap_area) = _foreground_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+         snap_area) = _foreground_sweep(s8, levels_desc, gt, starts, order,
                                         area2_gain, euler4_gain, groups, reps, label, parent,
                                         absorbed_at, stats, active, active_pos)
         unresolved = np.zeros(levels_desc.shape[0], dtype=np.bool_)
-        _background_sweep(s8, levels_desc, gt, starts, order_x, order_y, order_mask,
+        _background_sweep(s8, levels_desc, gt, starts, order,
                           fill_gain, bg_euler_gain, bg_groups, bg_reps, label, bg_parent,
                           bg_stats, active, active_pos, parent, absorbed_at, slot_of, extra,
                           v1, v2, has_holes, unresolved, snap_start, snap_count, snap_set,
@@ -609,7 +609,7 @@ def _build_kernel():
     def _batch(s8_maps, taus, gt, gt_start, area2_gain, euler4_gain, groups, reps,
                fill_gain, bg_euler_gain, bg_groups, bg_reps,
                label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
-               padded, masks, order_x, order_y, order_mask, slot_of, extra):
+               padded, masks, order, slot_of, extra):
         """Every map of a batch at every tau: V1 / V2 IoU (N, T) and the unresolved ones."""
         n_maps = s8_maps.shape[0]
         n_taus = taus.shape[0]
@@ -634,7 +634,7 @@ def _build_kernel():
                 s8, levels_desc[:n_levels], gt[gt_start[n]:gt_start[n + 1]], area2_gain,
                 euler4_gain, groups, reps, fill_gain, bg_euler_gain, bg_groups, bg_reps,
                 label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
-                padded, masks, order_x, order_y, order_mask, slot_of, extra)
+                padded, masks, order, slot_of, extra)
             for k in range(n_taus):
                 slot = slot_of_tau[k]
                 v1_out[n, k] = v1[slot]
@@ -673,9 +673,7 @@ def _workspace(height: int, width: int):
                   np.empty(sets, dtype=np.int32),  # position in the active list
                   np.full((height + 2, width + 2), -1, dtype=np.int16),  # the map, padded
                   np.empty((height, width), dtype=np.uint8),  # neighbour masks
-                  np.empty(height * width, dtype=np.int32),  # pixels sorted by score: x
-                  np.empty(height * width, dtype=np.int32),  # ... y
-                  np.empty(height * width, dtype=np.uint8),  # ... and neighbour mask
+                  np.empty(height * width, dtype=np.int64),  # pixels sorted by score: y, x, mask
                   np.empty(sets, dtype=np.int32),  # set number -> slot among the components
                   np.empty(sets, dtype=np.int64))  # per-component fill gain of its holes
         _WORKSPACE.arrays = cached
