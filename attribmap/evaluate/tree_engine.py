@@ -318,12 +318,13 @@ def _build_kernel():
                           | (np.uint8(above[x + 2] >= v) << 2) | (np.uint8(here[x] >= v) << 3)
                           | (np.uint8(here[x + 2] > v) << 4) | (np.uint8(below[x] > v) << 5)
                           | (np.uint8(below[x + 1] > v) << 6) | (np.uint8(below[x + 2] > v) << 7))
-        starts = np.zeros(257, dtype=np.int64)
+        counts = np.zeros((4, 256), dtype=np.int64)  # four copies: neighbours share scores
         for y in range(height):
             for x in range(width):
-                starts[256 - s8[y, x]] += 1
+                counts[x & 3, 255 - s8[y, x]] += 1
+        starts = np.zeros(257, dtype=np.int64)
         for v in range(256):
-            starts[v + 1] += starts[v]
+            starts[v + 1] = starts[v] + counts[0, v] + counts[1, v] + counts[2, v] + counts[3, v]
         fill = starts[:256].copy()
         for y in range(height):
             for x in range(width):
