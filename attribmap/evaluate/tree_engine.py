@@ -254,20 +254,31 @@ def _build_kernel():
     @numba.njit(cache=True, nogil=True, inline="always")
     def _add_to_set(stats, root, p, x, y, gain, euler):
         stats[root, 0] += 1
-        stats[root, 1] = min(stats[root, 1], x)
-        stats[root, 2] = min(stats[root, 2], y)
-        stats[root, 3] = max(stats[root, 3], x)
-        stats[root, 4] = max(stats[root, 4], y)
+        if x < stats[root, 1]:  # stores only when something changes (see _add_to_component)
+            stats[root, 1] = x
+        if y < stats[root, 2]:
+            stats[root, 2] = y
+        if x > stats[root, 3]:
+            stats[root, 3] = x
+        if y > stats[root, 4]:
+            stats[root, 4] = y
         stats[root, 5] += gain
         stats[root, 6] += euler
-        stats[root, 7] = min(stats[root, 7], p)
+        if p < stats[root, 7]:
+            stats[root, 7] = p
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _add_to_component(stats, root, x, y, gain):
-        stats[root, 1] = min(stats[root, 1], x)
-        stats[root, 2] = min(stats[root, 2], y)
-        stats[root, 3] = max(stats[root, 3], x)
-        stats[root, 4] = max(stats[root, 4], y)
+        # stores only when the box grows (rare, well predicted): no store-to-load chain
+        # between consecutive pixels of one component
+        if x < stats[root, 1]:
+            stats[root, 1] = x
+        if y < stats[root, 2]:
+            stats[root, 2] = y
+        if x > stats[root, 3]:
+            stats[root, 3] = x
+        if y > stats[root, 4]:
+            stats[root, 4] = y
         stats[root, 5] += gain
 
     @numba.njit(cache=True, nogil=True)
