@@ -275,6 +275,22 @@ def test_batch_equals_one_map_at_a_time_including_fallback_and_empty_maps():
             assert np.array_equal(v1[index][ok], one[0][ok]) and np.array_equal(v2[index][ok], one[1][ok])
 
 
+def test_batch_takes_normalized_float_maps_like_their_uint8_form():
+    rng = np.random.default_rng(8)
+    frames = ndimage.gaussian_filter(rng.random((5, 30, 30)), (0, 2, 2))
+    frames -= frames.min(axis=(1, 2), keepdims=True)
+    frames /= frames.max(axis=(1, 2), keepdims=True)
+    gt = [_random_gt(rng, 30, 30) for _ in range(5)]
+    taus = np.arange(0, 1, 0.01)
+    from_float = tree_batch_ious(frames, gt, taus)
+    from_uint8 = tree_batch_ious((frames * 255).astype(np.uint8), gt, taus)
+    for a, b in zip(from_float, from_uint8):
+        assert np.array_equal(a, b)
+    frames[2, 3, 4] = 1.5
+    with pytest.raises(AttribmapError, match="normalized"):
+        tree_batch_ious(frames, gt, taus)
+
+
 def test_batch_rejects_bad_input():
     taus = np.arange(0, 1, 0.1)
     maps = np.zeros((2, 5, 5), dtype=np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import Accumulator, taus_for
-from attribmap.evaluate.frame import batch_correct, frame_boxes, frame_scoremaps, to_uint8
+from attribmap.evaluate.frame import batch_correct, frame_boxes, frame_scoremaps
 from attribmap.evaluate.threshold_boxes import best_ious_batch, resolve_engine
 
 __all__ = ["BoxAccuracy"]
@@ -83,7 +83,7 @@ class BoxAccuracy(Accumulator):
         gt_boxes = frame_boxes(boxes, image_sizes, count, self.image_size)
         flags = batch_correct(correct, count)
         cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None, None] / 100
-        v1_iou, v2_iou = best_ious_batch(to_uint8(frame), gt_boxes, self.taus, self.engine)
+        v1_iou, v2_iou = best_ious_batch(frame, gt_boxes, self.taus, self.engine)  # floor(255 x) inside
         v1 = v1_iou[None] >= cuts  # (D, N, T)
         v2 = v2_iou[None] >= cuts
         self._state["v1_hits"] += v1.sum(axis=1)

@@ -25,6 +25,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.contours import mask_contours, threshold_levels
+from attribmap.evaluate.frame import to_uint8
 from attribmap.evaluate.iou import inclusive_iou
 from attribmap.evaluate.tree_engine import numba_available, tree_batch_ious, tree_level_ious
 
@@ -166,7 +167,7 @@ def best_ious_per_tau(s8: np.ndarray, gt_boxes: np.ndarray, taus: np.ndarray, en
     return v1[inverse], v2[inverse]
 
 
-def best_ious_batch(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray, engine: str = "auto"):
+def best_ious_batch(maps: np.ndarray, gt_boxes, taus: np.ndarray, engine: str = "auto"):
     """:func:`best_ious_per_tau` for every map of a batch.
 
     The tree engine answers the whole batch in one compiled call (no per-map Python
@@ -175,7 +176,8 @@ def best_ious_batch(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray, engine: str
 
     Parameters
     ----------
-    s8_maps : ndarray, uint8, shape (N, H, W)
+    maps : ndarray, shape (N, H, W)
+        uint8 maps ``floor(255 * normalized map)``, or the normalized float maps in [0, 1].
     gt_boxes : sequence of N arrays, int, shape (k_i, 4)
     taus : ndarray, shape (T,), ascending, in [0, 1)
     engine : {"auto", "tree", "opencv", "numpy"}
@@ -185,20 +187,23 @@ def best_ious_batch(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray, engine: str
     v1_iou, v2_iou : ndarray, float64, shape (N, T)
     """
     engine = resolve_engine(engine)
-    s8_maps = np.ascontiguousarray(s8_maps, dtype=np.uint8)
+    maps = np.asarray(maps)
     taus = np.asarray(taus, dtype=np.float64)
     if engine != "tree":
+        s8_maps = maps if maps.dtype == np.uint8 else to_uint8(maps)
         pairs = [best_ious_per_tau(s8, gt, taus, engine) for s8, gt in zip(s8_maps, gt_boxes)]
         shape = (len(pairs), len(taus))
         return (np.array([p[0] for p in pairs]).reshape(shape), np.array([p[1] for p in pairs]).reshape(shape))
-    v1, v2, unresolved = tree_batch_ious(s8_maps, gt_boxes, taus)
+    v1, v2, unresolved = tree_batch_ious(maps, gt_boxes, taus)
     fallback = _opencv_level_ious if _load_cv2() is not None else _numpy_level_ious
     for index in np.flatnonzero(unresolved.any(axis=1)):
         todo = unresolved[index]
+        s8 = maps[index] if maps.dtype == np.uint8 else to_uint8(maps[index])
+        s8 = np.ascontiguousarray(s8)
         gt = np.asarray(gt_boxes[index], dtype=np.int64).reshape(-1, 4)
-        levels = threshold_levels(int(s8_maps[index].max()), taus[todo])
+        levels = threshold_levels(int(s8.max()), taus[todo])
         distinct, inverse = np.unique(levels, return_inverse=True)
-        fixed_v1, fixed_v2 = fallback(s8_maps[index], distinct, gt)
+        fixed_v1, fixed_v2 = fallback(s8, distinct, gt)
         v1[index, todo] = fixed_v1[inverse]
         v2[index, todo] = fixed_v2[inverse]
     return v1, v2

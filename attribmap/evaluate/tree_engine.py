@@ -44,6 +44,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate._compiled import numba_available
+from attribmap.evaluate.frame_kernels import all_in_unit_interval
 
 __all__ = ["numba_available", "tree_level_ious", "tree_batch_ious"]
 
@@ -618,12 +619,17 @@ def _build_kernel():
         return v1, v2, unresolved, has_holes
 
     @numba.njit(cache=True, nogil=True)
-    def _batch(s8_maps, taus, gt, gt_start, area2_gain, euler4_gain, groups, reps,
-               fill_gain, bg_euler_gain, bg_groups, bg_reps,
+    def _batch(s8_maps, frames, from_frames, taus, gt, gt_start, area2_gain, euler4_gain,
+               groups, reps, fill_gain, bg_euler_gain, bg_groups, bg_reps,
                label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
                padded, masks, order, slot_of, extra):
-        """Every map of a batch at every tau: V1 / V2 IoU (N, T) and the unresolved ones."""
-        n_maps = s8_maps.shape[0]
+        """Every map of a batch at every tau: V1 / V2 IoU (N, T) and the unresolved ones.
+
+        ``from_frames``: the maps are the float64 ``frames`` in [0, 1], each turned into
+        ``floor(255 x)`` in ``s8_maps[0]`` first (numpy's ``(x * 255).astype(uint8)``);
+        otherwise ``s8_maps`` holds the uint8 maps.
+        """
+        n_maps = frames.shape[0] if from_frames else s8_maps.shape[0]
         n_taus = taus.shape[0]
         v1_out = np.zeros((n_maps, n_taus))
         v2_out = np.zeros((n_maps, n_taus))
@@ -632,7 +638,14 @@ def _build_kernel():
         slot_of_tau = np.empty(n_taus, dtype=np.int64)
         levels_desc = np.empty(n_taus, dtype=np.int64)
         for n in range(n_maps):
-            s8 = s8_maps[n]
+            if from_frames:
+                s8 = s8_maps[0]
+                frame = frames[n]
+                for y in range(s8.shape[0]):
+                    for x in range(s8.shape[1]):
+                        s8[y, x] = np.uint8(frame[y, x] * 255.0)
+            else:
+                s8 = s8_maps[n]
             peak = float(s8.max())
             for k in range(n_taus):  # the reference's int(tau * max): same float product
                 level_of_tau[k] = np.int64(taus[k] * peak)
@@ -738,13 +751,14 @@ def tree_level_ious(s8: np.ndarray, levels: np.ndarray, gt_boxes: np.ndarray):
     return tuple(outputs)
 
 
-def tree_batch_ious(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray):
+def tree_batch_ious(maps: np.ndarray, gt_boxes, taus: np.ndarray):
     """V1 and V2 IoU of every map of a batch at every tau, in one compiled call.
 
     Parameters
     ----------
-    s8_maps : ndarray, uint8, shape (N, H, W)
-        Maps as ``floor(255 * normalized map)``.
+    maps : ndarray, shape (N, H, W)
+        uint8 maps ``floor(255 * normalized map)``, or the normalized float64 maps in
+        [0, 1] themselves (turned into uint8 inside, as ``(x * 255).astype(np.uint8)``).
     gt_boxes : sequence of N arrays, int, shape (k_i, 4), k_i >= 1
         Ground-truth boxes per map, inclusive x0, y0, x1, y1.
     taus : ndarray, float64, shape (T,)
@@ -758,12 +772,21 @@ def tree_batch_ious(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray):
     unresolved : ndarray, bool, shape (N, T)
         Taus whose level the sweeps leave to the caller (see :func:`tree_level_ious`).
     """
-    s8_maps = np.ascontiguousarray(s8_maps, dtype=np.uint8)
-    if s8_maps.ndim != 3 or s8_maps.shape[1] == 0 or s8_maps.shape[2] == 0:
-        raise AttribmapError(f"s8_maps must have shape (N, H, W) with H, W >= 1; got {s8_maps.shape}")
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.shape[1] == 0 or maps.shape[2] == 0:
+        raise AttribmapError(f"maps must have shape (N, H, W) with H, W >= 1; got {maps.shape}")
+    from_frames = maps.dtype != np.uint8
+    if from_frames:
+        frames = np.ascontiguousarray(maps, dtype=np.float64)
+        if not all_in_unit_interval(frames):
+            raise AttribmapError("float maps must be normalized: finite values in [0, 1]")
+        s8_maps = np.empty((1,) + maps.shape[1:], dtype=np.uint8)
+    else:
+        frames = np.zeros((0, 1, 1))
+        s8_maps = np.ascontiguousarray(maps)
     boxes = [np.asarray(b, dtype=np.int64).reshape(-1, 4) for b in gt_boxes]
-    if len(boxes) != s8_maps.shape[0]:
-        raise AttribmapError(f"need one box array per map: {s8_maps.shape[0]} maps, {len(boxes)} arrays")
+    if len(boxes) != maps.shape[0]:
+        raise AttribmapError(f"need one box array per map: {maps.shape[0]} maps, {len(boxes)} arrays")
     if any(len(b) == 0 for b in boxes):
         raise AttribmapError("every image needs at least one ground-truth box")
     taus = np.ascontiguousarray(taus, dtype=np.float64).reshape(-1)
@@ -772,5 +795,5 @@ def tree_batch_ious(s8_maps: np.ndarray, gt_boxes, taus: np.ndarray):
     gt = np.ascontiguousarray(np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64))
     gt_start = np.concatenate([[0], np.cumsum([len(b) for b in boxes])]).astype(np.int64)
     _, batch, foreground, background = _kernel()
-    return batch(s8_maps, taus, gt, gt_start, *foreground, *background,
-                 *_workspace(*s8_maps.shape[1:]))
+    return batch(s8_maps, frames, from_frames, taus, gt, gt_start, *foreground, *background,
+                 *_workspace(*maps.shape[1:]))
