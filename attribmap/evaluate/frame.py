@@ -136,7 +136,7 @@ def _normalize_inplace(arr: np.ndarray) -> np.ndarray:
             scoremap[...] = 0.0
             continue
         scoremap -= low
-        scoremap /= scoremap.max()
+        scoremap /= high - low  # == the max after the subtraction: rounding is monotone
     return arr
 
 

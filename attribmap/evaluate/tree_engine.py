@@ -44,7 +44,6 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate._compiled import numba_available
-from attribmap.evaluate.frame_kernels import all_in_unit_interval
 
 __all__ = ["numba_available", "tree_level_ious", "tree_batch_ious"]
 
@@ -622,12 +621,13 @@ def _build_kernel():
     def _batch(s8_maps, frames, from_frames, taus, gt, gt_start, area2_gain, euler4_gain,
                groups, reps, fill_gain, bg_euler_gain, bg_groups, bg_reps,
                label, parent, absorbed_at, stats, bg_parent, bg_stats, active, active_pos,
-               padded, masks, order, slot_of, extra):
+               padded, masks, order, slot_of, extra, bad_map):
         """Every map of a batch at every tau: V1 / V2 IoU (N, T) and the unresolved ones.
 
         ``from_frames``: the maps are the float64 ``frames`` in [0, 1], each turned into
         ``floor(255 x)`` in ``s8_maps[0]`` first (numpy's ``(x * 255).astype(uint8)``);
-        otherwise ``s8_maps`` holds the uint8 maps.
+        otherwise ``s8_maps`` holds the uint8 maps. A float map with a value outside
+        [0, 1] (or NaN) stops the batch with its index in ``bad_map[0]``.
         """
         n_maps = frames.shape[0] if from_frames else s8_maps.shape[0]
         n_taus = taus.shape[0]
@@ -641,9 +641,15 @@ def _build_kernel():
             if from_frames:
                 s8 = s8_maps[0]
                 frame = frames[n]
+                outside = 0
                 for y in range(s8.shape[0]):
                     for x in range(s8.shape[1]):
-                        s8[y, x] = np.uint8(frame[y, x] * 255.0)
+                        v = frame[y, x]
+                        outside += np.int64(v < 0.0) + np.int64(v > 1.0) + np.int64(v != v)
+                        s8[y, x] = np.uint8(v * 255.0)
+                if outside:
+                    bad_map[0] = n
+                    return v1_out, v2_out, unresolved_out
             else:
                 s8 = s8_maps[n]
             peak = float(s8.max())
@@ -777,9 +783,7 @@ def tree_batch_ious(maps: np.ndarray, gt_boxes, taus: np.ndarray):
         raise AttribmapError(f"maps must have shape (N, H, W) with H, W >= 1; got {maps.shape}")
     from_frames = maps.dtype != np.uint8
     if from_frames:
-        frames = np.ascontiguousarray(maps, dtype=np.float64)
-        if not all_in_unit_interval(frames):
-            raise AttribmapError("float maps must be normalized: finite values in [0, 1]")
+        frames = np.ascontiguousarray(maps, dtype=np.float64)  # checked in the kernel
         s8_maps = np.empty((1,) + maps.shape[1:], dtype=np.uint8)
     else:
         frames = np.zeros((0, 1, 1))
@@ -795,5 +799,10 @@ def tree_batch_ious(maps: np.ndarray, gt_boxes, taus: np.ndarray):
     gt = np.ascontiguousarray(np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64))
     gt_start = np.concatenate([[0], np.cumsum([len(b) for b in boxes])]).astype(np.int64)
     _, batch, foreground, background = _kernel()
-    return batch(s8_maps, frames, from_frames, taus, gt, gt_start, *foreground, *background,
-                 *_workspace(*maps.shape[1:]))
+    bad_map = np.full(1, -1, dtype=np.int64)
+    result = batch(s8_maps, frames, from_frames, taus, gt, gt_start, *foreground, *background,
+                   *_workspace(*maps.shape[1:]), bad_map)
+    if bad_map[0] >= 0:
+        raise AttribmapError(f"float maps must be normalized: finite values in [0, 1]; map "
+                             f"{int(bad_map[0])} is not")
+    return result
