@@ -18,7 +18,8 @@ def _hard_scores(rng, edges):
     inner = edges[edges <= 1.0]
     near = np.concatenate([inner, np.nextafter(inner, -1.0), np.nextafter(inner, 2.0)])
     near = near[(near >= 0.0) & (near <= 1.0)]
-    return np.concatenate([rng.random(20000), near, [0.0, 1.0]])
+    tail = [1.0, np.nextafter(1.0, 2.0), 1.5, np.nextafter(2.0, 0.0), 2.0, 2.7, 3.0]  # last bins
+    return np.concatenate([rng.random(20000), near, [0.0], tail])
 
 
 @pytest.mark.parametrize("delta", [0.01, 0.001, 0.25, 0.003])

@@ -3,9 +3,10 @@
 A score ``v`` falls in bin ``i`` when ``edges[i] <= v < edges[i + 1]`` (the last bin is
 closed on the right), exactly like ``np.histogram`` / ``searchsorted(side="right") - 1``.
 For PxAP's edges (``arange(0, 1, delta)`` then 1, 2, 3) and with numba, the bin of each
-score is guessed as ``int(v / delta)`` and corrected by one comparison with the edges
-themselves, so the counts are identical to the binary search while costing O(1) per
-pixel, and foreground and background are counted in the same pass. Other edges, or no
+score is guessed as ``int(v / delta)`` and corrected by one comparison on each side with
+the edges themselves (recomputed exactly as numpy's arange makes them), so the counts are
+identical to the binary search while costing O(1) per pixel; the bins are found in one
+branch-free (vectorized) pass and counted in a second, foreground and background together. Other edges, or no
 numba: ``np.searchsorted``.
 """
 from __future__ import annotations
@@ -52,32 +53,32 @@ def _build_kernel():
     import numba  # noqa: PLC0415
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _split_histograms(scores, foreground, background, edges, step, fg_counts, bg_counts):
-        n_bins = edges.shape[0] - 1
-        low = edges[0]
-        high = edges[n_bins]
+    def _split_histograms(scores, foreground, background, step, n_even, fg_counts, bg_counts,
+                          index):
+        """PxAP's edges only: ``fl(i * step)`` for i < n_even, then 1, 2, 3."""
+        n_bins = fg_counts.shape[0]
         n = scores.shape[0]
         outside = 0
-        for k in range(n):  # no early exit: this loop vectorizes
+        scale = 1.0 / step
+        top = n_even - 1
+        # pass 1, arithmetic only (vectorizes): the bin of each score, offset by its kind
+        # (0: neither, 1: foreground, 2: background, 3: both, impossible and dropped)
+        for k in range(n):
             v = scores[k]
-            outside += np.int64(not (v >= low and v <= high))  # also NaN
+            outside += np.int64(v < 0.0) + np.int64(v > 3.0) + np.int64(v != v)
+            i = min(np.int64(v * scale), top)  # at most one bin off below 1
+            i -= np.int64(i * step > v)  # i * step is exactly edges[i] (numpy's arange)
+            i += np.int64((i + 1) * step <= v) * np.int64(i < top)
+            i = i if v < 1.0 else n_even + np.int64(v >= 2.0)
+            kind = np.int64(foreground[k]) + 2 * np.int64(background[k])
+            index[k] = np.int32(i + kind * n_bins)
         if outside:
             return False
-        scale = 1.0 / step
-        # counts[copy, kind, bin] with kind = foreground + 2 * background (0: neither;
-        # 3 cannot happen for disjoint sets and is dropped); neighbouring pixels mostly
-        # share a bin, so four interleaved copies keep consecutive increments apart
+        # pass 2: counts in four interleaved copies (neighbouring pixels share bins)
         stride = 4 * n_bins
         counts = np.zeros(4 * stride, dtype=np.int64)
         for k in range(n):
-            v = scores[k]
-            i = min(int((v - low) * scale), n_bins - 1)
-            if edges[i] > v:  # the guess is off by at most one (see _even_edges)
-                i -= 1
-            elif i + 1 < n_bins and edges[i + 1] <= v:
-                i += 1
-            kind = np.int64(foreground[k]) + 2 * np.int64(background[k])
-            counts[(k & 3) * stride + kind * n_bins + i] += 1
+            counts[(k & 3) * stride + index[k]] += 1
         for c in range(4):
             for i in range(n_bins):
                 fg_counts[i] += counts[c * stride + n_bins + i]
@@ -88,21 +89,27 @@ def _build_kernel():
 
 
 @lru_cache(maxsize=64)
-def _pxap_layout(edges_bytes: bytes) -> bool:
-    """Whether the edges are ``np.append(np.arange(0, 1, d), [1, 2, 3])`` for their own d.
+def _pxap_layout(edges_bytes: bytes) -> int:
+    """The number of even edges when the edges are PxAP's, else 0.
 
-    For these edges ``int(v / d)`` is never more than one bin away from the true bin of a
-    score ``v`` in [0, 3]: below 1 the edges are ``fl(i * d)``, so ``v / d`` lies within a
-    few ulps of ``[i, i + 1)``; from 1 on the guess is clipped to the last bin and one step
-    down (to the bin of 1.0) or none is right. The compiled kernel relies on it.
+    PxAP's edges are ``np.append(np.arange(0, 1, d), [1, 2, 3])``; numpy's arange makes
+    them ``fl(i * d)``, which is checked here too, since the compiled kernel recomputes
+    them that way. For such edges ``int(v / d)`` is at most one bin away from the bin of
+    a score ``v < 1``, and one comparison on each side finds it; scores from 1 on fall in
+    the bins of 1.0 or 2.0.
     """
     edges = np.frombuffer(edges_bytes, dtype=np.float64)
     if len(edges) < 5 or edges[0] != 0.0:
-        return False
+        return 0
     step = float(edges[1] - edges[0])
     if not (0.0 < step < 1.0):
-        return False
-    return bool(np.array_equal(edges, np.append(np.arange(0, 1, step), [1.0, 2.0, 3.0])))
+        return 0
+    even = np.arange(0, 1, step)
+    if not np.array_equal(edges, np.append(even, [1.0, 2.0, 3.0])):
+        return 0
+    if not np.array_equal(even, np.arange(len(even)) * step):
+        return 0
+    return len(even)
 
 
 def split_histograms(scores: np.ndarray, foreground: np.ndarray, background: np.ndarray,
@@ -128,12 +135,14 @@ def split_histograms(scores: np.ndarray, foreground: np.ndarray, background: np.
         raise AttribmapError(f"scores, foreground and background must have one shape; got "
                              f"{scores.size}, {foreground.size} and {background.size} pixels")
     edges = np.ascontiguousarray(edges, dtype=np.float64)
-    if numba_available() and _pxap_layout(edges.tobytes()):
+    n_even = _pxap_layout(edges.tobytes()) if numba_available() else 0
+    if n_even:
         global _KERNEL
         if _KERNEL is None:
             _KERNEL = _build_kernel()
-        if not _KERNEL(scores, foreground, background, edges, float(edges[1] - edges[0]),
-                       fg_counts, bg_counts):
+        index = np.empty(scores.shape[0], dtype=np.int32)
+        if not _KERNEL(scores, foreground, background, float(edges[1] - edges[0]), n_even,
+                       fg_counts, bg_counts, index):
             _raise_outside(scores, edges)
         return
     if scores.size and not (scores.min() >= edges[0] and scores.max() <= edges[-1]):
