@@ -7,8 +7,10 @@ MaxBoxAcc V1 + MaxBoxAccV2 (IoU 30/50/70) + PxAP together:
 * reference: for every tau, ``cv2.threshold`` + one ``cv2.findContours(RETR_TREE)`` +
   ``boundingRect`` + ``max(contourArea)`` + inclusive IoU, then ``np.histogram`` for
   PxAP (``tests/test_evaluate_reference.py``);
-* attribmap: ``BoxAccuracy.update`` + ``PxAP.update`` with the tree engine (when numba is
-  installed), the OpenCV engine, and the pure numpy engine on a few maps.
+* attribmap: ``official_maps`` then ``BoxAccuracy.update`` + ``PxAP.update`` on the whole
+  batch, as ``evaluate_maps`` does, with the tree engine (when numba is installed; one
+  compiled call per batch, no OpenCV on these maps), the OpenCV engine, and the pure numpy
+  engine on a few maps.
 
 Before timing, every map is checked: for each engine timed, the V1 and V2 IoU at every
 tau must be identical to the reference's, and so must the PxAP histograms and the final
@@ -25,7 +27,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -37,6 +38,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import cv2  # noqa: E402
 
 from attribmap.evaluate import BoxAccuracy, PxAP  # noqa: E402
+from attribmap.fileio import atomic_write_text  # noqa: E402
 from attribmap.evaluate.frame import official_maps, to_uint8  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau  # noqa: E402
 from attribmap.evaluate.tree_engine import numba_available  # noqa: E402
@@ -164,10 +166,7 @@ def main(argv=None) -> int:
     print("bound x: reference time / time of the frame + uint8 + PxAP work alone (a box engine "
           "taking no time at all)")
     if args.out:
-        directory = os.path.dirname(os.path.abspath(args.out))
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
-            json.dump({"maps": args.maps, "repeat": args.repeat, "rows": rows}, handle, indent=2)
-        os.replace(handle.name, args.out)
+        atomic_write_text(args.out, json.dumps({"maps": args.maps, "repeat": args.repeat, "rows": rows}, indent=2))
     return 0
 
 

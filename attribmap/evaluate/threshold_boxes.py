@@ -12,9 +12,11 @@ largest contour) and V2 (every contour). Three engines give identical numbers:
     :func:`attribmap.evaluate.contours.mask_contours` (scipy labelling); no OpenCV,
     about 20x slower.
 ``"tree"``
-    :mod:`attribmap.evaluate.tree_engine`: one compiled union-find sweep over the pixels
-    answers every level without holes; the levels with holes (about one in six on
-    CAM-like maps) go to the OpenCV engine (the numpy one without it). Needs numba.
+    :mod:`attribmap.evaluate.tree_engine`: two compiled union-find sweeps over the
+    pixels (foreground components from the top, holes from the bottom) answer every
+    level; the rare levels they leave open (a component inside a hole, or an area tie at
+    a level with holes) go to the OpenCV engine (the numpy one without it).
+    :func:`best_ious_batch` answers a whole batch in one compiled call. Needs numba.
 
 ``"auto"`` takes the tree engine when numba can be imported, else OpenCV when it can
 be imported, else numpy.

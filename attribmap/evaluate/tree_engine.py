@@ -3,37 +3,43 @@
 The foreground at level ``t`` is ``s8 > t``; OpenCV's contours of it (``RETR_TREE``) are
 the outer border of every 8-connected foreground component and the border of every hole
 (a 4-connected background region that does not touch the image edge). The engine gets
-what the WSOL protocol needs from those contours without tracing any of them:
+what the WSOL protocol needs from those contours without tracing any of them. The pixels
+are sorted by score once (counting sort, ties in raster order), each with the mask of its
+8 neighbours that come before it, computed for all pixels at once; every quantity below
+changes by an amount that depends only on that mask, tabulated for the 256 masks.
 
-* **background sweep** (pixels added from the lowest score up into a union-find over
-  4-connected background, the padded frame around the image being one set, "outside").
-  At each level, the sets other than outside are the holes. Each keeps its bounding box
-  (the hole's border box is that box grown by one pixel on every side), its first pixel in
-  raster order, its *fill gain* (over the 2x2 windows of the image, 1 for a window holding
-  one of its pixels and 2 for a window holding two or more; this is twice the polygon area
-  of the hole's border when nothing lies inside the hole) and four times its 4-connected
-  Euler number (Gray's bit quads ``n(Q1) - n(Q3) + 2 n(QD)``; it is 4 unless a foreground
-  component lies inside the hole). Both measures add up when two sets merge (the only
-  windows two sets share hold one pixel of each, diagonally) and what adding a pixel
-  changes depends only on which of its 8 neighbours are background, so both are
-  tabulated for the 256 neighbourhoods. The levels with holes get the best IoU over the
-  hole border boxes and a list of (first pixel, fill gain) per hole.
-* **foreground sweep** (pixels added from the highest score down into a union-find over
-  8-connected neighbours): the sets are the components of the cut at every level. Each
-  keeps its bounding box (the outer border's bounding rectangle), twice its bit-quad area
-  (a 2x2 window with 4 foreground pixels counts 2, one with 3 counts 1: twice
-  ``cv2.contourArea`` of the outer border of a component without holes) and its first
-  pixel in raster order. At a level with holes, each hole's fill gain is added to the
-  component holding the pixel left of the hole's first pixel (always the component whose
-  hole it is), which makes its area that of its outer border.
+* **Foreground sweep** (pixels added from the highest score down into a union-find over
+  8-connected neighbours, union by rank, no path compression): after the pixels of a
+  level, the sets are the components of its cut. Each keeps its bounding box (the outer
+  border's bounding rectangle) and twice its bit-quad area (a 2x2 window with 4 of its
+  pixels counts 2, one with 3 counts 1: twice ``cv2.contourArea`` of the outer border of a
+  component without holes). A running Euler number (Gray's bit quads, ``n(Q1) - n(Q3) -
+  2 n(QD)``) gives the number of holes, components minus Euler number, at every level.
+  A level without holes is answered on the spot; at a level with holes the components
+  (set, box IoU, area) are kept for the second sweep.
+* **Background sweep**, only when some level has holes and only up to the highest such
+  level (pixels added from the lowest score up into a union-find over 4-connected
+  background, the padded frame around the image being one set, "outside"): the other
+  sets are the holes. Each keeps its bounding box (the hole border's box is that box
+  grown by one pixel on every side), its first pixel in raster order, its *fill gain*
+  (over the image's 2x2 windows, 1 for a window holding one of its pixels, 2 for one
+  holding more; twice the polygon area of the hole's border when nothing lies inside
+  the hole) and its 4-connected Euler number (``n(Q1) - n(Q3) + 2 n(QD)``, 1 unless a
+  component lies inside the hole). Both measures add up when two sets merge (two sets
+  share a window only diagonally, one pixel each). Each hole's fill gain goes to the
+  component holding the pixel left of the hole's first pixel (always the component
+  around the hole), looked up in the foreground union-find as it was at that level (the
+  step at which each set was absorbed is kept); that makes the component's area the
+  area of its outer border.
 
-V1 is the component of largest outer-border area (ties: the one whose first pixel comes
-last in raster order, the one OpenCV lists first; a hole border never beats its own outer
-border), V2 the best box over the outer and hole borders. Two rare cases are left to the
-caller (:func:`attribmap.evaluate.threshold_boxes.best_ious_per_tau` computes them with
-OpenCV, or numpy without it): a level where a component lies inside a hole, and a level
-with holes where the largest area is shared by several components (OpenCV's order among
-them then also involves the hole borders).
+V1 is the component of largest outer-border area (ties: the one whose first pixel, looked
+up only then, comes last in raster order: the one OpenCV lists first; a hole border never
+beats its own outer border), V2 the best box over the outer and hole borders. Two rare
+cases are left to the caller (:func:`attribmap.evaluate.threshold_boxes.best_ious_per_tau`
+and :func:`~attribmap.evaluate.threshold_boxes.best_ious_batch` compute them with OpenCV,
+or numpy without it): a level where a component lies inside a hole, and a level with
+holes where the largest area is shared by several components (OpenCV's order among them
+then also involves the hole borders).
 
 Needs numba (compiled on first use, a few seconds, then cached on disk).
 """
@@ -673,7 +679,6 @@ def _build_kernel():
                 unresolved_out[n, k] = unresolved[slot]
         return v1_out, v2_out, unresolved_out
 
-    _build_kernel.parts = (_sort_pixels, _foreground_sweep)
     return _sweep, _batch
 
 
