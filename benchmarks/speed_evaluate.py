@@ -86,10 +86,9 @@ def attribmap_pass(raw, boxes, masks, delta, engine):
 
 
 def non_box_pass(raw, boxes, masks, delta):
-    """What ``attribmap_pass`` spends outside the contour engine (frame, uint8 cast, PxAP):
-    the reference time divided by this bounds the speed-up any box engine can give."""
+    """What ``attribmap_pass`` spends outside ``BoxAccuracy`` (frame, PxAP): the reference
+    time divided by this bounds the speed-up any box engine can give."""
     frame = official_maps(raw)
-    to_uint8(frame)
     return PxAP(delta=delta).update(frame, masks, preprocessed=True)
 
 
@@ -163,8 +162,8 @@ def main(argv=None) -> int:
               f"{row['attribmap_opencv_maps_per_s']:>11.1f} {row['attribmap_numpy_maps_per_s']:>10.1f} "
               f"{tree_x:>6.1f}x {row['speedup_opencv']:>8.1f}x "
               f"{row['speedup_bound_without_box_work']:>7.1f}x")
-    print("bound x: reference time / time of the frame + uint8 + PxAP work alone (a box engine "
-          "taking no time at all)")
+    print("bound x: reference time / time of the frame + PxAP work alone (what BoxAccuracy "
+          "taking no time at all would give)")
     if args.out:
         atomic_write_text(args.out, json.dumps({"maps": args.maps, "repeat": args.repeat, "rows": rows}, indent=2))
     return 0

@@ -119,9 +119,9 @@ def split_histograms(scores: np.ndarray, foreground: np.ndarray, background: np.
 
     Parameters
     ----------
-    scores : ndarray, float64, shape (H, W)
+    scores : ndarray, float64, any shape (one map (H, W) or a batch (N, H, W))
         Values within [edges[0], edges[-1]].
-    foreground, background : ndarray, bool, shape (H, W)
+    foreground, background : ndarray, bool, the shape of ``scores``
         Disjoint pixel sets.
     edges : ndarray, float64, shape (B + 1,)
         Increasing bin edges (the fast path takes PxAP's layout, see above).
