@@ -32,6 +32,8 @@ class BoxAccuracy(Accumulator):
     engine : {"auto", "tree", "opencv", "numpy"}
         Contour engine (identical numbers; see :mod:`attribmap.evaluate.threshold_boxes`).
 
+    Notes
+    -----
     State (int64): ``count``, ``v1_hits`` / ``v2_hits`` (D, T), and for top-1
     localization ``predicted`` (images that came with a prediction flag),
     ``v1_top1_hits`` / ``v2_top1_hits`` (D, T).
