@@ -36,6 +36,8 @@ def suite(tmp_path_factory):
      "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     (["train", "classifier", "--data", "{suite}", "--out", "{out}", "--holdout-fraction", "1.5"],
      "holdout_fraction must be in [0, 1), got 1.5"),
+    (["train", "classifier", "--data", "{suite}", "--out", "{out}", "--schedule", "step",
+      "--lr-step-size", "0"], "step_size must be an integer >= 1, got 0"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(argv, message, suite, tmp_path, capsys):
     values = {"missing": str(tmp_path / "missing"), "out": str(tmp_path / "o.pt"), "suite": str(suite)}
@@ -56,12 +58,12 @@ def test_train_classifier_from_the_command_line(suite, tmp_path, capsys):
     out = tmp_path / "runs" / "cls.pt"
     status = main(["train", "classifier", "--data", str(suite), "--out", str(out), "--epochs", "1",
                    "--batch-size", "4", "--image-size", "32", "--lr", "0.05", "--seed", "2",
-                   "--no-progress"])
+                   "--schedule", "step", "--lr-step-size", "15", "--no-progress"])
     captured = capsys.readouterr()
     assert status == 0
     assert f"best checkpoint: {out}" in captured.out
     assert "classifier epoch 1/1" in captured.err
     state = load_checkpoint(out)
     assert state["task"] == "classifier" and state["epoch"] == 1 and state["seed"] == 2
-    assert state["optim_config"]["lr"] == 0.05
+    assert state["optim_config"]["lr"] == 0.05 and state["optim_config"]["step_size"] == 15
     assert (tmp_path / "runs" / "cls.last.pt").is_file()

@@ -102,6 +102,10 @@ def test_recipe_arguments_are_checked(suite, tmp_path, classifier_ckpt):
         train_classifier(suite, tmp_path / "x.pt", lr=-1.0)
     with pytest.raises(IsADirectoryError):
         train_classifier(suite, tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="step_size must be an integer >= 1, got 0"):
+        train_classifier(suite, tmp_path / "x.pt", schedule="step", lr_step_size=0)
+    with pytest.raises(ValueError, match="lr_step_size must be an integer"):
+        train_i2c(suite, tmp_path / "x.pt", schedule="step", lr_step_size=1.5)
     with pytest.raises(CheckpointError, match="not an attribmap checkpoint"):
         torch.save({"weights": torch.ones(1)}, tmp_path / "foreign.pt")
         load_model(tmp_path / "foreign.pt")
@@ -177,3 +181,10 @@ def test_triplets_pair_same_and_other_classes_per_epoch():
     assert float(item["negative"][0, 0, 0]) == n and int(item["label"]) == 1
     with pytest.raises(ValueError, match="at least 2 classes"):
         TripletDataset(images[:3], labels[:3])
+
+
+def test_step_schedule_decays_every_lr_step_size_epochs(suite, tmp_path):
+    _, history = train_classifier(suite, tmp_path / "step.pt", epochs=3, lr=0.01, schedule="step",
+                                  lr_step_size=2, **TINY)
+    lrs = [entry["lr"] for entry in history["epochs"]]
+    assert lrs == pytest.approx([0.01, 0.01, 0.001])

@@ -62,6 +62,8 @@ def register(subparsers: Any) -> None:
         sub = tasks.add_parser(task, parents=[parent], help=help_text, description=help_text)
         sub.add_argument("--arch", metavar="A", help="architecture (see `attribmap.models.available_archs`)")
         sub.add_argument("--weights", metavar="W", help="pretrained backbone weights, e.g. DEFAULT")
+        sub.add_argument("--lr-step-size", type=int, metavar="E",
+                         help="epochs between tenfold lr decays of --schedule step (default 30)")
         sub.set_defaults(func=run_train)
     sub = tasks.add_parser("weightmap", parents=[parent], help="weight-map generator, method I or II",
                            description="Weight-map generator (Shaharabany & Wolf), method I or II.")
@@ -119,6 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         if args.arch is not None:
             kwargs["arch"] = args.arch
+        kwargs.update(_given(args, {"lr_step_size": "lr_step_size"}))
         recipe = train_classifier if args.task == "classifier" else train_i2c
         path, history = recipe(args.data, args.out, **kwargs)
     if int(os.environ.get("RANK", "0")) == 0:

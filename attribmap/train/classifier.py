@@ -56,6 +56,7 @@ def train_classifier(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     schedule: str = "cosine",
+    lr_step_size: int = 30,
     weights: Any = None,
     head_lr_mult: Optional[float] = None,
     grad_clip: Optional[float] = None,
@@ -87,6 +88,9 @@ def train_classifier(
         Side of the random training crops (>= 32).
     optimizer, momentum, weight_decay, schedule
         See :class:`attribmap.train.OptimConfig` (``schedule`` in none/step/cosine).
+    lr_step_size : int
+        Epochs between the tenfold decays of the ``"step"`` schedule (30; the
+        wsolevaluation CUB runs decay every 15).
     weights : None or str
         Pretrained backbone weights passed to :func:`attribmap.models.build_model`
         (e.g. ``"DEFAULT"``; needs the torchvision download cache).
@@ -123,7 +127,7 @@ def train_classifier(
     batch_size = check_int("batch_size", batch_size)
     image_size = check_image_size(image_size)
     check_int("seed", seed, 0)
-    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule)
+    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule, lr_step_size)
     from attribmap.models import arch_config, build_model
 
     with distributed_session(device) as ctx:

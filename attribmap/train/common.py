@@ -49,12 +49,14 @@ def check_out_path(out: "os.PathLike[str] | str") -> Path:
 
 
 def make_optim_config(optimizer: str, lr: float, momentum: float, weight_decay: float,
-                      schedule: str) -> OptimConfig:
+                      schedule: str, step_size: int = 30) -> OptimConfig:
     """Validated :class:`OptimConfig` from recipe keyword arguments."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if isinstance(step_size, bool) or not isinstance(step_size, int):
+        raise ValueError(f"lr_step_size must be an integer >= 1 (epochs), got {step_size!r}")
     return OptimConfig(name=optimizer, lr=float(lr), momentum=float(momentum),
-                       weight_decay=float(weight_decay), schedule=schedule).validate()
+                       weight_decay=float(weight_decay), schedule=schedule, step_size=step_size).validate()
 
 
 def summarize(result: FitResult) -> Dict[str, Any]:

@@ -97,6 +97,7 @@ def train_i2c(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     schedule: str = "cosine",
+    lr_step_size: int = 30,
     weights: Any = None,
     head_lr_mult: Optional[float] = None,
     grad_clip: Optional[float] = None,
@@ -136,7 +137,7 @@ def train_i2c(
         raise ValueError(f"batch_size must be even for I2C (pairs of one class), got {batch_size}")
     image_size = check_image_size(image_size)
     check_int("seed", seed, 0)
-    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule)
+    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule, lr_step_size)
     from attribmap.data import collate_wsol
     from attribmap.learned import I2CLoss, PairedClassBatchSampler
     from attribmap.models import arch_config, build_model
