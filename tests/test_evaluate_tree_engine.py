@@ -303,3 +303,19 @@ def test_batch_rejects_bad_input():
         tree_batch_ious(maps, [box, box], taus[::-1])
     with pytest.raises(AttribmapError, match=r"\(N, H, W\)"):
         tree_batch_ious(maps[0], [box], taus)
+
+
+def test_box_accuracy_in_chunks_equals_one_call(monkeypatch):
+    from attribmap.evaluate import box_accuracy
+
+    rng = np.random.default_rng(4)
+    maps = ndimage.gaussian_filter(rng.normal(size=(7, 14, 14)), (0, 1.2, 1.2))
+    boxes = [np.array([[int(x), int(y), int(x) + 60, int(y) + 50]]) for x, y in rng.integers(0, 150, (7, 2))]
+    correct = rng.random(7) < 0.5
+    whole = BoxAccuracy(delta=0.01).update(maps, boxes, correct=correct).compute()
+    monkeypatch.setattr(box_accuracy, "_CHUNK", 3)
+    chunked = BoxAccuracy(delta=0.01).update(maps, boxes, correct=correct).compute()
+    for key in ("MaxBoxAcc", "MaxBoxAccV2", "Top1Loc", "Top1LocV2"):
+        assert whole[key] == chunked[key]
+    for iou in (30, 50, 70):
+        assert np.array_equal(whole["curves"]["BoxAccV2"][iou], chunked["curves"]["BoxAccV2"][iou])

@@ -12,6 +12,10 @@ from attribmap.evaluate.threshold_boxes import best_ious_batch, resolve_engine
 
 __all__ = ["BoxAccuracy"]
 
+#: Maps scored per compiled call in :meth:`BoxAccuracy.update` (keeps the per-tau IoU
+#: arrays at a few MB however large the batch).
+_CHUNK = 256
+
 
 class BoxAccuracy(Accumulator):
     """Box accuracy of the official WSOL protocol (wsolevaluation's BoxEvaluator).
@@ -85,14 +89,16 @@ class BoxAccuracy(Accumulator):
         gt_boxes = frame_boxes(boxes, image_sizes, count, self.image_size)
         flags = batch_correct(correct, count)
         cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None, None] / 100
-        v1_iou, v2_iou = best_ious_batch(frame, gt_boxes, self.taus, self.engine)  # floor(255 x) inside
-        v1 = v1_iou[None] >= cuts  # (D, N, T)
-        v2 = v2_iou[None] >= cuts
-        self._state["v1_hits"] += v1.sum(axis=1)
-        self._state["v2_hits"] += v2.sum(axis=1)
-        if flags is not None:
-            self._state["v1_top1_hits"] += v1[:, flags].sum(axis=1)
-            self._state["v2_top1_hits"] += v2[:, flags].sum(axis=1)
+        for start in range(0, count, _CHUNK):  # bounded memory: (D, chunk, T) at a time
+            part = slice(start, min(start + _CHUNK, count))
+            v1_iou, v2_iou = best_ious_batch(frame[part], gt_boxes[part], self.taus, self.engine)
+            v1 = v1_iou[None] >= cuts  # (D, n, T)
+            v2 = v2_iou[None] >= cuts
+            self._state["v1_hits"] += v1.sum(axis=1)
+            self._state["v2_hits"] += v2.sum(axis=1)
+            if flags is not None:
+                self._state["v1_top1_hits"] += v1[:, flags[part]].sum(axis=1)
+                self._state["v2_top1_hits"] += v2[:, flags[part]].sum(axis=1)
         self._state["count"] += count
         if flags is not None:
             self._state["predicted"] += count
