@@ -235,6 +235,23 @@ def _build_kernel():
             parent[node] = upper
             node = upper
 
+    @numba.njit(cache=True, nogil=True)
+    def _open_set(label, parent, active, active_pos, p, sid, n_active):
+        """Pixel ``p`` starts set ``sid``, appended to the active list (rare: a birth)."""
+        label[p] = sid
+        parent[sid] = sid
+        active[n_active] = sid
+        active_pos[sid] = n_active
+
+    @numba.njit(cache=True, nogil=True)
+    def _drop_active(active, active_pos, n_active, sid):
+        """Swap-remove set ``sid`` from the active list, ``n_active`` being the new length
+        (rare: a merge)."""
+        last = active[n_active]
+        slot = active_pos[sid]
+        active[slot] = last
+        active_pos[last] = slot
+
     @numba.njit(cache=True, nogil=True, inline="always")
     def _merge_stats(stats, root, other):
         stats[root, 0] += stats[other, 0]
@@ -404,12 +421,9 @@ def _build_kernel():
                 euler4 += euler4_gain[mask]
                 n_groups = groups[mask]
                 if n_groups == 0:  # a new component
-                    label[p] = n_sets
-                    parent[n_sets] = n_sets
+                    _open_set(label, parent, active, active_pos, p, n_sets, n_active)
                     _new_set(stats, n_sets, p, x, y, 0, 0)
                     stats[n_sets, 0] = 0  # the union rank
-                    active[n_active] = n_sets
-                    active_pos[n_sets] = n_active
                     n_sets += 1
                     n_active += 1
                     continue
@@ -427,11 +441,8 @@ def _build_kernel():
                     rank = stats[root, 0]
                     _merge_stats(stats, root, other)
                     stats[root, 0] = rank
-                    n_active -= 1  # swap-remove the absorbed set from the active list
-                    last = active[n_active]
-                    slot = active_pos[other]
-                    active[slot] = last
-                    active_pos[last] = slot
+                    n_active -= 1
+                    _drop_active(active, active_pos, n_active, other)
                 label[p] = root
                 _add_to_component(stats, root, x, y, area2_gain[mask])
             if n_active == 0:
@@ -533,11 +544,8 @@ def _build_kernel():
                 mask = 255 - (packed & 255)
                 n_groups = groups[mask]
                 if n_groups == 0:  # a new hole
-                    label[p] = n_sets
-                    parent[n_sets] = n_sets
+                    _open_set(label, parent, active, active_pos, p, n_sets, n_active)
                     _new_set(stats, n_sets, p, x, y, fill_gain[mask], euler_gain[mask])
-                    active[n_active] = n_sets
-                    active_pos[n_sets] = n_active
                     n_sets += 1
                     n_active += 1
                     continue
@@ -551,11 +559,8 @@ def _build_kernel():
                     parent[other] = root
                     if root != outside:
                         _merge_stats(stats, root, other)
-                    n_active -= 1  # swap-remove the absorbed hole from the active list
-                    last = active[n_active]
-                    slot = active_pos[other]
-                    active[slot] = last
-                    active_pos[last] = slot
+                    n_active -= 1
+                    _drop_active(active, active_pos, n_active, other)
                 label[p] = root
                 if root != outside:
                     _add_to_set(stats, root, p, x, y, fill_gain[mask], euler_gain[mask])
