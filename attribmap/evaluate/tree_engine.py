@@ -275,25 +275,9 @@ def _build_kernel():
         stats[sid, 7] = p
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _add_to_set(stats, root, p, x, y, gain, euler):
-        stats[root, 0] += 1
-        if x < stats[root, 1]:  # stores only when something changes (see _add_to_component)
-            stats[root, 1] = x
-        if y < stats[root, 2]:
-            stats[root, 2] = y
-        if x > stats[root, 3]:
-            stats[root, 3] = x
-        if y > stats[root, 4]:
-            stats[root, 4] = y
-        stats[root, 5] += gain
-        stats[root, 6] += euler
-        if p < stats[root, 7]:
-            stats[root, 7] = p
-
-    @numba.njit(cache=True, nogil=True, inline="always")
     def _add_to_component(stats, root, x, y, gain):
         # stores only when the box grows (rare, well predicted): no store-to-load chain
-        # between consecutive pixels of one component
+        # between consecutive pixels of one set
         if x < stats[root, 1]:
             stats[root, 1] = x
         if y < stats[root, 2]:
@@ -303,6 +287,15 @@ def _build_kernel():
         if y > stats[root, 4]:
             stats[root, 4] = y
         stats[root, 5] += gain
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _add_to_set(stats, root, p, x, y, gain, euler):
+        """:func:`_add_to_component` plus size, Euler number and first pixel (holes)."""
+        stats[root, 0] += 1
+        _add_to_component(stats, root, x, y, gain)
+        stats[root, 6] += euler
+        if p < stats[root, 7]:
+            stats[root, 7] = p
 
     @numba.njit(cache=True, nogil=True)
     def _first_pixel(s8, level, label, parent, stats, root):
