@@ -13,7 +13,7 @@ from attribmap.inputs import to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.registry import Extractor, Method, get_method
 from attribmap.postprocess import average_scales, postprocess
-from attribmap.tap import Capture, Tap, _logits_of, resolve_targets
+from attribmap.tap import Capture, Tap, logits_of, resolve_targets
 
 __all__ = ["Explainer", "explain"]
 
@@ -204,7 +204,7 @@ class Explainer:
 
     def _plain_targets(self, batch: torch.Tensor, target):
         with torch.no_grad():
-            logits = _logits_of(self.model(batch))
+            logits = logits_of(self.model(batch))
         return logits, resolve_targets(target, logits)
 
     @staticmethod

@@ -28,7 +28,7 @@ from torch import nn
 
 from attribmap.errors import InputError, LayerError, TargetError
 
-__all__ = ["Tap", "Capture", "resolve_targets"]
+__all__ = ["Tap", "Capture", "resolve_targets", "logits_of"]
 
 # torch's RemovableHandle ids come from a class counter incremented without a lock; two
 # threads registering at once could receive the same id and overwrite each other's hook.
@@ -231,7 +231,7 @@ class Tap:
                     images = images.clone()
                 with torch.no_grad():
                     output = self.model(images)
-                    logits = _logits_of(output)
+                    logits = logits_of(output)
         finally:
             with _HOOK_LOCK:
                 for handle in handles:
@@ -244,7 +244,25 @@ class Tap:
         return Capture(images, records, logits, targets, self.model, self.layers)
 
 
-def _logits_of(output) -> torch.Tensor:
+def logits_of(output) -> torch.Tensor:
+    """The logits (N, K) in a model's output.
+
+    Parameters
+    ----------
+    output : Tensor, object with ``.logits``, or tuple / list
+        What ``model(x)`` returned: a tensor; torchvision's ``InceptionOutputs`` /
+        ``GoogLeNetOutputs`` (their ``logits``); or a sequence whose first item is a tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, K) logits.
+
+    Raises
+    ------
+    InputError
+        The output holds no 2-D tensor of logits.
+    """
     if isinstance(output, torch.Tensor):
         logits = output
     elif hasattr(output, "logits"):  # torchvision InceptionOutputs / GoogLeNetOutputs

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from attribmap.evaluate import BoxAccuracy, PointingGame, PxAP
-from attribmap.evaluate.distributed import all_reduce_sum, distributed_ready
+from attribmap.distributed import all_reduce_sum, distributed_ready
 
 
 def _dataset():

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from attribmap.train import OptimConfig, fit, load_checkpoint
 from attribmap.train.data import make_loader
-from attribmap.train.distributed import distributed_session
+from attribmap.distributed import distributed_session
 
 SEED = 5
 PER_RANK_BATCH = 4

@@ -120,9 +120,9 @@ class ExtractorSuite:
             out.maps.update({n: m.detach().cpu() for n, m in maps.items()})
         else:
             with torch.no_grad():
-                from attribmap.tap import _logits_of
+                from attribmap.tap import logits_of
 
-                logits = _logits_of(self.model(images))
+                logits = logits_of(self.model(images))
         main_correct = (logits.argmax(1) == labels).cpu()
         out.seconds["posthoc"] = time.perf_counter() - start
         for name in self.posthoc + self.captum:
@@ -152,7 +152,7 @@ class ExtractorSuite:
 
 
 def _load_learned(path: str, device: torch.device, tasks: Tuple[str, ...], what: str) -> nn.Module:
-    from attribmap.train.checkpoint import CheckpointError, load_checkpoint, load_model
+    from attribmap.models.checkpoint import CheckpointError, load_checkpoint, load_model
 
     task = load_checkpoint(path).get("task")
     if task not in tasks:
@@ -162,7 +162,7 @@ def _load_learned(path: str, device: torch.device, tasks: Tuple[str, ...], what:
 
 def build_suite(config, device: torch.device) -> ExtractorSuite:
     """Load the models named by a :class:`~attribmap.bench.config.BenchConfig` and build the suite."""
-    from attribmap.model_loading import load_classifier
+    from attribmap.models.loading import load_classifier
 
     model = load_classifier(config.model, config.weights, config.checkpoint).to(device).eval()
     i2c_model = _load_learned(config.i2c, device, ("i2c",), "i2c") if config.i2c else None

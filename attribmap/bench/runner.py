@@ -101,7 +101,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
     dict
         The content of ``results.json`` (every process gets it).
     """
-    from attribmap.train.distributed import barrier, distributed_session
+    from attribmap.distributed import barrier, distributed_session
 
     config = config.validated()
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import attribmap
     from attribmap.inputs import load_image, to_batch
-    from attribmap.model_loading import load_classifier
+    from attribmap.models.loading import load_classifier
     from attribmap.viz import method_grid
 
     if args.size < 32:

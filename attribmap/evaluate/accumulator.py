@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.distributed import all_reduce_sum
+from attribmap.distributed import all_reduce_sum
 
 __all__ = ["Accumulator", "taus_for"]
 

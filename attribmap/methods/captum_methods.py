@@ -47,9 +47,9 @@ class _Logits(nn.Module):
         self.model = model
 
     def forward(self, x):
-        from attribmap.tap import _logits_of
+        from attribmap.tap import logits_of
 
-        return _logits_of(self.model(x))
+        return logits_of(self.model(x))
 
 
 class CaptumMethod(Extractor):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
-from attribmap.train.distributed import DistributedContext
+from attribmap.distributed import DistributedContext
 
 __all__ = ["TrainingData", "load_training_data", "split_holdout", "make_loader", "TripletDataset"]
 

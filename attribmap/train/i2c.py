@@ -18,7 +18,7 @@ from attribmap.train.common import (
     summarize,
 )
 from attribmap.train.data import load_training_data, make_loader
-from attribmap.train.distributed import distributed_session
+from attribmap.distributed import distributed_session
 from attribmap.train.loop import fit
 from attribmap.train.optim import head_parameter_groups
 from attribmap.train.seeding import seed_everything

@@ -27,7 +27,7 @@ from attribmap.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from attribmap.train.distributed import (
+from attribmap.distributed import (
     DistributedContext,
     all_reduce_mean,
     barrier,

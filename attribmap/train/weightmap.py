@@ -26,7 +26,7 @@ from attribmap.train.common import (
     summarize,
 )
 from attribmap.train.data import TrainingData, TripletDataset, load_training_data, make_loader
-from attribmap.train.distributed import DistributedContext, distributed_session
+from attribmap.distributed import DistributedContext, distributed_session
 from attribmap.train.loop import fit
 from attribmap.train.seeding import seed_everything
 

@@ -76,7 +76,7 @@ def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
     if checkpoint is not None:
         if model is not None:
             raise AttribmapError("give either --checkpoint or --model, not both")
-        from attribmap.train.checkpoint import load_model
+        from attribmap.models.checkpoint import load_model
 
         path = Path(checkpoint)
         if not path.is_file():

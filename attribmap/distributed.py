@@ -1,4 +1,8 @@
-"""DistributedDataParallel plumbing: detect torchrun, start/stop the process group, helpers.
+"""Process groups and collectives shared by training, evaluation and the benchmark.
+
+Detect torchrun, start/stop the process group, and the few collectives attribmap needs:
+mean / broadcast of a float (training), element-wise sums of int64 count arrays
+(evaluation accumulators), a barrier.
 
 ``torchrun --nproc_per_node=N -m attribmap train ...`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`distributed_session` then starts a
@@ -10,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -23,6 +28,8 @@ __all__ = [
     "all_reduce_mean",
     "broadcast_float",
     "barrier",
+    "distributed_ready",
+    "all_reduce_sum",
 ]
 
 
@@ -131,3 +138,37 @@ def barrier(ctx: DistributedContext) -> None:
 
 def _collective_device(ctx: DistributedContext) -> torch.device:
     return ctx.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+def distributed_ready() -> bool:
+    """True when torch.distributed is available and a default process group exists."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(arrays: Sequence[np.ndarray], process_group=None) -> List[np.ndarray]:
+    """Element-wise sum of int64 arrays over all ranks (one ``all_reduce`` call).
+
+    Parameters
+    ----------
+    arrays : sequence of ndarray (int64)
+        The local counts; shapes must agree across ranks.
+    process_group : torch.distributed group or None
+        None = the default group.
+
+    Returns
+    -------
+    list of ndarray, int64, the summed arrays (the inputs themselves when torch.distributed
+    is not initialized, i.e. a single process).
+    """
+    if not distributed_ready():
+        return [np.asarray(a, dtype=np.int64) for a in arrays]
+    sizes = [int(np.asarray(a).size) for a in arrays]
+    flat = torch.from_numpy(np.concatenate([np.asarray(a, dtype=np.int64).ravel() for a in arrays]))
+    if dist.get_backend(process_group) == "nccl":
+        flat = flat.cuda()
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=process_group)
+    summed = flat.cpu().numpy()
+    out, start = [], 0
+    for array, size in zip(arrays, sizes):
+        out.append(summed[start:start + size].reshape(np.shape(array)).copy())
+        start += size
+    return out
