@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,13 +11,23 @@ from torch import nn
 from attribmap.errors import InputError, MethodError
 from attribmap.inputs import to_batch
 from attribmap.layers import LayerSpec, resolve_layer
-from attribmap.methods.registry import Extractor, Method, get_method
+from attribmap.methods.base import Extractor, Method
+from attribmap.methods.registry import get_method
+from attribmap.methods.spec import GENERIC_OPTIONS, ExtractorSpec
 from attribmap.postprocess import average_scales, postprocess
 from attribmap.tap import Capture, Tap, logits_of, resolve_targets
 
 __all__ = ["Explainer", "explain"]
 
 MethodSpec = Union[str, Method, Extractor]
+
+
+class _Entry(NamedTuple):
+    """One method of a call: what runs, its layer override and its options from the spec."""
+
+    extractor: Union[Method, Extractor]
+    layer: Optional[str]
+    options: Dict[str, object]
 
 
 def _model_device(model: Optional[nn.Module]) -> Optional[torch.device]:
@@ -67,7 +77,7 @@ class Explainer:
         Keyword ``options`` are passed to the method (e.g. ``alpha=5`` for ``dgl``,
         ``n_steps=16`` for ``captum:IntegratedGradients``).
         """
-        name = method if isinstance(method, str) else getattr(method, "name", "method")
+        name = method if isinstance(method, str) else get_method(method).name
         out = self.explain_many(images, [method], target=target, raw=raw, scales=scales, close=close,
                                 options={name: options} if options else None)
         return out[name]
@@ -81,6 +91,9 @@ class Explainer:
         ----------
         images : tensor (C,H,W) / (N,C,H,W), PIL image, ndarray, path, or a list of them
         methods : iterable of names or extractors
+            Registered names, optionally as specs ``"name@layer:key=value"`` (a layer
+            override and options for that method; see :mod:`attribmap.methods.spec`), or
+            :class:`~attribmap.methods.base.Extractor` / ``Method`` objects.
         target : None, int, sequence or tensor
             None = top-1 prediction per image.
         raw : bool
@@ -93,14 +106,16 @@ class Explainer:
             Radius of a grey-level morphological closing with a disk applied to the
             upsampled map before normalization (not with ``raw=True``).
         options : mapping, optional
-            Per-method keyword options, ``{"dgl": {"alpha": 5}}``.
+            Per-method keyword options, ``{"dgl": {"alpha": 5}}`` (keyed like ``methods``;
+            they override options written in a spec).
         return_logits : bool
             Also return the logits (N, K) of the (first-scale) forward pass.
 
         Returns
         -------
         dict of str to torch.Tensor
-            Method name -> maps (N, H, W) in [0, 1] (or raw (N, h, w)), on the input's device.
+            Method name (as given in ``methods``) -> maps (N, H, W) in [0, 1] (or raw
+            (N, h, w)), on the input's device.
             With ``return_logits=True`` a tuple ``(maps, logits)``.
         """
         entries = self._entries(methods)
@@ -145,60 +160,84 @@ class Explainer:
         return Tap(self.model, resolved).run(batch, target)
 
     # -- internals ----------------------------------------------------------------------
-    def _entries(self, methods: Iterable[MethodSpec]) -> Dict[str, Union[Method, Extractor]]:
+    def layer_for(self, method: MethodSpec, images) -> str:
+        """The dotted name of the layer ``method`` taps on ``images`` (the automatic choice
+        resolved): ``"name@layer"`` specs, then this explainer's layer, then the method's
+        own hint (the I2C class-map layer), then the automatic choice.
+
+        Raises
+        ------
+        MethodError
+            ``method`` runs on its own and taps no layer of this model's choosing.
+        """
+        entry = next(iter(self._entries([method]).values()))
+        batch = to_batch(images, device=_model_device(self.model))
+        if isinstance(entry.extractor, Method) or getattr(entry.extractor, "uses_layer", False):
+            return self._layer_of(entry, batch)[0]
+        raise MethodError(f"{getattr(entry.extractor, 'name', method)!r} taps no layer of the model")
+
+    # -- internals ----------------------------------------------------------------------
+    def _entries(self, methods: Iterable[MethodSpec]) -> Dict[str, _Entry]:
         if isinstance(methods, (str, Method, Extractor)):
             methods = [methods]
-        entries: Dict[str, Union[Method, Extractor]] = {}
-        for spec in methods:
-            entry = get_method(spec)
-            name = spec if isinstance(spec, str) else entry.name
-            entries[name] = entry
+        entries: Dict[str, _Entry] = {}
+        for item in methods:
+            if isinstance(item, str):
+                spec = ExtractorSpec.parse(item)
+                if spec.checkpoint is not None:
+                    raise MethodError(f"{item!r} names a checkpoint; load the model yourself (explain runs "
+                                      "methods on this explainer's model) or use `attribmap bench --extractor`")
+                if spec.generic_options:
+                    raise MethodError(f"{item!r}: pass {', '.join(GENERIC_OPTIONS)} to explain()/explain_many(), "
+                                      "not inside a method name")
+                entries[item] = _Entry(get_method(spec.name), spec.layer, spec.method_options)
+            else:
+                entry = get_method(item)
+                entries[entry.name] = _Entry(entry, None, {})
         if not entries:
             raise MethodError("no methods given")
         return entries
 
-    def _layer_of(self, entry: Method, batch: torch.Tensor) -> Tuple[str, nn.Module]:
-        spec = self.layer
-        if spec is None and entry.layer_hint is not None:
-            spec = entry.layer_hint(self.model)
+    def _layer_of(self, entry: _Entry, batch: torch.Tensor) -> Tuple[str, nn.Module]:
+        spec = entry.layer if entry.layer is not None else self.layer
+        hint = getattr(entry.extractor, "layer_hint", None)
+        if spec is None and hint is not None:
+            spec = hint(self.model)
         return resolve_layer(self.model, spec, example=batch)
 
-    def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, Union[Method, Extractor]], target,
+    def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, _Entry], target,
                      options: Mapping[str, Mapping]):
-        posthoc = {n: e for n, e in entries.items() if isinstance(e, Method)}
-        others = {n: e for n, e in entries.items() if not isinstance(e, Method)}
+        posthoc = {n: e for n, e in entries.items() if isinstance(e.extractor, Method)}
+        others = {n: e for n, e in entries.items() if not isinstance(e.extractor, Method)}
+        kwargs_of = {n: {**e.options, **dict(options.get(n, {}))} for n, e in entries.items()}
         maps: Dict[str, torch.Tensor] = {}
         logits = None
         targets = None
         if posthoc:
             layer_of = {n: self._layer_of(e, batch) for n, e in posthoc.items()}
-            layers = dict(layer_of.values())
-            capture = Tap(self.model, layers).run(batch, target)
+            capture = Tap(self.model, dict(layer_of.values())).run(batch, target)
             logits, targets = capture.logits.detach(), capture.targets
             needs: Dict[str, set] = {}
             for n, e in posthoc.items():
-                needs.setdefault(layer_of[n][0], set()).update(e.needs)
-            for layer_name, kinds in needs.items():
-                if kinds:
-                    capture.prepare(kinds, layer_name)
+                needs.setdefault(layer_of[n][0], set()).update(e.extractor.needs_for(kwargs_of[n]))
+            for layer_name, requests in needs.items():
+                if requests:
+                    capture.prepare(requests, layer_name)
             for n, e in posthoc.items():
-                result = e.fn(capture, layer_of[n][0], **dict(options.get(n, {})))
+                result = e.extractor.fn(capture, layer_of[n][0], **kwargs_of[n])
                 maps[n] = self._check_raw(n, result, batch)
             del capture
         if others:
             if targets is None:
-                if any(getattr(e, "needs_target", True) for e in others.values()):
+                if any(e.extractor.needs_target for e in others.values()):
                     logits, targets = self._plain_targets(batch, target)
                 elif target is not None:
                     targets = torch.as_tensor(target).long().expand(batch.shape[0]).to(batch.device)
-            layer_module = None
             for n, e in others.items():
-                kwargs = dict(options.get(n, {}))
-                if getattr(e, "uses_layer", False):
-                    if layer_module is None:
-                        layer_module = resolve_layer(self.model, self.layer, example=batch)[1]
-                    kwargs["layer"] = layer_module
-                result = e(batch, self.model, targets, **kwargs)
+                kwargs = kwargs_of[n]
+                if e.extractor.uses_layer:
+                    kwargs["layer"] = self._layer_of(e, batch)[1]
+                result = e.extractor(batch, self.model, targets, **kwargs)
                 maps[n] = self._check_raw(n, result, batch)
         return maps, logits, targets
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from attribmap.errors import LayerError
+from attribmap.hooks import forward_hooks
 
 __all__ = ["resolve_layer", "layer_name", "auto_layer"]
 
@@ -83,22 +84,15 @@ def auto_layer(model: nn.Module, example: torch.Tensor) -> str:
     if cached is not None:
         return cached
     events: List[Tuple[str, nn.Module, Optional[torch.Tensor]]] = []
-    handles = []
 
     def make_hook(name: str):
         def hook(module, inputs, output):
             events.append((name, module, output if isinstance(output, torch.Tensor) else None))
         return hook
 
-    try:
-        for name, module in model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name)))
+    with forward_hooks({module: make_hook(name) for name, module in model.named_modules() if name}):
         with torch.no_grad():
             model(example[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
     chosen = None
     pooled_ptrs = set()
     for name, module, out in events:

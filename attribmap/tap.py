@@ -3,7 +3,9 @@
 :class:`Tap` registers forward hooks for one call only and removes them in ``finally``.
 The forward pass runs without recording an autograd graph until the first tapped layer
 fires; its hook then switches gradient recording on (grad mode is thread-local) and
-replaces the layer output by a clone of a fresh leaf tensor. Consequences:
+replaces the layer output by a clone of a fresh leaf tensor (a later tapped layer keeps
+its output in that graph, so several layers of one forward all get their gradients).
+Consequences:
 
 * nothing before the tapped layer records a graph (cheap, and frozen or inference-mode
   models work);
@@ -19,21 +21,16 @@ them so that several methods share one or two vector-Jacobian products.
 """
 from __future__ import annotations
 
-import threading
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from attribmap.errors import InputError, LayerError, TargetError
+from attribmap.gradients import DEFAULT_DGL_ALPHA, SCORE, GradientRequest, LossGradient
+from attribmap.hooks import forward_hooks
 
 __all__ = ["Tap", "Capture", "resolve_targets", "logits_of"]
-
-# torch's RemovableHandle ids come from a class counter incremented without a lock; two
-# threads registering at once could receive the same id and overwrite each other's hook.
-_HOOK_LOCK = threading.Lock()
-
 
 def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
     """Targets as a long tensor (N,) on the logits' device.
@@ -95,7 +92,7 @@ class Capture:
         self.targets = targets
         self.model = model
         self.layers = dict(layers)
-        self._grads: Dict[Tuple[str, str], torch.Tensor] = {}
+        self._grads: Dict[Tuple[str, GradientRequest], torch.Tensor] = {}
         self.layer = next(iter(self._activations)) if self._activations else None
 
     # -- activations ------------------------------------------------------------------
@@ -119,42 +116,42 @@ class Capture:
         return layer
 
     # -- gradients --------------------------------------------------------------------
+    def gradient(self, request: GradientRequest, layer: Optional[str] = None) -> torch.Tensor:
+        """The gradient ``request`` asks for, (N, C, h, w), computed once and cached."""
+        self.prepare({request}, layer)
+        return self._grads[(self._key(layer), request)]
+
     def score_grad(self, layer: Optional[str] = None) -> torch.Tensor:
         """G^c = d z_c / d F, (N, C, h, w): gradient of the target **logit**."""
-        self.prepare({"score"}, layer)
-        return self._grads[(self._key(layer), "score")]
+        return self.gradient(SCORE, layer)
 
-    def loss_grad(self, layer: Optional[str] = None, alpha: float = 10.0) -> torch.Tensor:
+    def loss_grad(self, layer: Optional[str] = None, alpha: float = DEFAULT_DGL_ALPHA) -> torch.Tensor:
         """G^L = sum_j p_j dz_j/dF - alpha * dz_c/dF, (N, C, h, w).
 
         This is the DGL authors' loss gradient: dL/dz is taken as p - alpha * onehot(c)
         (not autograd of alpha * cross-entropy, which would give alpha * (p - onehot)).
         """
-        key = f"loss@{float(alpha)!r}"
-        self.prepare({"score", key}, layer)
-        return self._grads[(self._key(layer), key)]
+        return self.gradient(LossGradient(alpha), layer)
 
-    def prepare(self, needs: Iterable[str], layer: Optional[str] = None) -> None:
+    def prepare(self, needs: Iterable[GradientRequest], layer: Optional[str] = None) -> None:
         """Compute the requested gradients of ``layer`` in one batched backward pass.
 
-        ``needs`` holds ``"score"`` and/or ``"loss@<alpha>"`` keys; gradients already in the
-        cache are not recomputed.
+        Parameters
+        ----------
+        needs : iterable of :class:`~attribmap.gradients.GradientRequest`
+            Gradients already in the cache are not recomputed.
+        layer : str, optional
+            Tapped layer (default: the first one).
         """
         name = self._key(layer)
         missing = [n for n in dict.fromkeys(needs) if (name, n) not in self._grads]
         if not missing:
             return
-        z = self.logits
-        onehot = F.one_hot(self.targets, z.shape[1]).to(z.dtype)
-        rows = []
         for need in missing:
-            if need == "score":
-                rows.append(onehot)
-            elif need.startswith("loss@"):
-                alpha = float(need[5:])
-                rows.append(self.probabilities.to(z.dtype) - alpha * onehot)
-            else:
-                raise ValueError(f"unknown gradient kind {need!r}")
+            if not isinstance(need, GradientRequest):
+                raise TypeError(f"gradient needs must be GradientRequest objects; got {need!r}")
+        z = self.logits
+        rows = [need.grad_output(z.detach(), self.targets).to(z.dtype) for need in missing]
         grads = _vjp_rows(z, self._activations[name], rows)
         for need, grad in zip(missing, grads):
             self._grads[(name, need)] = grad
@@ -204,38 +201,36 @@ class Tap:
 
     def run(self, images: torch.Tensor, target=None) -> Capture:
         """Run the forward pass on ``images`` (N, C, H, W) and return a :class:`Capture`."""
-        owner = threading.get_ident()
         records: Dict[str, torch.Tensor] = {}
 
-        def make_hook(name: str):
+        def make_hook(names: Sequence[str]):
             def hook(module, inputs, output):
-                if threading.get_ident() != owner:
-                    return None
                 if not isinstance(output, torch.Tensor) or output.dim() != 4:
                     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                    raise LayerError(f"layer {name!r} ({type(module).__name__}) outputs {shape}; "
+                    raise LayerError(f"layer {names[0]!r} ({type(module).__name__}) outputs {shape}; "
                                      "expected a 4-D tensor (N, C, h, w)")
                 torch.set_grad_enabled(True)
-                leaf = output.detach().requires_grad_(True)
-                records[name] = leaf
-                return leaf.clone()
+                if output.requires_grad:
+                    # downstream of a tapped layer that fired earlier: keep the graph through
+                    # this output (a detached leaf would cut the earlier layer's gradients)
+                    record = output
+                else:
+                    record = output.detach().requires_grad_(True)
+                for name in names:
+                    records[name] = record
+                return record.clone()
             return hook
 
-        handles = []
-        try:
-            with _HOOK_LOCK:
-                for name, module in self.layers.items():
-                    handles.append(module.register_forward_hook(make_hook(name)))
+        names_of: Dict[nn.Module, list] = {}
+        for name, module in self.layers.items():  # one hook per module, even under two names
+            names_of.setdefault(module, []).append(name)
+        with forward_hooks({module: make_hook(names) for module, names in names_of.items()}):
             with torch.inference_mode(False):
                 if images.is_inference():
                     images = images.clone()
                 with torch.no_grad():
                     output = self.model(images)
                     logits = logits_of(output)
-        finally:
-            with _HOOK_LOCK:
-                for handle in handles:
-                    handle.remove()
         missing = [name for name in self.layers if name not in records]
         if missing:
             raise LayerError(f"layer(s) {missing} did not run during the forward pass of "

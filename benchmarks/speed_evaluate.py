@@ -6,7 +6,7 @@ MaxBoxAcc V1 + MaxBoxAccV2 (IoU 30/50/70) + PxAP together:
 
 * reference: for every tau, ``cv2.threshold`` + one ``cv2.findContours(RETR_TREE)`` +
   ``boundingRect`` + ``max(contourArea)`` + inclusive IoU, then ``np.histogram`` for
-  PxAP (``tests/test_evaluate_reference.py``);
+  PxAP (``tests/reference/wsolevaluation.py``);
 * attribmap: ``official_maps`` then ``BoxAccuracy.update`` + ``PxAP.update`` on the whole
   batch, as ``evaluate_maps`` does, with the tree engine (when numba is installed; one
   compiled call per batch, no OpenCV on these maps), the OpenCV engine, and the pure numpy
@@ -33,7 +33,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import cv2  # noqa: E402
 
@@ -42,7 +41,7 @@ from attribmap.fileio import atomic_write_text  # noqa: E402
 from attribmap.evaluate.frame import official_maps, to_uint8  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau  # noqa: E402
 from attribmap.evaluate.tree_engine import numba_available  # noqa: E402
-from test_evaluate_reference import (  # noqa: E402
+from tests.reference.wsolevaluation import (  # noqa: E402
     blobby_map,
     reference_best_ious,
     reference_box_scores,

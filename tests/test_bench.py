@@ -46,7 +46,7 @@ def _config(trained, **overrides) -> BenchConfig:
 
 def _metrics(results):
     """The numbers of every extractor, without timings."""
-    drop = {"extract_s", "maps_per_s"}
+    drop = {"extract_s", "maps_per_s", "about", "shared_pass"}
     return {name: {k: v for k, v in entry.items() if k not in drop} for name, entry in results["extractors"].items()}
 
 
@@ -330,3 +330,49 @@ def test_cli_resume_without_saved_progress_starts_from_the_beginning(trained, tm
     captured = capsys.readouterr()
     assert code == 0 and "starting from the beginning" in captured.err
     assert json.loads((tmp_path / "o" / "results.json").read_text())["dataset"]["num_images"] == 10
+
+
+def test_extractor_specs_per_layer_aliases_and_checkpoint_models(trained, tmp_path):
+    """One run scores cam at the automatic layer beside dgl at layer3 (one shared forward), and
+    the --i2c / --weightmap aliases equal the NAME=CHECKPOINT specs."""
+    mixed = run_benchmark(_config(trained, methods=("cam", "dgl@layer3"),
+                                  extractors=(f"i2c={trained['i2c']}", f"weightmap={trained['wm']}")),
+                          tmp_path / "mixed", write_figures=False)
+    assert list(mixed["extractors"]) == ["cam", "dgl@layer3", "i2c", "weightmap"]
+    about = {n: e["about"] for n, e in mixed["extractors"].items()}
+    assert about["cam"]["layer"] == "layer4" and about["dgl@layer3"]["layer"] == "layer3"
+    assert about["cam"]["kind"] == about["dgl@layer3"]["kind"] == "shared"
+    assert about["i2c"]["kind"] == "own-model" and about["i2c"]["task"] == "i2c"
+    assert about["i2c"]["layer"] == "classifier"
+    assert about["weightmap"]["kind"] == "learned" and about["weightmap"]["layer"] is None
+    at_layer3 = run_benchmark(_config(trained, methods=("dgl",), layer="layer3"), tmp_path / "l3",
+                              write_figures=False)
+    assert _metrics(mixed)["dgl@layer3"] == _metrics(at_layer3)["dgl"]
+    aliases = run_benchmark(_config(trained, methods=("cam",), i2c=trained["i2c"], weightmap=trained["wm"]),
+                            tmp_path / "alias", write_figures=False)
+    for name in ("cam", "i2c", "weightmap"):
+        assert _metrics(aliases)[name] == _metrics(mixed)[name], name
+
+
+def test_extractor_spec_errors_come_before_any_work(trained, tmp_path):
+    with pytest.raises(AttribmapError, match="scored from its checkpoint"):
+        _config(trained, methods=("weightmap",)).validated()
+    with pytest.raises(AttribmapError, match="listed twice"):
+        _config(trained, methods=("cam", "cam")).validated()
+    with pytest.raises(AttribmapError, match="unknown method 'gradcma'"):
+        _config(trained, methods=("gradcma",)).validated()
+    with pytest.raises(FileNotFoundError, match="weightmap checkpoint not found"):
+        _config(trained, extractors=(f"weightmap={tmp_path / 'nope.pt'}",)).validated()
+    with pytest.raises(AttribmapError, match="'weightmap' checkpoint; 'cam' needs one of"):
+        run_benchmark(_config(trained, methods=(), extractors=(f"cam={trained['wm']}",)), tmp_path / "x",
+                      write_figures=False)
+
+
+def test_cli_extractor_flag(trained, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["bench", "--data", trained["suite"], "--checkpoint", trained["cls"], "--methods", "cam,dgl@layer3",
+                 "--extractor", f"weightmap={trained['wm']}", "--input-size", "32", "--batch-size", "5",
+                 "--delta", "0.01", "--no-figures", "--no-progress", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| dgl@layer3 |" in printed and "| weightmap |" in printed

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
+from attribmap.methods.spec import ExtractorSpec, split_specs
 
 __all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "parse_methods"]
 
@@ -24,13 +25,12 @@ DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
 
 
 def parse_methods(text: str) -> Tuple[str, ...]:
-    """``"cam, gradcam,dgl"`` -> ``("cam", "gradcam", "dgl")``; empty items dropped, order kept."""
-    names = []
-    for item in str(text).split(","):
-        name = item.strip()
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
+    """``"cam, gradcam,dgl@layer3"`` -> ``("cam", "gradcam", "dgl@layer3")``.
+
+    Empty items and repeats are dropped, order is kept; commas inside parentheses
+    (``scales=(1, 0.5)``) do not split (:func:`attribmap.methods.split_specs`).
+    """
+    return tuple(split_specs(text))
 
 
 def _file_signature(path: Optional[str]) -> Optional[Dict[str, Any]]:
@@ -65,12 +65,16 @@ class BenchConfig:
     layer : str, optional
         Layer tapped by the post-hoc methods (None = the model's automatic choice).
     methods : tuple of str
-        Post-hoc names (``cam``, ``gradcam``, ...) and ``captum:<Name>`` entries.
-        ``"i2c"`` without ``i2c`` means: the main model is itself an I2C model.
+        Extractor specs ``NAME[@LAYER][=CHECKPOINT][:KEY=VALUE...]`` (see
+        :mod:`attribmap.methods.spec`): post-hoc names (``cam``, ``dgl@layer3``, ...),
+        ``captum:<Name>`` entries, ``i2c`` (the main model's class maps when it is an I2C
+        model).
+    extractors : tuple of str
+        More specs, scored after ``methods`` (``i2c=runs/i2c.pt``, ``weightmap=runs/wm.pt``).
     i2c : str, optional
-        Checkpoint of an I2C classifier (scored as extractor ``"i2c"``).
+        Alias: the spec ``i2c=<this checkpoint>`` (an I2C classifier's class maps).
     weightmap : str, optional
-        Checkpoint of a weight-map generator (scored as extractor ``"weightmap"``).
+        Alias: the spec ``weightmap=<this checkpoint>`` (a weight-map generator).
     protocol : {"official", "legacy"}
         Official wsolevaluation protocol (MaxBoxAcc, V2, PxAP) or the legacy fixed-threshold one.
     delta : float
@@ -100,6 +104,7 @@ class BenchConfig:
     checkpoint: Optional[str] = None
     layer: Optional[str] = None
     methods: Tuple[str, ...] = DEFAULT_METHODS
+    extractors: Tuple[str, ...] = ()
     i2c: Optional[str] = None
     weightmap: Optional[str] = None
     protocol: str = "official"
@@ -132,33 +137,53 @@ class BenchConfig:
                 raise AttribmapError(f"{name} must be a positive int; got {value!r}")
         if self.input_size < 16:
             raise AttribmapError(f"input_size must be at least 16 pixels; got {self.input_size}")
-        if not self.methods and self.i2c is None and self.weightmap is None:
-            raise AttribmapError("no extractor to score: give methods, an i2c checkpoint or a weightmap checkpoint")
-        for name in self.methods:
-            if name == "weightmap":
-                raise AttribmapError("'weightmap' is scored from a generator checkpoint: pass weightmap=CKPT "
-                                     "(--weightmap CKPT) instead of listing it in methods")
+        specs = self.extractor_specs()
+        if not specs:
+            raise AttribmapError("no extractor to score: give methods, extractors (NAME=CHECKPOINT), an i2c "
+                                 "checkpoint or a weightmap checkpoint")
+        from attribmap.methods import lookup
+
+        labels = set()
+        for spec in specs:
+            entry = lookup(spec.name)  # unknown names fail here, before any work
+            if spec.checkpoint is None and entry.extractor is None:
+                raise AttribmapError(f"{spec.name!r} is scored from its checkpoint: give {spec.name}=CKPT "
+                                     f"(--extractor {spec.name}=CKPT or --{spec.name} CKPT) instead of the bare name")
+            if spec.label in labels:
+                raise AttribmapError(f"extractor {spec.label!r} is listed twice (drop one, or give the "
+                                     "second another layer or options)")
+            labels.add(spec.label)
         if not os.path.isdir(self.data):
             raise FileNotFoundError(f"dataset directory not found: {self.data!r}")
-        for name in ("checkpoint", "i2c", "weightmap"):
-            path = getattr(self, name)
-            if path is not None and not os.path.isfile(path):
-                raise FileNotFoundError(f"{name} checkpoint not found: {path!r}")
+        if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
+            raise FileNotFoundError(f"checkpoint not found: {self.checkpoint!r}")
+        for spec in specs:
+            if spec.checkpoint is not None and not os.path.isfile(spec.checkpoint):
+                raise FileNotFoundError(f"{spec.name} checkpoint not found: {spec.checkpoint!r}")
         return self
 
-    def extractor_names(self) -> Tuple[str, ...]:
-        """Names of every scored extractor, in table order."""
-        names = list(self.methods)
-        if self.i2c is not None and "i2c" not in names:
-            names.append("i2c")
+    def extractor_specs(self) -> Tuple[ExtractorSpec, ...]:
+        """Every scored extractor as a parsed spec, in table order (aliases last).
+
+        ``i2c`` listed in ``methods`` together with an ``i2c`` checkpoint means the
+        checkpoint's class maps (listed once).
+        """
+        texts = list(self.methods) + list(self.extractors)
+        if self.i2c is not None:
+            texts = [t for t in texts if t != "i2c"] + [f"i2c={self.i2c}"]
         if self.weightmap is not None:
-            names.append("weightmap")
-        return tuple(names)
+            texts.append(f"weightmap={self.weightmap}")
+        return tuple(ExtractorSpec.parse(t) for t in texts)
+
+    def extractor_names(self) -> Tuple[str, ...]:
+        """Labels of every scored extractor, in table order."""
+        return tuple(spec.label for spec in self.extractor_specs())
 
     def as_dict(self) -> Dict[str, Any]:
         """The fields as JSON-ready values (tuples become lists)."""
         out = dataclasses.asdict(self)
         out["methods"] = list(self.methods)
+        out["extractors"] = list(self.extractors)
         out["iou_thresholds"] = list(self.iou_thresholds)
         return out
 
@@ -173,6 +198,8 @@ class BenchConfig:
         for name in ("checkpoint", "i2c", "weightmap", "weights"):
             if payload[name] is not None and os.path.isfile(payload[name]):
                 payload[name] = _file_signature(payload[name])
+        payload["extractor_files"] = [_file_signature(spec.checkpoint) for spec in self.extractor_specs()
+                                      if spec.checkpoint is not None]
         payload["world_size"] = int(world_size)
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,38 +1,43 @@
-"""The extractors of a benchmark, run together on one batch.
+"""The extractors of a benchmark, built from their specs and run together on one batch.
 
-Groups, each timed on its own:
+Every extractor is named by a spec ``NAME[@LAYER][=CHECKPOINT][:KEY=VALUE...]``
+(:mod:`attribmap.methods.spec`) and resolved through the one registry
+(:func:`attribmap.methods.lookup`). What happens next depends only on what the registry
+entry declares, never on the name:
 
-* ``posthoc``: the registered post-hoc methods (cam, gradcam, gradcampp, dgl, dgl-psb,
-  dgl-cem, ...) of the main model: one tapped forward and shared gradients for all of them;
-* ``captum:<Name>``: each captum method runs its own passes on the main model;
-* ``i2c``: the class maps of an I2C classifier (its own checkpoint, or the main model
-  when that is an I2C model); top-1 flags come from that classifier's own logits;
-* ``weightmap``: a trained generator's map (class-agnostic); top-1 flags are the main
-  model's.
+* a post-hoc :class:`~attribmap.methods.base.Method` without a checkpoint and without
+  ``scales`` / ``close`` joins the **shared** pass: one tapped forward of the main model and
+  one batched backward serve all of them (each at its own layer: ``dgl@layer3`` beside
+  ``cam`` costs one forward);
+* a post-hoc method **with** a checkpoint runs on that checkpoint's model (an I2C
+  classifier's class maps: ``i2c=runs/i2c.pt``); its top-1 flags come from that model;
+* a learned extractor registered with a checkpoint builder (``weightmap=runs/wm.pt``) is
+  built from its file;
+* everything else (captum methods, ``scales`` / ``close``) runs alone on the main model.
 
+Each non-shared extractor is timed on its own; the shared ones as the group ``posthoc``.
 Every map is the map of the ground-truth class (GT-known protocol): targets are the labels.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
 from attribmap.errors import MethodError
+from attribmap.methods.base import ExtractorResult, Method
+from attribmap.methods.registry import lookup
+from attribmap.methods.spec import ExtractorSpec
 
-__all__ = ["ExtractorSuite", "BatchMaps", "build_suite", "extractor_kind"]
+__all__ = ["ExtractorSuite", "BatchMaps", "BenchExtractor", "build_suite", "SHARED_GROUP", "CLASSIFIER_TASKS"]
 
-
-def extractor_kind(name: str) -> str:
-    """``"captum"``, ``"i2c"``, ``"weightmap"`` or ``"posthoc"``."""
-    if name.startswith("captum:"):
-        return "captum"
-    if name in ("i2c", "weightmap"):
-        return name
-    return "posthoc"
+#: Timing group of the extractors served by the shared pass.
+SHARED_GROUP = "posthoc"
+#: Checkpoint tasks a post-hoc method can run on.
+CLASSIFIER_TASKS = ("classifier", "i2c")
 
 
 @dataclass
@@ -46,7 +51,7 @@ class BatchMaps:
     correct : dict of str to Tensor (N,) bool
         Whether the classifier behind each extractor predicted the label (top-1 loc).
     seconds : dict of str to float
-        Wall time of each group (``posthoc``, ``captum:<Name>``, ``i2c``, ``weightmap``).
+        Wall time of each timing group (``posthoc`` and one per other extractor).
     """
 
     maps: Dict[str, torch.Tensor] = field(default_factory=dict)
@@ -54,54 +59,158 @@ class BatchMaps:
     seconds: Dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class BenchExtractor:
+    """One extractor of the suite.
+
+    Attributes
+    ----------
+    spec : ExtractorSpec
+        As named by the user.
+    shared : bool
+        Served by the shared pass of the main model.
+    run : callable or None
+        For the others: ``run(images, labels) -> ExtractorResult``.
+    info : dict
+        What results.json records: kind, checkpoint, its task and recipe.
+    explainer : Explainer or None
+        The explainer whose model the extractor reads (None for learned extractors).
+    """
+
+    spec: ExtractorSpec
+    shared: bool
+    run: Optional[Callable[[torch.Tensor, torch.Tensor], ExtractorResult]] = None
+    info: Dict[str, Any] = field(default_factory=dict)
+    explainer: Any = None
+
+    @property
+    def label(self) -> str:
+        """The extractor's name in results (its spec without the checkpoint)."""
+        return self.spec.label
+
+    @property
+    def group(self) -> str:
+        """Timing group."""
+        return SHARED_GROUP if self.shared else self.label
+
+
+def _method_label(spec: ExtractorSpec) -> str:
+    """The spec as :meth:`attribmap.Explainer.explain_many` takes it: no checkpoint, no
+    generic options (those become call arguments)."""
+    return ExtractorSpec(spec.name, spec.layer, None, tuple(spec.method_options.items())).label
+
+
+def _explainer_run(explainer, spec: ExtractorSpec, own_logits: bool):
+    """``run`` of a method on ``explainer``'s model (the main model or a checkpoint's)."""
+    label = _method_label(spec)
+    generic = spec.generic_options
+    raw = not generic.get("close")
+
+    def run(images: torch.Tensor, labels: torch.Tensor) -> ExtractorResult:
+        maps, logits = explainer.explain_many(images, [label], target=labels, raw=raw, return_logits=True,
+                                              scales=generic.get("scales"), close=generic.get("close"))
+        return ExtractorResult(maps[label], logits if own_logits else None)
+    return run
+
+
+def _checkpoint_info(path: str) -> Dict[str, Any]:
+    from attribmap.models.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    return {"checkpoint": path, "task": state.get("task"), "recipe": state.get("recipe"),
+            "arch": state.get("arch", {}).get("arch")}
+
+
 class ExtractorSuite:
-    """A main classifier plus optional learned extractors, producing raw maps per batch.
+    """A main classifier plus the extractors of a benchmark, producing raw maps per batch.
 
     Parameters
     ----------
     model : nn.Module
-        The classifier in eval mode.
+        The main classifier, in eval mode.
     layer : str, optional
-        Layer tapped by the post-hoc and captum layer methods (None = automatic).
-    methods : sequence of str
-        Post-hoc names and ``captum:<Name>``; ``"i2c"`` here means the main model is an I2C model.
-    i2c_model : nn.Module, optional
-        A separate I2C classifier scored as ``"i2c"``.
-    generator : nn.Module, optional
-        A weight-map generator scored as ``"weightmap"``.
+        Default layer of the post-hoc and captum layer methods (None = automatic).
+    specs : sequence of ExtractorSpec or str
+        The extractors, in table order.
+    device : torch.device
+        Where checkpoint models are loaded.
+
+    Raises
+    ------
+    MethodError
+        Unknown names, two extractors with one label, a checkpoint of the wrong task, or a
+        name that needs a checkpoint given none.
     """
 
-    def __init__(self, model: nn.Module, layer: Optional[str], methods, i2c_model: Optional[nn.Module] = None,
-                 generator: Optional[nn.Module] = None) -> None:
+    def __init__(self, model: nn.Module, layer: Optional[str], specs: Sequence, device=None) -> None:
         import attribmap
-        from attribmap.learned import WeightMapExtractor
 
         self.model = model
         self.layer = layer
-        names = list(methods)
-        for name in names:
-            attribmap.get_method(name)  # unknown names fail before any work
-        self.posthoc = [n for n in names if extractor_kind(n) == "posthoc"]
-        self.captum = [n for n in names if extractor_kind(n) == "captum"]
-        if "i2c" in names and i2c_model is None:
-            if not getattr(model, "class_map_layer", None):
-                raise MethodError("'i2c' needs an I2C model: pass an i2c checkpoint (--i2c CKPT), or a main "
-                                  "model with a fully convolutional head (model.class_map_layer)")
-            i2c_model = model
-        self.i2c_model = i2c_model
-        self.weightmap = WeightMapExtractor(generator) if generator is not None else None
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.explainer = attribmap.Explainer(model, layer)
-        self.i2c_explainer = attribmap.Explainer(i2c_model) if i2c_model is not None else None
+        self.extractors: List[BenchExtractor] = []
+        seen = set()
+        for item in specs:
+            spec = item if isinstance(item, ExtractorSpec) else ExtractorSpec.parse(item)
+            if spec.label in seen:
+                raise MethodError(f"two extractors are both named {spec.label!r}; give each a different layer "
+                                  "or options")
+            seen.add(spec.label)
+            self.extractors.append(self._build(spec))
+
+    def _build(self, spec: ExtractorSpec) -> BenchExtractor:
+        import attribmap
+        from attribmap.models.checkpoint import CheckpointError, load_model
+
+        entry = lookup(spec.name)
+        if spec.checkpoint is None:
+            if entry.extractor is None:
+                raise MethodError(f"{spec.name!r} is built from its checkpoint: name it as "
+                                  f"{spec.name}=CHECKPOINT (e.g. --extractor {spec.name}=runs/{spec.name}.pt)")
+            shared = isinstance(entry.extractor, Method) and not spec.generic_options
+            kind = "shared" if shared else "standalone"
+            run = None if shared else _explainer_run(self.explainer, spec, own_logits=False)
+            return BenchExtractor(spec, shared, run, {"kind": kind, "checkpoint": None}, self.explainer)
+        info = _checkpoint_info(spec.checkpoint)
+        task = info["task"]
+        if entry.from_checkpoint is not None and (not entry.checkpoint_tasks or task in entry.checkpoint_tasks):
+            built = entry.from_checkpoint(spec.checkpoint, self.device, **spec.method_options)
+            if spec.generic_options:
+                raise MethodError(f"{spec.label!r}: scales / close are not supported for {spec.name!r}, "
+                                  "a learned extractor built from its checkpoint")
+
+            def run(images: torch.Tensor, labels: torch.Tensor, built=built) -> ExtractorResult:
+                return built.run(images, self.model, labels)
+            return BenchExtractor(spec, False, run, {"kind": "learned", **info})
+        if entry.extractor is None or task not in CLASSIFIER_TASKS:
+            accepted = entry.checkpoint_tasks if entry.from_checkpoint is not None else CLASSIFIER_TASKS
+            raise CheckpointError(f"{spec.checkpoint!r} is a {task!r} checkpoint; {spec.name!r} needs one of "
+                                  f"{tuple(accepted)}")
+        own = attribmap.Explainer(load_model(spec.checkpoint, device=self.device))
+        return BenchExtractor(spec, False, _explainer_run(own, spec, own_logits=True),
+                              {"kind": "own-model", **info}, own)
 
     @property
     def names(self) -> List[str]:
-        """Extractor names in table order."""
-        names = self.posthoc + self.captum
-        if self.i2c_model is not None:
-            names.append("i2c")
-        if self.weightmap is not None:
-            names.append("weightmap")
-        return names
+        """Extractor labels in table order."""
+        return [e.label for e in self.extractors]
+
+    def group_of(self, name: str) -> str:
+        """The timing group of extractor ``name``."""
+        return next(e.group for e in self.extractors if e.label == name)
+
+    def layers(self, images: torch.Tensor) -> Dict[str, Optional[str]]:
+        """The layer each extractor taps on ``images`` (None for those that tap none)."""
+        out: Dict[str, Optional[str]] = {}
+        for extractor in self.extractors:
+            out[extractor.label] = None
+            if extractor.explainer is not None:
+                try:
+                    out[extractor.label] = extractor.explainer.layer_for(_method_label(extractor.spec), images)
+                except MethodError:
+                    pass
+        return out
 
     def run(self, images: torch.Tensor, labels: torch.Tensor) -> BatchMaps:
         """Raw maps of every extractor for one batch.
@@ -113,51 +222,29 @@ class ExtractorSuite:
         """
         out = BatchMaps()
         labels = labels.to(images.device)
+        shared = [e.label for e in self.extractors if e.shared]
         start = time.perf_counter()
-        if self.posthoc:
-            maps, logits = self.explainer.explain_many(images, self.posthoc, target=labels, raw=True,
-                                                       return_logits=True)
+        if shared:
+            maps, logits = self.explainer.explain_many(images, shared, target=labels, raw=True, return_logits=True)
             out.maps.update({n: m.detach().cpu() for n, m in maps.items()})
         else:
-            with torch.no_grad():
-                from attribmap.tap import logits_of
+            from attribmap.tap import logits_of
 
+            with torch.no_grad():
                 logits = logits_of(self.model(images))
         main_correct = (logits.argmax(1) == labels).cpu()
-        out.seconds["posthoc"] = time.perf_counter() - start
-        for name in self.posthoc + self.captum:
-            out.correct[name] = main_correct
-        for name in self.captum:
+        out.seconds[SHARED_GROUP] = time.perf_counter() - start
+        for extractor in self.extractors:
+            if extractor.shared:
+                out.correct[extractor.label] = main_correct
+                continue
             start = time.perf_counter()
-            maps = self.explainer.explain_many(images, [name], target=labels, raw=True)
-            out.maps[name] = maps[name].detach().cpu()
-            out.seconds[name] = time.perf_counter() - start
-        if self.i2c_explainer is not None:
-            start = time.perf_counter()
-            maps, i2c_logits = self.i2c_explainer.explain_many(images, ["i2c"], target=labels, raw=True,
-                                                               return_logits=True)
-            out.maps["i2c"] = maps["i2c"].detach().cpu()
-            out.correct["i2c"] = (i2c_logits.argmax(1) == labels).cpu()
-            out.seconds["i2c"] = time.perf_counter() - start
-        if self.weightmap is not None:
-            start = time.perf_counter()
-            out.maps["weightmap"] = self.weightmap(images, None, labels).detach().cpu()
-            out.correct["weightmap"] = main_correct
-            out.seconds["weightmap"] = time.perf_counter() - start
+            result = extractor.run(images, labels)
+            out.maps[extractor.label] = result.maps.detach().cpu()
+            out.correct[extractor.label] = main_correct if result.logits is None else \
+                (result.logits.argmax(1) == labels).cpu()
+            out.seconds[extractor.group] = time.perf_counter() - start
         return out
-
-    def group_of(self, name: str) -> str:
-        """The timing group an extractor belongs to (post-hoc methods share ``posthoc``)."""
-        return "posthoc" if extractor_kind(name) == "posthoc" else name
-
-
-def _load_learned(path: str, device: torch.device, tasks: Tuple[str, ...], what: str) -> nn.Module:
-    from attribmap.models.checkpoint import CheckpointError, load_checkpoint, load_model
-
-    task = load_checkpoint(path).get("task")
-    if task not in tasks:
-        raise CheckpointError(f"{path!r} is a {task!r} checkpoint; --{what} needs one of {tasks}")
-    return load_model(path, device=device)
 
 
 def build_suite(config, device: torch.device) -> ExtractorSuite:
@@ -165,7 +252,4 @@ def build_suite(config, device: torch.device) -> ExtractorSuite:
     from attribmap.models.loading import load_classifier
 
     model = load_classifier(config.model, config.weights, config.checkpoint).to(device).eval()
-    i2c_model = _load_learned(config.i2c, device, ("i2c",), "i2c") if config.i2c else None
-    generator = _load_learned(config.weightmap, device, ("weightmap",), "weightmap") if config.weightmap else None
-    methods = [m for m in config.methods if not (m == "i2c" and i2c_model is not None)]
-    return ExtractorSuite(model, config.layer, methods, i2c_model=i2c_model, generator=generator)
+    return ExtractorSuite(model, config.layer, config.extractor_specs(), device)

@@ -22,7 +22,7 @@ import torch
 
 from attribmap.bench.config import BenchConfig
 from attribmap.bench.dataset import batch_items, batch_plan, open_dataset
-from attribmap.bench.extractors import BatchMaps, ExtractorSuite, build_suite, extractor_kind
+from attribmap.bench.extractors import SHARED_GROUP, BatchMaps, ExtractorSuite, build_suite
 from attribmap.bench.resume import load_progress, progress_path, save_progress
 from attribmap.bench.scoring import ExtractorScores
 from attribmap.errors import AttribmapError
@@ -115,6 +115,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                                             config.metadata)
         suite = build_suite(config, ctx.device)
         names = suite.names
+        layers = suite.layers(batch_items(dataset, [0])["image"].to(ctx.device))
         scores = {n: ExtractorScores(config.protocol, dataset.has_boxes, dataset.has_masks, config.delta,
                                      config.tau, config.frame_size, config.iou_thresholds,
                                      config.pointing_tolerance) for n in names}
@@ -175,8 +176,8 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         for score in scores.values():
             score.sync()
         metrics = {name: score.compute() for name, score in scores.items()}
-        results = _assemble(config, data_format, dataset, names, metrics, state, group_seconds, ctx.world_size,
-                            fingerprint)
+        results = _assemble(config, data_format, dataset, suite, layers, metrics, state, group_seconds,
+                            ctx.world_size, fingerprint)
         if ctx.is_main:
             from attribmap.report import write_report
 
@@ -190,19 +191,19 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
     return results
 
 
-def _assemble(config: BenchConfig, data_format: str, dataset: Any, names: List[str], metrics: Dict[str, Any],
-              state: Dict[str, Any], group_seconds: Dict[str, float], world_size: int,
-              fingerprint: str) -> Dict[str, Any]:
+def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: ExtractorSuite,
+              layers: Dict[str, Optional[str]], metrics: Dict[str, Any], state: Dict[str, Any],
+              group_seconds: Dict[str, float], world_size: int, fingerprint: str) -> Dict[str, Any]:
     images = max(int(state["images"]), 1)
     extractors: Dict[str, Any] = {}
-    for name in names:
+    for extractor in suite.extractors:
+        name = extractor.label
         entry = {k: v for k, v in metrics[name].items() if k != "curves"}
-        group = "posthoc" if extractor_kind(name) == "posthoc" else name
-        seconds = group_seconds.get(group, 0.0)
-        entry["kind"] = extractor_kind(name)
+        seconds = group_seconds.get(extractor.group, 0.0)
+        entry["about"] = {"spec": str(extractor.spec), "layer": layers.get(name), **extractor.info}
         entry["extract_s"] = seconds
         entry["maps_per_s"] = images / seconds if seconds > 0 else float("nan")
-        entry["shared_pass"] = group == "posthoc"
+        entry["shared_pass"] = extractor.group == SHARED_GROUP
         extractors[name] = _jsonable(entry)
     wall = float(state["wall_s"])
     return {

@@ -4,8 +4,8 @@ Examples
 --------
 ::
 
-    attribmap bench --data suite --checkpoint runs/cls.pt --methods cam,gradcam,dgl \\
-        --i2c runs/i2c.pt --weightmap runs/wm.pt --input-size 64 --out bench_out
+    attribmap bench --data suite --checkpoint runs/cls.pt --methods cam,gradcam,dgl@layer3 \\
+        --extractor i2c=runs/i2c.pt --extractor weightmap=runs/wm.pt --input-size 64 --out bench_out
     attribmap bench --data CUB_200_2011 --model resnet50 --weights resnet50_cub.pth \\
         --layer layer4 --methods cam --out cub_cam
     torchrun --nproc_per_node=2 -m attribmap bench --data suite --checkpoint runs/cls.pt --out bench_out
@@ -46,11 +46,15 @@ def register(subparsers) -> None:
     model.add_argument("--layer", metavar="L", help="layer tapped by the post-hoc methods (default: automatic)")
     extractors = parser.add_argument_group("extractors")
     extractors.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="LIST",
-                            help="comma-separated post-hoc methods and captum:<Name> entries "
+                            help="comma-separated extractor specs NAME[@LAYER][:KEY=VALUE...] run on the main "
+                                 "model, e.g. cam,dgl@layer3:alpha=5,captum:Saliency "
                                  f"(default {','.join(DEFAULT_METHODS)}; '' for none)")
-    extractors.add_argument("--i2c", metavar="CKPT", help="I2C classifier checkpoint, scored as 'i2c'")
-    extractors.add_argument("--weightmap", metavar="CKPT", help="weight-map generator checkpoint, scored as "
-                                                                "'weightmap'")
+    extractors.add_argument("--extractor", action="append", default=[], metavar="SPEC",
+                            help="one more extractor NAME[@LAYER][=CHECKPOINT][:KEY=VALUE...], repeatable: "
+                                 "i2c=runs/i2c.pt (a method on a checkpoint's model), weightmap=runs/wm.pt "
+                                 "(a learned extractor), dgl@layer3:scales=(0.5,1,1.5):close=3, ...")
+    extractors.add_argument("--i2c", metavar="CKPT", help="alias of --extractor i2c=CKPT")
+    extractors.add_argument("--weightmap", metavar="CKPT", help="alias of --extractor weightmap=CKPT")
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--protocol", choices=("official", "legacy"), default="official",
                           help="official (MaxBoxAcc, MaxBoxAccV2, PxAP; default) or legacy fixed threshold")
@@ -85,7 +89,8 @@ def config_from_args(args: argparse.Namespace):
         raise ValueError("--weights goes with --model NAME (a checkpoint carries its own weights)")
     return BenchConfig(
         data=args.data, split=args.split, model=args.model, weights=args.weights, checkpoint=args.checkpoint,
-        layer=args.layer, methods=parse_methods(args.methods), i2c=args.i2c, weightmap=args.weightmap,
+        layer=args.layer, methods=parse_methods(args.methods), extractors=tuple(args.extractor), i2c=args.i2c,
+        weightmap=args.weightmap,
         protocol=args.protocol, delta=args.delta, tau=args.tau, input_size=args.input_size,
         batch_size=args.batch_size, device=args.device, metadata=args.metadata, seed=args.seed,
     ).validated()

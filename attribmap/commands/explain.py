@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                    help="path to a local state_dict (loaded with weights_only=True) or DEFAULT for "
                         "torchvision's pretrained weights; random initialisation when omitted")
     p.add_argument("--method", default="gradcam",
-                   help="method name, or several separated by commas (see `attribmap methods`)")
+                   help="method name, or several separated by commas, each NAME[@LAYER][:KEY=VALUE...] "
+                        "(see `attribmap methods`), e.g. gradcam,dgl@layer3:alpha=5")
     p.add_argument("--layer", default=None, help="dotted layer name (default: automatic choice)")
     p.add_argument("--target", type=int, default=None, help="class index (default: top-1 prediction)")
     p.add_argument("--size", type=int, default=224, help="side of the resized input (default 224)")
@@ -37,9 +38,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--alpha must lie in [0, 1]; got {args.alpha}")
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"-o/--out must name a .png file; got {args.out!r}")
-    methods = [m.strip() for m in args.method.split(",") if m.strip()]
-    for name in methods:
-        attribmap.get_method(name)  # unknown names fail before any work
+    from attribmap.methods import ExtractorSpec, split_specs
+
+    methods = split_specs(args.method)
+    if not methods:
+        raise ValueError("--method names no method")
+    for text in methods:
+        attribmap.get_method(ExtractorSpec.parse(text).name)  # unknown names fail before any work
     image = load_image(args.image)
     model = load_classifier(args.model, args.weights, args.checkpoint)
     batch = to_batch(image, size=args.size)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from attribmap.errors import InputError
-from attribmap.methods.registry import Extractor
+from attribmap.methods.base import Extractor
 
 __all__ = ["WeightMapExtractor"]
 

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from attribmap.errors import MethodError
-from attribmap.methods.registry import Extractor
+from attribmap.methods.base import Extractor
+from attribmap.methods.registry import register_resolver
+from attribmap.tap import logits_of
 
 __all__ = ["CaptumMethod", "LISTED_CAPTUM"]
 
@@ -47,8 +49,6 @@ class _Logits(nn.Module):
         self.model = model
 
     def forward(self, x):
-        from attribmap.tap import logits_of
-
         return logits_of(self.model(x))
 
 
@@ -80,7 +80,9 @@ class CaptumMethod(Extractor):
             method = self.cls(wrapper, layer)
         else:
             method = self.cls(wrapper)
-        if isinstance(method, __import__("captum.attr", fromlist=["LayerGradCam"]).LayerGradCam):
+        import captum.attr
+
+        if isinstance(method, captum.attr.LayerGradCam):
             options.setdefault("relu_attributions", True)
         relus = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
         try:
@@ -102,3 +104,6 @@ class CaptumMethod(Extractor):
         if attr.shape[1:] == images.shape[1:]:
             return attr.abs().sum(dim=1)
         return attr.sum(dim=1)
+
+
+register_resolver("captum", CaptumMethod, LISTED_CAPTUM)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import torch
 
+from attribmap.gradients import DEFAULT_DGL_ALPHA
 from attribmap.tap import Capture
 
 __all__ = ["dgl", "dgl_psb", "dgl_cem", "enhanced_features", "DEFAULT_ALPHA"]
 
-DEFAULT_ALPHA = 10.0
+DEFAULT_ALPHA = DEFAULT_DGL_ALPHA
 _EPS = 1e-12
 
 

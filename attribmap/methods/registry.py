@@ -1,81 +1,82 @@
-"""Registry of map extractors by name.
+"""The one registry of map extractors: name -> what it is and how to build it.
 
-Two kinds of extractors share the registry:
+An entry may hold
 
-* **post-hoc methods** (:class:`Method`): pure functions of a :class:`~attribmap.tap.Capture`
-  and the tapped layer name, returning a raw map (N, h, w); several of them are served by
-  one forward pass and shared gradients;
-* **extractor objects** (:class:`Extractor`): anything callable as
-  ``extractor(images, model, target)`` returning raw maps (N, h, w) - captum methods,
-  learned extractors, user code. They run on their own.
+* a **post-hoc** :class:`~attribmap.methods.base.Method` or a ready
+  :class:`~attribmap.methods.base.Extractor` (usable in :func:`attribmap.explain`), and/or
+* a **checkpoint builder** ``build(path, device, **options) -> Extractor`` for learned
+  extractors that are files of their own (the weight-map generator), with the checkpoint
+  tasks it accepts.
+
+Name prefixes are served by **resolvers** registered by the modules that own them (the
+captum adapter registers ``captum:``), so this module imports none of them. Post-hoc
+methods given a checkpoint (``i2c=runs/i2c.pt`` in the benchmark) run on that checkpoint's
+model; that rule lives with the benchmark, not here.
 """
 from __future__ import annotations
 
+import difflib
 import threading
-from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Union
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
 from attribmap.errors import MethodError
+from attribmap.gradients import as_requests
+from attribmap.methods.base import Extractor, Method
 
-__all__ = ["Method", "Extractor", "register_method", "get_method", "methods", "unregister_method"]
+__all__ = ["Registration", "register_method", "register_extractor", "register_resolver", "unregister_method",
+           "get_method", "lookup", "methods", "registered_names", "resolver_prefixes"]
+
+CheckpointBuilder = Callable[..., Extractor]
+Resolver = Callable[[str], Union[Method, Extractor]]
 
 
 @dataclass(frozen=True)
-class Method:
-    """A post-hoc extractor: ``fn(capture, layer, **options) -> raw map (N, h, w)``.
+class Registration:
+    """One registry entry.
 
     Attributes
     ----------
-    name : str
-        Registry name.
-    fn : callable
-        Pure function of the capture; must not modify it.
-    description : str
-        One line shown by :func:`attribmap.methods`.
-    needs : frozenset of str
-        Gradients the method reads (``"score"``, ``"loss@<alpha>"``), computed together for
-        all methods of one call.
-    layer_hint : callable, optional
-        ``layer_hint(model) -> str | None``: the layer this method taps when the caller gives
-        none (for example the class-map layer of an I2C model).
+    name, description : str
+    extractor : attribmap.methods.base.Method, attribmap.Extractor or None
+        What :func:`attribmap.explain` runs under this name (None: only buildable from a
+        checkpoint).
+    from_checkpoint : callable or None
+        ``from_checkpoint(path, device, **options) -> Extractor``.
+    checkpoint_tasks : tuple of str
+        Checkpoint tasks ``from_checkpoint`` accepts (``("weightmap",)``).
     """
 
     name: str
-    fn: Callable[..., torch.Tensor]
     description: str
-    needs: FrozenSet[str] = field(default_factory=frozenset)
-    layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None
+    extractor: Optional[Union[Method, Extractor]] = None
+    from_checkpoint: Optional[CheckpointBuilder] = None
+    checkpoint_tasks: Tuple[str, ...] = ()
 
 
-class Extractor:
-    """Base class for extractors that run on their own (not from a shared capture).
-
-    Subclasses implement :meth:`__call__` and set :attr:`name` and :attr:`description`.
-    ``uses_layer = True`` asks :func:`attribmap.explain` to pass the resolved layer module as
-    the keyword argument ``layer``.
-    """
-
-    name: str = "extractor"
-    description: str = ""
-    uses_layer: bool = False
-    #: False for class-agnostic extractors: no forward pass is spent to find top-1 targets.
-    needs_target: bool = True
-
-    def __call__(self, images: torch.Tensor, model: Optional[nn.Module], target: Optional[torch.Tensor],
-                 **options) -> torch.Tensor:  # pragma: no cover - interface
-        """Return raw maps (N, h, w) for ``images`` (N, C, H, W) and ``target`` (N,) or None."""
-        raise NotImplementedError
-
-
-_REGISTRY: Dict[str, Union[Method, Extractor]] = {}
+_REGISTRY: Dict[str, Registration] = {}
+_RESOLVERS: Dict[str, Tuple[Resolver, Mapping[str, str]]] = {}
 _LOCK = threading.Lock()
 
 
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or ":" in name or "@" in name or "=" in name:
+        raise MethodError(f"invalid method name {name!r} (non-empty, without ':', '@' or '=')")
+
+
+def _store(entry: Registration, overwrite: bool) -> None:
+    with _LOCK:
+        if entry.name in _REGISTRY and not overwrite:
+            raise MethodError(f"method {entry.name!r} is already registered (pass overwrite=True to replace it)")
+        _REGISTRY[entry.name] = entry
+
+
 def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor], description: str = "",
-                    needs: Iterable[str] = (), layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None,
+                    needs: Union[Iterable, Callable] = (),
+                    layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None,
                     overwrite: bool = False) -> None:
     """Register a map extractor under ``name``.
 
@@ -83,34 +84,84 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
     ----------
     name : str
         Name used with ``explain(..., method=name)``.
-    fn : callable or Extractor
+    fn : callable or attribmap.Extractor
         Either a post-hoc function ``fn(capture, layer, **options) -> (N, h, w)`` reading a
-        :class:`~attribmap.tap.Capture`, or an :class:`Extractor` instance.
+        :class:`~attribmap.tap.Capture`, or an :class:`~attribmap.methods.base.Extractor`.
     description : str
-        One line for :func:`methods`.
-    needs : iterable of str
-        For post-hoc functions: the gradients they read (``"score"`` for dz_c/dF,
-        ``"loss@10.0"`` for the DGL loss gradient with alpha = 10).
+        One line for :func:`methods` (default: the first docstring line).
+    needs : iterable or callable
+        For post-hoc functions: the gradients they read, as
+        :class:`~attribmap.gradients.GradientRequest` objects (or ``"score"`` /
+        ``"loss@<alpha>"``), or a callable ``needs(options) -> requests``.
     layer_hint : callable, optional
         For post-hoc functions: ``layer_hint(model) -> str | None`` default layer.
     overwrite : bool
         Replace an existing registration instead of raising.
+
+    Examples
+    --------
+    >>> import attribmap, torch
+    >>> from attribmap.gradients import SCORE
+    >>> def gradient_energy(capture, layer):
+    ...     return capture.score_grad(layer).pow(2).sum(dim=1)
+    >>> attribmap.register_method("gradient-energy", gradient_energy, needs={SCORE})
+    >>> attribmap.unregister_method("gradient-energy")
     """
-    if not isinstance(name, str) or not name or name.startswith("captum:"):
-        raise MethodError(f"invalid method name {name!r} (non-empty, not starting with 'captum:')")
+    _check_name(name)
     if isinstance(fn, Extractor):
-        entry: Union[Method, Extractor] = fn
         if description:
             fn.description = description
+        entry = Registration(name, fn.description, extractor=fn)
     elif callable(fn):
-        entry = Method(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                       frozenset(needs), layer_hint)
+        requests = needs if callable(needs) else as_requests(needs)
+        text = description or (fn.__doc__ or "").strip().split("\n")[0]
+        entry = Registration(name, text, extractor=Method(name, fn, text, requests, layer_hint))
     else:
         raise MethodError(f"method {name!r} must be callable or an Extractor; got {type(fn).__name__}")
+    _store(entry, overwrite)
+
+
+def register_extractor(name: str, from_checkpoint: CheckpointBuilder, description: str,
+                       checkpoint_tasks: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Register a learned extractor that is built from a checkpoint file of its own.
+
+    Parameters
+    ----------
+    name : str
+        Name used in ``attribmap bench --extractor NAME=CHECKPOINT``.
+    from_checkpoint : callable
+        ``from_checkpoint(path, device, **options) -> Extractor``.
+    description : str
+        One line for :func:`methods`.
+    checkpoint_tasks : iterable of str
+        The checkpoint ``task`` values the builder accepts (checked before building).
+    overwrite : bool
+        Replace an existing registration instead of raising.
+    """
+    _check_name(name)
+    if not callable(from_checkpoint):
+        raise MethodError(f"from_checkpoint of {name!r} must be callable; got {type(from_checkpoint).__name__}")
+    _store(Registration(name, description, from_checkpoint=from_checkpoint,
+                        checkpoint_tasks=tuple(checkpoint_tasks)), overwrite)
+
+
+def register_resolver(prefix: str, resolve: Resolver, listing: Optional[Mapping[str, str]] = None) -> None:
+    """Serve every name ``"<prefix>:<rest>"`` with ``resolve(rest)``.
+
+    Parameters
+    ----------
+    prefix : str
+        The prefix without the colon (``"captum"``).
+    resolve : callable
+        ``resolve(rest) -> Method | Extractor``; raises :class:`~attribmap.errors.MethodError`
+        for an unknown ``rest``.
+    listing : mapping, optional
+        ``rest -> description`` of commonly used names, shown by :func:`methods`.
+    """
+    if not isinstance(prefix, str) or not prefix or ":" in prefix:
+        raise MethodError(f"invalid resolver prefix {prefix!r}")
     with _LOCK:
-        if name in _REGISTRY and not overwrite:
-            raise MethodError(f"method {name!r} is already registered (pass overwrite=True to replace it)")
-        _REGISTRY[name] = entry
+        _RESOLVERS[prefix] = (resolve, dict(listing or {}))
 
 
 def unregister_method(name: str) -> None:
@@ -121,39 +172,63 @@ def unregister_method(name: str) -> None:
         del _REGISTRY[name]
 
 
-def get_method(name: Union[str, Method, Extractor]) -> Union[Method, Extractor]:
-    """Look a method up by name; ``captum:<Name>`` builds a captum adapter on demand."""
-    if isinstance(name, (Method, Extractor)):
-        return name
+def lookup(name: str) -> Registration:
+    """The registration of ``name`` (a resolver builds one for prefixed names).
+
+    Raises
+    ------
+    MethodError
+        Unknown name; the message lists the closest registered names.
+    """
     if not isinstance(name, str):
-        if callable(name):
-            raise MethodError("pass a callable method through register_method() or wrap it in an "
-                              "Extractor subclass")
         raise MethodError(f"method must be a name or an Extractor; got {type(name).__name__}")
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if name.startswith("captum:"):
-        from attribmap.methods.captum_methods import CaptumMethod
-
-        return CaptumMethod(name[len("captum:"):])
-    import difflib
-
+    entry = _REGISTRY.get(name)
+    if entry is not None:
+        return entry
+    prefix, colon, rest = name.partition(":")
+    if colon and prefix in _RESOLVERS:
+        found = _RESOLVERS[prefix][0](rest)
+        return Registration(name, getattr(found, "description", ""), extractor=found)
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise MethodError(f"unknown method {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))}, "
-                      "or captum:<Name>)")
+    prefixes = "".join(f", or {p}:<Name>" for p in sorted(_RESOLVERS))
+    raise MethodError(f"unknown method {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))}{prefixes})")
+
+
+def get_method(name: Union[str, Method, Extractor]) -> Union[Method, Extractor]:
+    """The extractor :func:`attribmap.explain` runs for ``name``.
+
+    Raises
+    ------
+    MethodError
+        Unknown name, or a learned extractor that exists only as a checkpoint file.
+    """
+    if isinstance(name, (Method, Extractor)):
+        return name
+    if not isinstance(name, str) and callable(name):
+        raise MethodError("pass a callable method through register_method() or wrap it in an "
+                          "Extractor subclass")
+    entry = lookup(name)
+    if entry.extractor is None:
+        raise MethodError(f"{name!r} is a learned extractor built from its checkpoint file: load it "
+                          f"(e.g. {name}=PATH in `attribmap bench --extractor`) instead of naming it alone")
+    return entry.extractor
 
 
 def methods() -> Dict[str, str]:
-    """Registered methods (name -> one-line description), including common captum ones."""
-    from attribmap.methods.captum_methods import LISTED_CAPTUM
-
+    """Registered extractors (name -> one-line description), plus common prefixed names."""
     listing = {name: entry.description for name, entry in sorted(_REGISTRY.items())}
-    for cname, desc in LISTED_CAPTUM.items():
-        listing[f"captum:{cname}"] = desc
+    for prefix, (_, names) in sorted(_RESOLVERS.items()):
+        for rest, description in names.items():
+            listing[f"{prefix}:{rest}"] = description
     return listing
 
 
+def resolver_prefixes() -> Tuple[str, ...]:
+    """The registered name prefixes (``("captum",)`` by default)."""
+    return tuple(sorted(_RESOLVERS))
+
+
 def registered_names() -> List[str]:
-    """Names registered in this process (captum names are created on demand)."""
+    """Names registered in this process (prefixed names are created on demand)."""
     return sorted(_REGISTRY)
