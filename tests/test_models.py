@@ -11,12 +11,13 @@ from attribmap.models import (WeightMapGenerator, arch_config, available_archs, 
 
 torch.set_num_threads(1)
 
-CLASSIFIERS = ["vgg16_gap", "inception_v3_spg", "resnet50_wsol", "resnet18_small"]
-I2C = ["vgg16_i2c", "inception_v3_i2c", "resnet50_i2c", "resnet18_small_i2c"]
+CLASSIFIERS = ["vgg16_gap", "inception_v3_spg", "resnet50_wsol", "resnet18_small", "resnet18_narrow"]
+I2C = ["vgg16_i2c", "inception_v3_i2c", "resnet50_i2c", "resnet18_small_i2c", "resnet18_narrow_i2c"]
 SIZE = {"inception_v3_spg": 96, "inception_v3_i2c": 96}
 # CAM map side: 64 px / 16 -> 4; inception at 96 px: 48, 46, 24 (ceil pool), 22, 12, 6
 MAP_SIZE = {"vgg16_gap": 4, "resnet50_wsol": 4, "resnet18_small": 4, "inception_v3_spg": 6,
-            "vgg16_i2c": 4, "resnet50_i2c": 4, "resnet18_small_i2c": 4, "inception_v3_i2c": 6}
+            "vgg16_i2c": 4, "resnet50_i2c": 4, "resnet18_small_i2c": 4, "inception_v3_i2c": 6,
+            "resnet18_narrow": 4, "resnet18_narrow_i2c": 4}
 
 
 def _outputs(model: nn.Module, names: list[str], x: torch.Tensor):
@@ -41,8 +42,8 @@ def built():
 
 
 def test_available_archs_lists_the_agreed_names():
-    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "weightmap_resnet18",
-                                        "weightmap_resnet34", "weightmap_resnet50"])
+    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "weightmap_resnet18", "weightmap_resnet34",
+                                        "weightmap_resnet50", "weightmap_resnet18_narrow"])
     assert set(available_archs()) == expected
     assert available_archs() == sorted(available_archs())
 
@@ -189,7 +190,7 @@ def test_arch_config_rebuilds_the_same_model():
     model = build_model("resnet18_small_i2c", 4, head_channels=32).eval()
     cfg = arch_config(model)
     assert cfg == {"arch": "resnet18_small_i2c", "num_classes": 4,
-                   "kwargs": {"head_channels": 32}}
+                   "kwargs": {"head_channels": 32, "dropout": 0.0}}
     clone = build_model(cfg["arch"], cfg["num_classes"], **cfg["kwargs"]).eval()
     clone.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 64, 64)
@@ -197,7 +198,7 @@ def test_arch_config_rebuilds_the_same_model():
         torch.testing.assert_close(clone(x), model(x))
     assert arch_config(nn.DataParallel(model)) == cfg     # wrappers are looked through
     gen_cfg = arch_config(WeightMapGenerator("resnet34"))
-    assert gen_cfg == {"arch": "weightmap_resnet34", "num_classes": 0, "kwargs": {}}
+    assert gen_cfg == {"arch": "weightmap_resnet34", "num_classes": 0, "kwargs": {"padding": "reflect"}}
     with pytest.raises(AttribmapError, match="not built by"):
         arch_config(nn.Linear(2, 2))
 
