@@ -77,7 +77,7 @@ def load_matching_weights(model: nn.Module, path: Union[str, "os.PathLike[str]"]
     Raises
     ------
     CheckpointError
-        The file is not a checkpoint, or not a single tensor of it fits the model (an
+        The file is not a checkpoint, or not a single parameter of it fits the model (an
         ``init`` that initialises nothing is a mistake, not a fresh start).
 
     Example
@@ -100,10 +100,11 @@ def load_matching_weights(model: nn.Module, path: Union[str, "os.PathLike[str]"]
         else:
             report.new.append(key)
     report.unused = [key for key in source if key not in own]
-    if not update:
+    parameters = {name for name, _ in model.named_parameters()}
+    if not parameters & set(update):  # BatchNorm step counters (shape ()) always match: not enough
         raise CheckpointError(
             f"init checkpoint {os.fspath(path)!r} ({report.source_task} {report.source_arch}) shares no "
-            f"tensor name and shape with {getattr(model, 'arch', type(model).__name__)!r}")
+            f"parameter name and shape with {getattr(model, 'arch', type(model).__name__)!r}")
     model.load_state_dict({**own, **update})
     if log is not None:
         log(report.line())
