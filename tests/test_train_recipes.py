@@ -207,3 +207,28 @@ def test_step_schedule_decays_every_lr_step_size_epochs(suite, tmp_path):
                                   lr_step_size=2, **TINY)
     lrs = [entry["lr"] for entry in history["epochs"]]
     assert lrs == pytest.approx([0.01, 0.01, 0.001])
+
+
+def test_weightmap_evaluates_several_times_per_epoch_and_saves_each_generator(suite, tmp_path, classifier_ckpt):
+    import json
+
+    from attribmap.train import evaluation_dir
+
+    lines = []
+    out = tmp_path / "wm.pt"
+    path, history = train_weightmap(suite, out, classifier=classifier_ckpt[0], epochs=1, holdout_fraction=0.25,
+                                    evaluations_per_epoch=2, save_evaluations=True, stopping="paper",
+                                    log=lines.append, **TINY)
+    folder = evaluation_dir(out)
+    assert folder == tmp_path / "wm.evals"
+    index = json.loads((folder / "index.json").read_text())
+    assert [(e["epoch"], e["step"]) for e in index] == [(1, 1), (1, 2)]   # 8 training images / 4
+    for entry in index:
+        assert entry["score"] == entry["S_paper"] and 0 <= entry["S_robust"] <= 1
+        generator = load_model(entry["file"])
+        assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    evals = [line for line in lines if line.startswith("weightmap eval")]
+    assert len(evals) == 2
+    for word in ("S_paper=", "S_robust=", "floor=", "above=", "above_robust="):
+        assert word in evals[0], word
+    assert history["evaluations"] == load_checkpoint(last_checkpoint_path(path))["evaluations"]
