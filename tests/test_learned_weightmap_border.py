@@ -39,6 +39,14 @@ def ring_and_interior(maps: torch.Tensor):
     return maps[:, ring].mean(1), maps[:, ~ring].median(1).values
 
 
+def border_profile(maps: torch.Tensor, depth: int = 4) -> torch.Tensor:
+    """Mean value of the pixels at distance d = 0 .. depth-1 from the border (d = 0: outermost)."""
+    h, w = maps.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    dist = torch.minimum(torch.minimum(yy, xx), torch.minimum(h - 1 - yy, w - 1 - xx))
+    return torch.stack([maps[:, dist == d].mean() for d in range(depth)])
+
+
 def briefly_trained(padding: str, setting, epochs: int = 3) -> torch.Tensor:
     _, classifier, parts = setting
     torch.manual_seed(0)
@@ -53,11 +61,15 @@ def briefly_trained(padding: str, setting, epochs: int = 3) -> torch.Tensor:
 
 
 def test_the_reflect_padded_generator_draws_no_frame_and_zero_padding_does(setting):
-    ring, interior = ring_and_interior(briefly_trained("reflect", setting))
+    maps = briefly_trained("reflect", setting)
+    ring, interior = ring_and_interior(maps)
     assert ring.mean() <= interior.mean()                       # on average the ring is not brighter
     assert (ring > interior).float().mean() < 0.5               # and not on most maps either
-    ring0, interior0 = ring_and_interior(briefly_trained("zeros", setting))
+    assert border_profile(maps).argmax() != 0                   # the outermost pixels are not the brightest
+    zero_padded = briefly_trained("zeros", setting)
+    ring0, interior0 = ring_and_interior(zero_padded)
     assert ring0.mean() > interior0.mean() and bool((ring0 > interior0).all())  # the test can fail
+    assert border_profile(zero_padded).argmax() == 0
 
 
 def test_the_default_generator_pads_by_reflection_and_old_checkpoints_keep_zeros(tmp_path):

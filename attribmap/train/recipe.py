@@ -343,7 +343,23 @@ class I2CRecipe(ClassifierRecipe):
 
 
 @dataclass(frozen=True)
-class WeightMapRecipe(Recipe):
+class _WeightMapFamily(Recipe):
+    """Defaults shared by the weight map and its embedding: Adam 1e-3, constant rate, 10 % held out."""
+
+    optimizer: str = _option("adam", "optimizer", choices=("sgd", "adam"))
+    lr: float = _option(1e-3, "base learning rate", above=0)
+    schedule: str = _option("none", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
+    holdout_fraction: float = _option(0.1, "share of each class held out (stopping score; the embedding "
+                                           "uses the weight map's split)", minimum=0, below=1)
+
+    def _check_together(self) -> None:
+        super()._check_together()
+        if self.batch_size < 2:
+            raise RecipeError(f"batch_size must be an integer >= 2, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class WeightMapRecipe(_WeightMapFamily):
     """Weight-map generator (Shaharabany & Wolf), method I or II, with label-free stopping.
 
     Attributes
@@ -377,11 +393,6 @@ class WeightMapRecipe(Recipe):
 
     arch: str = _option("weightmap_resnet18_narrow", "generator architecture weightmap_<encoder>")
     epochs: int = _option(6, "number of epochs", minimum=1)
-    optimizer: str = _option("adam", "optimizer", choices=("sgd", "adam"))
-    lr: float = _option(1e-3, "base learning rate", above=0)
-    schedule: str = _option("none", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
-    holdout_fraction: float = _option(0.1, "share of each class held out for the stopping score",
-                                      minimum=0, below=1)
     method: int = _option(1, "method I (frozen classifier) or II (Siamese embedding)", choices=(1, 2))
     classifier: Optional[str] = _option(None, "frozen classifier (method 1) or embedding (method 2) checkpoint")
     lam: float = _option(1.0, "weight of the area term mean(M)", minimum=0)
@@ -403,12 +414,10 @@ class WeightMapRecipe(Recipe):
                               "e.g. 'weightmap_resnet18_narrow'")
         if self.image_size % 32:
             raise RecipeError(f"image_size must be a multiple of 32 for the generator, got {self.image_size}")
-        if self.batch_size < 2:
-            raise RecipeError(f"batch_size must be an integer >= 2, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
-class EmbeddingRecipe(Recipe):
+class EmbeddingRecipe(_WeightMapFamily):
     """Siamese embedding of weight-map method II, trained with the triplet loss.
 
     Attributes
@@ -423,18 +432,8 @@ class EmbeddingRecipe(Recipe):
 
     arch: str = _option("siamese_resnet18", "embedding architecture")
     epochs: int = _option(4, "number of epochs", minimum=1)
-    optimizer: str = _option("adam", "optimizer", choices=("sgd", "adam"))
-    lr: float = _option(1e-3, "base learning rate", above=0)
-    schedule: str = _option("none", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
-    holdout_fraction: float = _option(0.1, "share of each class held out (the weight map's split)",
-                                      minimum=0, below=1)
     embedding_dim: int = _option(200, "embedding size", minimum=1)
     margin: float = _option(1.0, "triplet margin", above=0)
-
-    def _check_together(self) -> None:
-        super()._check_together()
-        if self.batch_size < 2:
-            raise RecipeError(f"batch_size must be an integer >= 2, got {self.batch_size}")
 
 
 #: Task name -> recipe class.
