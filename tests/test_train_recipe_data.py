@@ -77,6 +77,7 @@ def test_bad_values_name_the_field_and_the_value():
         (WeightMapRecipe, dict(image_size=48), "multiple of 32 for the generator, got 48"),
         (WeightMapRecipe, dict(stopping="median"), "stopping must be one of ['robust', 'paper'], got 'median'"),
         (EmbeddingRecipe, dict(margin=0), "margin must be a number > 0, got 0.0"),
+        (ClassifierRecipe, dict(evaluations_per_epoch=2), "need held-out images: set holdout_fraction > 0"),
     ]
     for cls, values, message in cases:
         with pytest.raises(RecipeError) as info:

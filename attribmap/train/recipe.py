@@ -201,6 +201,9 @@ class Recipe:
         except AttribmapError as exc:
             raise RecipeError(str(exc)) from exc
         self.optim_config()
+        if self.holdout_fraction == 0 and (self.evaluations_per_epoch > 1 or self.save_evaluations):
+            raise RecipeError("evaluations_per_epoch > 1 and save_evaluations need held-out images: "
+                              "set holdout_fraction > 0")
 
     # -- conversions -------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
