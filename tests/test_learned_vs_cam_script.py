@@ -52,7 +52,7 @@ def test_small_preset_end_to_end_and_cache(script, tmp_path, capsys):
             assert 0.0 <= value <= 100.0, (row, metric, value)
             assert summary["table"][row][metric]["n"] == 1
             assert summary["table"][row][metric]["std"] == 0.0
-    # one curve entry per epoch; the kept epoch has the highest S, the later one on ties
+    # one curve entry per epoch; the kept epoch has the highest S, the earlier one on ties
     for method in ("1", "2"):
         info = summary["investigation"]["3"]["weightmap"][method]
         curve = info["per_epoch"]
@@ -61,7 +61,7 @@ def test_small_preset_end_to_end_and_cache(script, tmp_path, capsys):
         assert all(0.0 < e["coverage"] <= 1.0 and 0.0 <= e["min_over_max"] <= 1.0 for e in curve)
         assert all(0.0 < e["mean_M"] < 1.0 for e in curve)  # sigmoid output
         best = max(e["S"] for e in curve)
-        assert info["selected_epoch"] == max(e["epoch"] for e in curve if e["S"] == best)
+        assert info["selected_epoch"] == min(e["epoch"] for e in curve if e["S"] == best)
     # I2C losses were logged; the ablation trains with lambdas 0 but still reports l_sc
     losses = summary["investigation"]["3"]["losses"]
     assert losses["i2c"]["last_epoch"]["l_sc"] > 0.0
