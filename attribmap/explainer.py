@@ -13,7 +13,7 @@ from attribmap.inputs import to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.base import Extractor, Method
 from attribmap.methods.registry import get_method
-from attribmap.methods.spec import GENERIC_OPTIONS, ExtractorSpec
+from attribmap.methods.spec import ExtractorSpec
 from attribmap.postprocess import average_scales, postprocess
 from attribmap.tap import Capture, Tap, logits_of, resolve_targets
 
@@ -187,8 +187,9 @@ class Explainer:
                 if spec.checkpoint is not None:
                     raise MethodError(f"{item!r} names a checkpoint; load the model yourself (explain runs "
                                       "methods on this explainer's model) or use `attribmap bench --extractor`")
-                if spec.generic_options:
-                    raise MethodError(f"{item!r}: pass {', '.join(GENERIC_OPTIONS)} to explain()/explain_many(), "
+                passed = sorted(set(spec.generic_options) & {"scales", "close"})
+                if passed:
+                    raise MethodError(f"{item!r}: pass {' and '.join(passed)} to explain()/explain_many(), "
                                       "not inside a method name")
                 entries[item] = _Entry(get_method(spec.name), spec.layer, spec.method_options)
             else:

@@ -80,7 +80,7 @@ def test_specs_override_the_layer_and_carry_options(tiny_model, tiny_images):
     assert attribmap.Explainer(tiny_model).layer_for("gradcam", tiny_images) == "features"
     with pytest.raises(attribmap.MethodError, match="names a checkpoint"):
         ex.explain_many(tiny_images, ["i2c=some.pt"])
-    with pytest.raises(attribmap.MethodError, match="pass scales, close"):
+    with pytest.raises(attribmap.MethodError, match="pass close to explain"):
         ex.explain_many(tiny_images, ["gradcam:close=2"])
 
 

@@ -42,8 +42,8 @@ def built():
 
 
 def test_available_archs_lists_the_agreed_names():
-    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "weightmap_resnet18", "weightmap_resnet34",
-                                        "weightmap_resnet50", "weightmap_resnet18_narrow"])
+    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
+                                        "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow"])
     assert set(available_archs()) == expected
     assert available_archs() == sorted(available_archs())
 
@@ -339,3 +339,13 @@ def test_i2c_head_dropout_is_active_in_training_only():
     assert plain.state_dict().keys() == model.state_dict().keys()   # dropout adds no tensors
     with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1.0"):
         build_model("resnet18_narrow_i2c", 3, dropout=1.0)
+
+
+def test_narrow_siamese_shares_the_narrow_classifier_body():
+    """A narrow classifier initialises the narrow embedding (method II starts from pretraining)."""
+    classifier = build_model("resnet18_narrow", num_classes=3)
+    embedding = build_model("siamese_resnet18_narrow", num_classes=0)
+    body = {k: v.shape for k, v in classifier.state_dict().items() if not k.startswith("fc.")}
+    theirs = {k: v.shape for k, v in embedding.state_dict().items() if not k.startswith("fc.")}
+    assert body == theirs
+    assert embedding(torch.zeros(2, 3, 64, 64)).shape == (2, 200)

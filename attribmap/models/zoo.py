@@ -130,6 +130,21 @@ def siamese_resnet18(num_classes: int = 0, weights: Any = None,
     return model
 
 
+def siamese_resnet18_narrow(num_classes: int = 0, weights: Any = None, embedding_dim: int = 200,
+                            width: int = NARROW_WIDTH) -> nn.Module:
+    """:func:`siamese_resnet18` on the narrow ResNet-18 body (base ``width``, ``8 * width``
+    channels -> Linear to ``embedding_dim``); same parameter names as ``resnet18_narrow``'s
+    body, so a narrow classifier initialises it (``init=``)."""
+    if int(embedding_dim) < 1:
+        raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    body, c = resnet_body(18, weights, layer4_stride=2, width=int(width))
+    model = GapLinearClassifier(body, c, int(embedding_dim), arch="siamese_resnet18_narrow",
+                                arch_kwargs={"embedding_dim": int(embedding_dim), "width": int(width)})
+    model.num_classes = int(num_classes)
+    model.embedding_dim = int(embedding_dim)
+    return model
+
+
 def _weightmap(encoder: str) -> Callable[..., nn.Module]:
     narrow = encoder.endswith("_narrow")
 
@@ -159,6 +174,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet18_narrow": resnet18_narrow,
     "resnet18_narrow_i2c": resnet18_narrow_i2c,
     "siamese_resnet18": siamese_resnet18,
+    "siamese_resnet18_narrow": siamese_resnet18_narrow,
     "weightmap_resnet18": _weightmap("resnet18"),
     "weightmap_resnet34": _weightmap("resnet34"),
     "weightmap_resnet50": _weightmap("resnet50"),
@@ -166,8 +182,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 #: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
-NO_CLASSIFIER = frozenset({"siamese_resnet18", "weightmap_resnet18", "weightmap_resnet34",
-                           "weightmap_resnet50", "weightmap_resnet18_narrow"})
+NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
+                           "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow"})
 
 #: Builder options that checkpoints written before the option existed were trained with:
 #: a generator checkpoint that records no ``padding`` had zero-padded decoder convolutions.

@@ -433,7 +433,7 @@ class EmbeddingRecipe(_WeightMapFamily):
 
     task: ClassVar[str] = "embedding"
 
-    arch: str = _option("siamese_resnet18", "embedding architecture")
+    arch: str = _option("siamese_resnet18_narrow", "embedding architecture (siamese_resnet18[_narrow])")
     epochs: int = _option(4, "number of epochs", minimum=1)
     embedding_dim: int = _option(200, "embedding size", minimum=1)
     margin: float = _option(1.0, "triplet margin", above=0)
