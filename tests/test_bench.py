@@ -137,6 +137,10 @@ def test_config_rejects_bad_values(trained, tmp_path):
         _config(trained, protocol="strict").validated()
     with pytest.raises(AttribmapError, match="delta"):
         _config(trained, delta=1.5).validated()
+    with pytest.raises(AttribmapError, match="unknown faithfulness metric 'all'"):
+        _config(trained, faithfulness=("all",)).validated()
+    with pytest.raises(AttribmapError, match="deletion_baseline"):
+        _config(trained, faithfulness=("deletion",), deletion_baseline="grey").validated()
     with pytest.raises(FileNotFoundError, match="i2c"):
         _config(trained, i2c=str(tmp_path / "missing.pt")).validated()
     with pytest.raises(AttribmapError, match="weightmap"):

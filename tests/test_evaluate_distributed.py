@@ -36,31 +36,40 @@ def _update(metrics, indices):
     pointing.update(raw[indices], [boxes[i] for i in indices], sizes[indices])
 
 
-def _worker(rank, world_size, store_path, out_dir):
+def _gloo_worker(rank, world_size, store_path, out_dir, prefix, states_of_rank):
+    """One process of a gloo group: saves ``states_of_rank(rank, world_size)`` (synced states)."""
     torch.set_num_threads(1)
     store = dist.FileStore(store_path, world_size)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
     try:
-        metrics = _metrics()
-        _update(metrics, np.arange(rank, 4, world_size))
-        for metric in metrics:
-            metric.sync()
-        states = {f"{type(m).__name__}.{k}": v for m in metrics for k, v in m.state().items()}
-        np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **states)
+        np.savez(os.path.join(out_dir, f"{prefix}{rank}.npz"), **states_of_rank(rank, world_size))
     finally:
         dist.destroy_process_group()
+
+
+def _assert_two_ranks_hold(expected, states_of_rank, tmp_path, prefix):
+    mp.spawn(_gloo_worker, args=(2, str(tmp_path / f"{prefix}store"), str(tmp_path), prefix, states_of_rank),
+             nprocs=2, join=True)
+    for rank in range(2):
+        got = np.load(tmp_path / f"{prefix}{rank}.npz")
+        assert sorted(got.files) == sorted(expected)
+        for name, value in expected.items():
+            assert np.array_equal(got[name], value), (rank, name)
+
+
+def _accumulator_states(rank, world_size):
+    metrics = _metrics()
+    _update(metrics, np.arange(rank, 4, world_size))
+    for metric in metrics:
+        metric.sync()
+    return {f"{type(m).__name__}.{k}": v for m in metrics for k, v in m.state().items()}
 
 
 def test_two_process_gloo_sync_equals_single_pass(tmp_path):
     single = _metrics()
     _update(single, np.arange(4))
     expected = {f"{type(m).__name__}.{k}": v for m in single for k, v in m.state().items()}
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
-    for rank in range(2):
-        got = np.load(tmp_path / f"rank{rank}.npz")
-        assert sorted(got.files) == sorted(expected)
-        for name, value in expected.items():
-            assert np.array_equal(got[name], value), (rank, name)
+    _assert_two_ranks_hold(expected, _accumulator_states, tmp_path, "rank")
 
 
 _NEW_METRICS = ["peak_iou", "energy_pointing", "deletion", "insertion", "drop", "road"]
@@ -94,16 +103,9 @@ def _faithful_evaluator(batches):
     return evaluator
 
 
-def _faithful_worker(rank, world_size, store_path, out_dir):
-    torch.set_num_threads(1)
-    store = dist.FileStore(store_path, world_size)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
-    try:
-        evaluator = _faithful_evaluator(_BATCHES[rank::world_size]).sync()
-        states = {f"{m}.{k}": v for m, state in evaluator.state().items() for k, v in state.items()}
-        np.savez(os.path.join(out_dir, f"faithful{rank}.npz"), **states)
-    finally:
-        dist.destroy_process_group()
+def _faithful_states(rank, world_size):
+    evaluator = _faithful_evaluator(_BATCHES[rank::world_size]).sync()
+    return {f"{m}.{k}": v for m, state in evaluator.state().items() for k, v in state.items()}
 
 
 def test_two_process_gloo_sync_of_the_new_metrics_equals_single_pass(tmp_path):
@@ -116,12 +118,7 @@ def test_two_process_gloo_sync_of_the_new_metrics_equals_single_pass(tmp_path):
     finally:
         torch.set_num_threads(threads)
     expected = {f"{m}.{k}": v for m, state in single.state().items() for k, v in state.items()}
-    mp.spawn(_faithful_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
-    for rank in range(2):
-        got = np.load(tmp_path / f"faithful{rank}.npz")
-        assert sorted(got.files) == sorted(expected)
-        for name, value in expected.items():
-            assert np.array_equal(got[name], value), (rank, name)
+    _assert_two_ranks_hold(expected, _faithful_states, tmp_path, "faithful")
     scores = single.scores()
     assert 0 < scores["Deletion"] < 1 and 0 <= scores["AverageDrop"] <= 100 and scores["PeakIoU"] > 0
 

@@ -194,7 +194,8 @@ def test_batches_and_chunks_do_not_change_the_numbers():
     whole.update(maps, inputs=ModelInputs(model, images, targets, batch_size=64))
     split = Evaluator(names, image_size=10, options=options)
     for part in (slice(0, 2), slice(2, 5)):  # the evaluator counts the images: same ROAD noise
-        split.update(maps[part], inputs=ModelInputs(model, images[part], targets[part], batch_size=3))
+        split.update(maps[part], inputs=ModelInputs(model, images[part], targets[part], batch_size=3,
+                                                    channels_last=True))
     ours, theirs = whole.scores(), split.scores()
     for key in ("Deletion", "Insertion", "AverageDrop", "ROAD_MoRF", "ROAD_LeRF"):
         assert ours[key] == pytest.approx(theirs[key], abs=1e-6), key

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
 from attribmap.methods.spec import ExtractorSpec, split_specs
 
 __all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness"]
@@ -23,8 +24,6 @@ PROTOCOLS = ("official", "legacy")
 #: The post-hoc methods scored when no list is given (they share one forward pass).
 DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
 
-#: Faithfulness metrics ``--faithfulness`` can ask for (they cost perturbed forward passes).
-FAITHFULNESS = ("deletion", "insertion", "drop", "road")
 
 
 def parse_faithfulness(text: str) -> Tuple[str, ...]:
@@ -204,7 +203,10 @@ class BenchConfig:
     def _validate_faithfulness(self) -> None:
         from attribmap.evaluate.perturbation import BASELINES
 
-        parse_faithfulness(",".join(self.faithfulness))
+        unknown = [name for name in self.faithfulness if name not in FAITHFULNESS]
+        if unknown:
+            raise AttribmapError(f"unknown faithfulness metric {unknown[0]!r}; expected some of "
+                                 f"{', '.join(FAITHFULNESS)}")
         for name in ("faithfulness_batch_size", "steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

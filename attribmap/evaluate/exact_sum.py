@@ -51,7 +51,7 @@ def exact_add(limbs: np.ndarray, values, slots=None) -> np.ndarray:
 
     Parameters
     ----------
-    limbs : ndarray, int64, shape (*S, LIMBS)
+    limbs : ndarray, int64, shape ``(*S, LIMBS)``
         Exact numbers, from :func:`exact_zeros`.
     values : array-like of float
         Finite values. Without ``slots`` they must have shape ``S`` or ``(n, *S)`` (n values
@@ -113,7 +113,7 @@ def exact_mean(limbs: np.ndarray, count: int) -> np.ndarray | float:
 
     Parameters
     ----------
-    limbs : ndarray, int64, shape (*S, LIMBS)
+    limbs : ndarray, int64, shape ``(*S, LIMBS)``
     count : int
 
     Returns

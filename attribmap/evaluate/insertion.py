@@ -12,18 +12,8 @@ class Insertion(CausalCurve):
     The image starts as the ``baseline`` (``"blur"``: a blurred copy, by default; or
     ``"zeros"``); see :mod:`attribmap.evaluate.causal` for the definition.
 
-    Parameters
-    ----------
-    steps : int
-        Number of steps (50).
-    baseline : {"blur", "zeros"}
-    blur_sigma, blur_kernel : float, int
-        Blur of the ``"blur"`` baseline.
-
-    References
-    ----------
-    Petsiuk, Das, Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box
-    Models", BMVC 2018.
+    Parameters and reference as :class:`~attribmap.evaluate.Deletion` (the default
+    baseline here is ``"blur"``).
     """
 
     name = "insertion"

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from attribmap.errors import AttribmapError
-from attribmap.evaluate.framing import Frame
-from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
-from attribmap.evaluate.pxap import pxap_edges
+from attribmap.evaluate.metric import Column, MetricInfo, Plot
+from attribmap.evaluate.pxap import PooledHistograms
 
 __all__ = ["PeakIoU"]
 
 
-class PeakIoU(Metric):
+class PeakIoU(PooledHistograms):
     """Best pixel IoU between the thresholded maps and the masks, pooled over the dataset.
 
     From the same pooled foreground / background histograms as PxAP (bin edges
@@ -37,19 +35,6 @@ class PeakIoU(Metric):
 
     name = "peak_iou"
 
-    def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
-        self.delta = float(delta)
-        self.edges = pxap_edges(self.delta)
-        self.image_size = int(image_size)
-        super().__init__()
-
-    def _config(self) -> tuple:
-        return (self.delta, self.image_size)
-
-    def _new_state(self) -> dict:
-        bins = len(self.edges) - 1
-        return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
-
     @property
     def info(self) -> MetricInfo:
         plot = Plot("peak_iou_curves.png", "Pixel IoU(tau)", "iou_tau", ("iou",), ("Pixel IoU against masks",),
@@ -60,25 +45,15 @@ class PeakIoU(Metric):
                           curves=("iou_tau", "iou"), plots=(plot,),
                           reference="LID challenge 2020 (Wei et al.); DGL slides (mIoU)")
 
-    def update(self, frame: Frame) -> "PeakIoU":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` (with masks)."""
-        self.check_inputs(frame)
-        foreground, background = frame.histograms(self.edges)
-        self._state["foreground"] += foreground
-        self._state["background"] += background
-        return self
-
     def compute(self) -> dict:
         """``PeakIoU`` (percent), ``PeakIoU_tau``, and the curve ``iou`` (percent) over ``iou_tau``.
 
         The curve runs over the thresholds in increasing order: ``iou_tau`` = the bin edges
         ``arange(0, 1, delta)`` then 1.
         """
+        positives = self._positives()
         fg = self._state["foreground"]
         bg = self._state["background"]
-        positives = int(fg.sum())
-        if positives <= 0:
-            raise AttribmapError("PeakIoU needs at least one foreground pixel in the masks")
         tp = fg[::-1].cumsum()[::-1]  # predicted foreground at "score >= edges[j]"
         fp = bg[::-1].cumsum()[::-1]
         iou = 100.0 * tp / (positives + fp)  # TP + FP + FN = positives + FP

@@ -92,6 +92,11 @@ class ModelInputs:
         Most images per perturbed forward pass (bounds the memory).
     progress : callable, optional
         Called with the number of images of every perturbed forward pass once it is done.
+    channels_last : bool
+        Hand each perturbed batch to the model in channels-last memory format (the model
+        itself is not changed). About 1.3x faster on CPU for torchvision CNNs; the logits
+        then differ from the default layout's in the last float32 bits, and a model that
+        ``.view``-s its 4-D activations may refuse it.
 
     Examples
     --------
@@ -100,7 +105,7 @@ class ModelInputs:
     """
 
     def __init__(self, model: nn.Module, images: torch.Tensor, targets, batch_size: int = 64,
-                 progress: Optional[Callable[[int], None]] = None) -> None:
+                 progress: Optional[Callable[[int], None]] = None, channels_last: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise AttribmapError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
@@ -117,6 +122,7 @@ class ModelInputs:
         self.targets = targets.long().to(self.device)
         self.batch_size = batch_size
         self.progress = progress
+        self.channels_last = bool(channels_last)
         self._cache: Dict[object, object] = {}
 
     @property
@@ -154,8 +160,6 @@ class ModelInputs:
         correct : ndarray bool (J,)
             Whether the top-1 class is the target.
         """
-        from attribmap.tap import logits_of  # noqa: PLC0415
-
         owners = np.asarray(owners, dtype=np.int64).reshape(-1)
         keys = owners if keys is None else np.asarray(keys)
         probabilities = np.empty(len(owners), dtype=np.float64)
@@ -164,7 +168,7 @@ class ModelInputs:
             for start in range(0, len(owners), self.batch_size):
                 part = slice(start, min(start + self.batch_size, len(owners)))
                 batch = build(owners[part], keys[part])
-                logits = logits_of(self.model(batch)).double()
+                logits = self._logits(batch)
                 if not torch.isfinite(logits).all():
                     raise AttribmapError("the model gave non-finite logits on a perturbed image")
                 target = self.targets[torch.from_numpy(owners[part]).to(self.device)]
@@ -201,10 +205,8 @@ class ModelInputs:
                           lambda: self.scores(lambda owners, _: base[owners], np.arange(self.count)))
 
     def _zero_scores(self, base: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
-        from attribmap.tap import logits_of  # noqa: PLC0415
-
         with _evaluating(self.model):
-            logits = logits_of(self.model(base[:1])).double()[0]
+            logits = self._logits(base[:1])[0]
         if self.progress is not None:
             self.progress(1)
         if not torch.isfinite(logits).all():
@@ -212,6 +214,13 @@ class ModelInputs:
         probabilities = torch.softmax(logits, dim=0)[self.targets]
         correct = logits.argmax() == self.targets
         return probabilities.cpu().numpy().astype(np.float64), correct.cpu().numpy()
+
+    def _logits(self, batch: torch.Tensor) -> torch.Tensor:
+        from attribmap.tap import logits_of  # noqa: PLC0415
+
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return logits_of(self.model(batch)).double()
 
     def _kept(self, key, make):
         if key not in self._cache:

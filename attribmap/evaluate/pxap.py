@@ -9,7 +9,7 @@ from attribmap.evaluate.framing import Frame, Framer
 from attribmap.evaluate.histogram import score_bins, score_histogram
 from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 
-__all__ = ["PxAP", "score_bins", "score_histogram", "pxap_edges"]
+__all__ = ["PxAP", "PooledHistograms", "score_bins", "score_histogram", "pxap_edges"]
 
 
 def pxap_edges(delta: float) -> np.ndarray:
@@ -17,7 +17,44 @@ def pxap_edges(delta: float) -> np.ndarray:
     return np.append(taus_for(delta), [1.0, 2.0, 3.0])
 
 
-class PxAP(Metric):
+class PooledHistograms(Metric):
+    """Base of the metrics of the pooled foreground / background histograms (PxAP, peak IoU).
+
+    State (int64): ``foreground`` and ``background`` counts in the bins of
+    :func:`pxap_edges`; a batch's histograms come from
+    :meth:`~attribmap.evaluate.framing.Frame.histograms`, computed once per frame.
+    """
+
+    def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
+        self.delta = float(delta)
+        self.taus = taus_for(self.delta)
+        self.edges = pxap_edges(self.delta)
+        self.image_size = int(image_size)
+        super().__init__()
+
+    def _config(self) -> tuple:
+        return (self.delta, self.image_size)
+
+    def _new_state(self) -> dict[str, np.ndarray]:
+        bins = len(self.edges) - 1
+        return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
+
+    def update(self, frame) -> "PooledHistograms":
+        """Add a :class:`~attribmap.evaluate.framing.Frame` (with masks)."""
+        self.check_inputs(frame)
+        foreground, background = frame.histograms(self.edges)
+        self._state["foreground"] += foreground
+        self._state["background"] += background
+        return self
+
+    def _positives(self) -> int:
+        positives = int(self._state["foreground"].sum())
+        if positives <= 0:
+            raise AttribmapError(f"{type(self).__name__} needs at least one foreground pixel in the masks")
+        return positives
+
+
+class PxAP(PooledHistograms):
     """Pixel average precision over a whole dataset (pooled histograms).
 
     Map values at foreground pixels and at background pixels (ignore pixels dropped)
@@ -38,20 +75,6 @@ class PxAP(Metric):
     """
 
     name = "pxap"
-
-    def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
-        self.delta = float(delta)
-        self.taus = taus_for(self.delta)
-        self.edges = pxap_edges(self.delta)
-        self.image_size = int(image_size)
-        super().__init__()
-
-    def _config(self) -> tuple:
-        return (self.delta, self.image_size)
-
-    def _new_state(self) -> dict[str, np.ndarray]:
-        bins = len(self.edges) - 1
-        return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
 
     @property
     def info(self) -> MetricInfo:
@@ -75,11 +98,7 @@ class PxAP(Metric):
         """
         if not isinstance(frame, Frame):
             frame = Framer(self.image_size).frame(frame, masks=masks, ignore=ignore, preprocessed=preprocessed)
-        self.check_inputs(frame)
-        foreground, background = frame.histograms(self.edges)
-        self._state["foreground"] += foreground
-        self._state["background"] += background
-        return self
+        return super().update(frame)
 
     def compute(self) -> dict:
         """PxAP in percent and the PR curve.
@@ -91,11 +110,9 @@ class PxAP(Metric):
         ``score_thresholds`` (B,) the threshold of each point (score >= threshold),
         ``num_foreground`` / ``num_background`` pixel counts.
         """
+        positives = float(self._positives())
         fg = self._state["foreground"].astype(np.float64)
         bg = self._state["background"].astype(np.float64)
-        positives = fg.sum()
-        if positives <= 0:
-            raise AttribmapError("PxAP needs at least one foreground pixel in the masks")
         tp = fg[::-1].cumsum()
         fp = bg[::-1].cumsum()
         predicted = (tp + fp) != 0
