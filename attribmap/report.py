@@ -127,6 +127,15 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
              f"({_number(timing['images_per_s'])} images/s, {timing['evaluate_s']:.1f} s scoring), "
              f"{results['world_size']} process(es); attribmap {results['versions']['attribmap']}, "
              f"torch {results['versions']['torch']}.", ""]
+    layers = [f"{name}: {entry.get('about', {}).get('layer')}" for name, entry in results["extractors"].items()
+              if entry.get("about", {}).get("layer")]
+    if layers:
+        parts += ["Layers tapped: " + "; ".join(layers) + ".", ""]
+    from attribmap.bench.suite_report import section_lines
+
+    extra = section_lines(results)
+    if extra:
+        parts += extra + [""]
     details = _details_table(results)
     if details:
         parts += [details]

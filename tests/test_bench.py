@@ -429,3 +429,50 @@ def test_cli_extractor_and_faithfulness_flags(trained, tmp_path, capsys):
     saved = json.loads((out / "results.json").read_text())
     assert saved["config"]["faithfulness"] == ["insertion"] and saved["config"]["insertion_baseline"] == "zeros"
     assert 0.0 <= saved["extractors"]["weightmap"]["Insertion"] <= 1.0
+
+
+def test_per_class_scores_equal_evaluate_maps_on_each_class(trained, tmp_path):
+    import attribmap
+    from attribmap.bench.dataset import input_transform
+    from attribmap.data import WSOLDataset
+    from attribmap.evaluate import evaluate_maps
+    from attribmap.train import load_model
+
+    results = run_benchmark(_config(trained, methods=("cam",), per_class=True), tmp_path / "pc", write_figures=False)
+    per_class = results["extractors"]["cam"]["per_class"]
+    dataset = WSOLDataset(trained["suite"], "test", transform=input_transform("official", 32))
+    model = load_model(trained["cls"])
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([it["image"] for it in items])
+    labels = torch.tensor([it["label"] for it in items])
+    maps = torch.cat([attribmap.explain(model, images[i:i + 4], method="cam", target=labels[i:i + 4], raw=True)
+                      for i in range(0, len(items), 4)])
+    assert sorted(per_class) == sorted(str(c) for c in labels.unique().tolist())
+    for label in labels.unique().tolist():
+        rows = [i for i in range(len(items)) if int(labels[i]) == label]
+        reference = evaluate_maps(maps[rows], boxes=[items[i]["boxes"].numpy() for i in rows],
+                                  image_sizes=np.array([items[i]["size"] for i in rows]),
+                                  masks=[items[i]["mask"].numpy() for i in rows],
+                                  ignore=[items[i]["ignore"].numpy() for i in rows], delta=0.01)
+        for key in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP"):
+            assert per_class[str(label)][key] == pytest.approx(reference[key], abs=1e-9), (label, key)
+
+
+def test_reference_rows_suite_check_and_blank_entropy_are_reported(trained, tmp_path):
+    from attribmap.data.synthetic import score_reference_rows
+
+    out = tmp_path / "suite_report"
+    results = run_benchmark(_config(trained, methods=("cam",)), out, write_figures=False)
+    section = results["suite_check"]
+    assert list(section["rows"]) == ["object", "parts", "body", "centre", "pooled"]
+    assert section["grid"] == 2  # resnet18_narrow at 32 px: layer4 is 2 x 2
+    expected = score_reference_rows(trained["suite"], "test", grid=2, delta=0.01)
+    for name, row in section["rows"].items():
+        assert row["MaxBoxAccV2"] == pytest.approx(expected[name]["MaxBoxAccV2"]), name
+    assert isinstance(section["check"]["passed"], bool) and section["check"]["cam_ok"] is not None
+    assert any("CAM" in line for line in section["lines"])
+    blank = results["blank"]["main"]
+    assert blank["classes"] == 2 and 0.0 <= blank["entropy"] <= 1.0 and 0.5 <= blank["max_p"] <= 1.0
+    text = (out / "results.md").read_text()
+    assert "Reference rows from the ground truth" in text and "blank (mean-grey) image" in text
+    assert "Layers tapped: cam: layer4" in text

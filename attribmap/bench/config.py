@@ -125,6 +125,9 @@ class BenchConfig:
     road_noise : float
         Standard deviation of ROAD's imputation noise (seeded with ``seed`` and each
         image's index).
+    per_class : bool
+        Also score MaxBoxAcc, MaxBoxAccV2 and PxAP of each class separately
+        (``results["extractors"][name]["per_class"][label]``).
     """
 
     data: str
@@ -155,6 +158,7 @@ class BenchConfig:
     insertion_baseline: str = "blur"
     road_percents: Tuple[int, ...] = field(default=(10, 20, 30, 40, 50, 60, 70, 80, 90))
     road_noise: float = 0.01
+    per_class: bool = False
 
     def validated(self) -> "BenchConfig":
         """Return ``self`` after checking every field; raises :class:`AttribmapError`."""

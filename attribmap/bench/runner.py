@@ -145,7 +145,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         suite = build_suite(config, ctx.device)
         names = suite.names
         layers = suite.layers(batch_items(dataset, [0])["image"].to(ctx.device))
-        scores = {n: ExtractorScores(config, dataset.has_boxes, dataset.has_masks) for n in names}
+        scores = {n: ExtractorScores(config, dataset.has_boxes, dataset.has_masks, dataset.num_classes) for n in names}
         models = {e.label: _extractor_model(e, suite) for e in suite.extractors}
         plan = batch_plan(len(dataset), config.batch_size, ctx.rank, ctx.world_size)
         fingerprint = config.fingerprint(ctx.world_size)
@@ -218,6 +218,11 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                             ctx.world_size, fingerprint)
         results["metrics"] = scores[names[0]].infos()
         if ctx.is_main:
+            from attribmap.bench.suite_report import blank_section, suite_section
+
+            probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
+            results["blank"] = blank_section(suite, config.input_size)
+            results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
             from attribmap.report import write_report
 
             sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \

@@ -16,7 +16,10 @@ import torch
 
 from attribmap.errors import AttribmapError
 
-__all__ = ["ExtractorScores", "bench_metric_names"]
+__all__ = ["ExtractorScores", "bench_metric_names", "PER_CLASS_METRICS"]
+
+#: The metrics a ``per_class`` run also scores for each class separately.
+PER_CLASS_METRICS = ("boxes", "pxap")
 
 
 def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
@@ -44,7 +47,7 @@ class ExtractorScores:
     model's input size (the crop is resized back to that frame).
     """
 
-    def __init__(self, config, has_boxes: bool, has_masks: bool) -> None:
+    def __init__(self, config, has_boxes: bool, has_masks: bool, num_classes: int = 0) -> None:
         from attribmap.evaluate import Evaluator
         from attribmap.evaluate.registry import options_for
 
@@ -53,6 +56,11 @@ class ExtractorScores:
         self.has_masks = bool(has_masks) and config.protocol != "legacy"
         self.evaluator = Evaluator(names, image_size=self.frame_size,
                                    options=options_for(names, config.metric_options()))
+        # per class: the localization metrics only (boxes, PxAP), on the already framed maps
+        per_class = [n for n in names if n in PER_CLASS_METRICS] if getattr(config, "per_class", False) else []
+        self.classes: Dict[int, Any] = {
+            c: Evaluator(per_class, image_size=self.frame_size, options=options_for(per_class, config.metric_options()))
+            for c in range(int(num_classes))} if per_class else {}
 
     @property
     def needs_model(self) -> bool:
@@ -72,29 +80,64 @@ class ExtractorScores:
         if self.has_masks:
             extra = {"masks": [m.numpy() for m in batch["mask"]], "ignore": [m.numpy() for m in batch["ignore"]]}
         boxes = [b.numpy() for b in batch["boxes"]] if "boxes" in self.evaluator.needs else None
-        self.evaluator.update(raw_maps, boxes=boxes, image_sizes=batch["size"].numpy() if boxes else None,
-                              correct=correct.cpu().numpy().astype(bool), inputs=inputs if self.needs_model else None,
-                              indices=indices, **extra)
+        sizes = batch["size"].numpy() if boxes else None
+        flags = correct.cpu().numpy().astype(bool)
+        frame = self.evaluator.update(raw_maps, boxes=boxes, image_sizes=sizes, correct=flags,
+                                      inputs=inputs if self.needs_model else None, indices=indices, **extra)
+        if self.classes:
+            labels = batch["label"].cpu().numpy()
+            for label in np.unique(labels).tolist():
+                rows = np.flatnonzero(labels == label)
+                pick = lambda items: None if items is None else [items[i] for i in rows]  # noqa: E731
+                self.classes[int(label)].update(
+                    frame.maps[rows], preprocessed=True, boxes=pick(boxes), correct=flags[rows],
+                    image_sizes=None if sizes is None else sizes[rows],
+                    **{k: pick(v) for k, v in extra.items()})
 
     def state(self) -> Dict[str, Dict[str, np.ndarray]]:
-        """Every metric's state (for the resume file)."""
-        return self.evaluator.state()
+        """Every metric's state (for the resume file); per-class ones as ``class<c>.<metric>``."""
+        out = dict(self.evaluator.state())
+        for label, evaluator in self.classes.items():
+            out.update({f"class{label}.{name}": value for name, value in evaluator.state().items()})
+        return out
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Restore what :meth:`state` returned."""
-        self.evaluator.load_state(state)
+        self.evaluator.load_state({k: v for k, v in state.items() if not k.startswith("class")})
+        for label, evaluator in self.classes.items():
+            prefix = f"class{label}."
+            evaluator.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     def sync(self) -> None:
         """Sum the states of every process (torch.distributed; no-op in one process)."""
         self.evaluator.sync()
+        for evaluator in self.classes.values():
+            evaluator.sync()
 
     def compute(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         """The numbers (flat: every metric's columns and extras, ``num_images``) and the curves."""
         results = self.evaluator.compute()
         scores = self.evaluator.scores(results)
         scores["num_images"] = int(results["top1"]["num_images"])
+        if self.classes:
+            scores["per_class"] = {}
+            for label, evaluator in self.classes.items():
+                if not _counted(evaluator):
+                    continue
+                numbers = evaluator.scores(evaluator.compute())
+                scores["per_class"][str(label)] = {k: numbers.get(k) for k in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP")
+                                                   if k in numbers}
         return scores, self.evaluator.series(results)
 
     def infos(self) -> List[Dict[str, Any]]:
         """The metrics' metadata, JSON-ready."""
         return [info.as_dict() for info in self.evaluator.infos()]
+
+
+def _counted(evaluator) -> bool:
+    """Whether an evaluator has seen at least one image (a class absent from this split has not)."""
+    for state in evaluator.state().values():
+        for key in ("count", "foreground"):  # box metrics count images; PxAP counts pixels
+            if state.get(key) is not None:
+                return int(np.asarray(state[key]).sum()) > 0
+    return False

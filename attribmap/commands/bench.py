@@ -96,6 +96,8 @@ def register(subparsers) -> None:
                      help="images in the qualitative figure (default 4; 0 = none)")
     run.add_argument("--no-figures", action="store_true", help="write results.json / results.md only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    protocol.add_argument("--per-class", action="store_true",
+                          help="also report MaxBoxAcc, MaxBoxAccV2 and PxAP of each class")
     parser.set_defaults(func=run_bench)
 
 
@@ -114,7 +116,7 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, device=args.device, metadata=args.metadata, seed=args.seed,
         faithfulness=parse_faithfulness(args.faithfulness), faithfulness_batch_size=args.faithfulness_batch_size,
         steps=args.steps, deletion_baseline=args.deletion_baseline, insertion_baseline=args.insertion_baseline,
-        road_percents=_percents(args.road_percents), road_noise=args.road_noise,
+        road_percents=_percents(args.road_percents), road_noise=args.road_noise, per_class=args.per_class,
     ).validated()
 
 
@@ -145,6 +147,10 @@ def run_bench(args: argparse.Namespace) -> int:
                   "kept: run the same command with --resume to continue", file=sys.stderr)
         raise
     if main_process:
+        from attribmap.bench.suite_report import section_lines
+
         print(results_table(results))
+        for line in section_lines(results):
+            print(line)
         print(f"report: {os.path.join(os.path.abspath(args.out), 'results.md')}")
     return 0
