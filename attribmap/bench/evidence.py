@@ -236,13 +236,14 @@ class SeedRun:
         records["curves"] = self.stage("curves", self._curves)
         return records
 
-    def _bench_config(self, out_name: str, methods: Sequence[str], extractors: Sequence[str], delta: float):
+    def _bench_config(self, methods: Sequence[str], extractors: Sequence[str], delta: float,
+                      per_class: bool = False):
         from attribmap.bench import BenchConfig
 
         s = self.settings
         return BenchConfig(data=str(self.suite), split="test", checkpoint=str(self.models / "classifier.pt"),
                            methods=tuple(methods), extractors=tuple(extractors), delta=delta,
-                           input_size=s.image_size, batch_size=s.batch_size, seed=self.seed)
+                           input_size=s.image_size, batch_size=s.batch_size, seed=self.seed, per_class=per_class)
 
     def _run_bench(self, out: Path, config, figures: bool) -> Dict[str, Any]:
         from attribmap.bench import run_benchmark
@@ -264,18 +265,20 @@ class SeedRun:
         extractors = [f"i2c={m / 'i2c.pt'}", f"i2c={m / 'i2c_ablation.pt'}:label=i2c-ablation",
                       f"i2c={m / 'i2c_ce.pt'}:label=i2c-ce", f"weightmap={m / 'weightmap1.pt'}:label=weightmap-I",
                       f"weightmap={m / 'weightmap2.pt'}:label=weightmap-II"]
-        results = self._run_bench(self.reports / "main", self._bench_config("main", methods, extractors, s.delta),
+        results = self._run_bench(self.reports / "main", self._bench_config(methods, extractors, s.delta, True),
                                   figures=True)
         rows = {name: _metrics(entry) for name, entry in results["extractors"].items()}
         per_class = {name: entry.get("per_class") for name, entry in results["extractors"].items()
                      if entry.get("per_class")}
-        reference = score_reference_rows(self.suite, "test", grid=s.image_size // 16, delta=s.delta)
+        section = results.get("suite_check") or {}
+        reference = section.get("rows") or score_reference_rows(self.suite, "test", grid=s.image_size // 16,
+                                                                 delta=s.delta)
         rows.update({f"ref:{name}": _metrics(reference[name]) for name in REFERENCE})
         blank = {name: blank_entropy(load_model(m / f"{name}.pt"), s.image_size, normalized=True)
                  for name in ("classifier", "i2c", "i2c_ablation")}
         top1 = {name: entry.get("ClassifierTop1") for name, entry in results["extractors"].items()}
         return {"rows": rows, "per_class": per_class, "blank_entropy": blank, "classifier_top1": top1,
-                "report": str(self.reports / "main")}
+                "suite_check": section.get("lines"), "report": str(self.reports / "main")}
 
     def _curves(self) -> Dict[str, Any]:
         """Every saved weight-map evaluation scored on the test split (analysis only)."""
@@ -293,7 +296,7 @@ class SeedRun:
                 path = Path(entry["file"])
                 if not path.is_absolute():
                     path = index_path.parent / path
-                config = self._bench_config("curve", (), (f"weightmap={path}",), s.curve_delta)
+                config = self._bench_config((), (f"weightmap={path}",), s.curve_delta)
                 results = self._run_bench(self.reports / f"curve{method}", config, figures=False)
                 test = _metrics(results["extractors"]["weightmap"])
                 points.append({"method": method, "evaluation": number,
@@ -398,7 +401,9 @@ def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[s
     blank = {name: mean_std([per_seed[k]["bench"]["blank_entropy"].get(name) for k in seeds])
              for name in ("classifier", "i2c", "i2c_ablation")}
     seconds = {str(k): {name: rec.get("seconds") for name, rec in per_seed[k].items()} for k in seeds}
-    return {"seeds": seeds, "table": table, "differences": differences, "i2c_vs_ablation": i2c_vs_ablation,
+    checks = {str(k): per_seed[k]["bench"].get("suite_check") or [] for k in seeds}
+    return {"seeds": seeds, "suite_checks": checks, "table": table, "differences": differences,
+            "i2c_vs_ablation": i2c_vs_ablation,
             "per_class": per_class_table, "spearman": correlations, "curve_points": len(points),
             "blank_entropy": blank, "per_seed": {str(k): per_seed[k]["bench"]["rows"] for k in seeds},
             "seconds": seconds}
@@ -442,6 +447,9 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
     for name in REFERENCE:
         t = summary["table"][f"ref:{name}"]
         lines.append(f"| {name} | {_cell(t['MaxBoxAccV2'])} | {_cell(t['PxAP'])} | {_cell(t['MaxBoxAcc'])} |")
+    verdicts = [f"seed {seed}: {lines_[-1]}" for seed, lines_ in summary.get("suite_checks", {}).items() if lines_]
+    if verdicts:
+        lines += ["", "Suite validity check (reference rows and each seed's CAM): " + "; ".join(verdicts) + "."]
     lines += ["", "I2C vs its CE-only ablation (paired): MaxBoxAccV2 "
               f"{_interval(summary['i2c_vs_ablation']['MaxBoxAccV2'])}, PxAP "
               f"{_interval(summary['i2c_vs_ablation']['PxAP'])}.", ""]
