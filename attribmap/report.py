@@ -83,6 +83,10 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
              f"({_number(timing['images_per_s'])} images/s, {timing['evaluate_s']:.1f} s scoring), "
              f"{results['world_size']} process(es); attribmap {results['versions']['attribmap']}, "
              f"torch {results['versions']['torch']}.", ""]
+    tapped = [f"{name}: {(entry.get('about') or {}).get('layer')}" for name, entry in results["extractors"].items()
+              if (entry.get("about") or {}).get("layer")]
+    if tapped:
+        parts[-1:-1] = ["", "Layer tapped per extractor (the automatic choice resolved): " + "; ".join(tapped) + "."]
     for key, title in (("box_curves", "BoxAcc(tau)"), ("pr_curves", "PxAP precision-recall"),
                        ("qualitative", "Qualitative (green: ground truth, red: predicted box)")):
         if key in figures:
