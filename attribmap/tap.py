@@ -99,13 +99,17 @@ class Capture:
         (N, T) long class table (T = 1 for one target per image).
     multi_target : bool
         True when the call asked for several classes per image (maps come back (N, T, ...)).
+    tap_options : dict
+        ``reshape`` and ``allow_1x1`` of the :class:`Tap` that recorded it (for further taps).
     """
 
     def __init__(self, images: torch.Tensor, activations: Mapping[str, torch.Tensor],
                  logits: torch.Tensor, targets: torch.Tensor, model: nn.Module,
-                 layers: Mapping[str, nn.Module], layouts: Optional[Mapping[str, GridLayout]] = None):
-        self._activations = dict(activations)
+                 layers: Mapping[str, nn.Module], layouts: Optional[Mapping[str, GridLayout]] = None,
+                 tap_options: Optional[Mapping[str, object]] = None):
+        self._activations = dict(activations)  # graph inputs, in each layer's own layout
         self._layouts = dict(layouts or {})
+        self.tap_options = dict(tap_options or {})
         self.model = model
         self.layers = dict(layers)
         self._grads: Dict[Tuple[str, GradientRequest], torch.Tensor] = {}
@@ -309,7 +313,8 @@ class Tap:
             raise LayerError(f"layer(s) {missing} did not run during the forward pass of "
                              f"{type(self.model).__name__}")
         targets = resolve_target_table(target, logits) if is_multi_target(target) else resolve_targets(target, logits)
-        return Capture(images, records, logits, targets, self.model, self.layers, layouts)
+        return Capture(images, records, logits, targets, self.model, self.layers, layouts,
+                       {"reshape": self.reshape, "allow_1x1": self.allow_1x1})
 
 
 def logits_of(output) -> torch.Tensor:

@@ -176,3 +176,14 @@ def test_a_method_that_misreads_a_channels_last_layer_is_stopped(images):
     model = small_swin()
     with pytest.raises(attribmap.MethodError, match=r"returned maps \(2, 4, 16\), which are no grid of the 32 x 32"):
         attribmap.explain(model, images, "captum:LayerGradCam", layer="features")
+
+
+def test_token_layers_on_cuda_keep_the_device(images):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    model = small_vit().cuda()
+    many = attribmap.Explainer(model).explain(images.cuda(), "gradcam", target=[[1, 2], [3, 4]])
+    assert many.device.type == "cuda" and many.shape == (2, 2, 32, 32)
+    torch.testing.assert_close(many.cpu(), attribmap.Explainer(small_vit()).explain(images, "gradcam",
+                                                                                   target=[[1, 2], [3, 4]]),
+                               rtol=1e-3, atol=1e-4)
