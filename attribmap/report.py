@@ -127,10 +127,10 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
              f"({_number(timing['images_per_s'])} images/s, {timing['evaluate_s']:.1f} s scoring), "
              f"{results['world_size']} process(es); attribmap {results['versions']['attribmap']}, "
              f"torch {results['versions']['torch']}.", ""]
-    layers = [f"{name}: {entry.get('about', {}).get('layer')}" for name, entry in results["extractors"].items()
-              if entry.get("about", {}).get("layer")]
+    layers = [f"{name}: {(entry.get('about') or {}).get('layer')}" for name, entry in results["extractors"].items()
+              if (entry.get("about") or {}).get("layer")]
     if layers:
-        parts += ["Layers tapped: " + "; ".join(layers) + ".", ""]
+        parts += ["Layer tapped per extractor (the automatic choice resolved): " + "; ".join(layers) + ".", ""]
     from attribmap.bench.suite_report import section_lines
 
     extra = section_lines(results)

@@ -475,4 +475,4 @@ def test_reference_rows_suite_check_and_blank_entropy_are_reported(trained, tmp_
     assert blank["classes"] == 2 and 0.0 <= blank["entropy"] <= 1.0 and 0.5 <= blank["max_p"] <= 1.0
     text = (out / "results.md").read_text()
     assert "Reference rows from the ground truth" in text and "blank (mean-grey) image" in text
-    assert "Layers tapped: cam: layer4" in text
+    assert "Layer tapped per extractor (the automatic choice resolved): cam: layer4" in text

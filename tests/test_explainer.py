@@ -92,3 +92,11 @@ def test_two_layers_of_one_call_share_one_forward(tiny_model, tiny_images):
     finally:
         handle.remove()
     assert len(calls) == 1
+
+
+def test_layers_used_reports_the_automatic_choice(tiny_model, tiny_images):
+    ex = attribmap.Explainer(tiny_model)
+    ex.explain_many(tiny_images, ["gradcam", "dgl@features.2", "captum:LayerGradCam"])
+    assert ex.layers_used == {"gradcam": "features", "dgl@features.2": "features.2", "captum:LayerGradCam": "features"}
+    ex.explain(tiny_images, "captum:Saliency")
+    assert ex.layers_used == {}  # the latest call tapped no layer
