@@ -1,7 +1,6 @@
 """Warm starts: the pretrain split, ``init`` from a checkpoint (matching keys), the I2C fine-tune path."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,26 +21,14 @@ torch.set_num_threads(1)
 TINY = dict(batch_size=4, image_size=32, progress=False)
 
 
-def _add_pretrain_split(root: Path, per_class: int) -> None:
-    """A ``pretrain`` split of other images of the same generator (what suite v2 writes)."""
-    from attribmap.data.synthetic import generate_suite
-
-    source = root / "pretrain_src"
-    generate_suite(source, classes=2, per_class=per_class, size=40, seed=9, val_per_class=0, test_per_class=0)
-    target = root / "metadata" / "pretrain"
-    target.mkdir(parents=True)
-    for name in ("image_ids.txt", "class_labels.txt"):
-        lines = (source / "metadata" / "train" / name).read_text().splitlines()
-        target.joinpath(name).write_text("".join(f"pretrain_src/{line}\n" for line in lines))
-
-
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     from attribmap.data.synthetic import generate_suite
 
     root = tmp_path_factory.mktemp("suite")
-    generate_suite(root, classes=2, per_class=4, size=40, seed=0, val_per_class=0, test_per_class=0)
-    _add_pretrain_split(root, per_class=6)
+    # suite v2 writes a pretrain split of other images of the same generator
+    generate_suite(root, classes=2, per_class=4, size=40, seed=0, val_per_class=0, test_per_class=0,
+                   pretrain_per_class=6)
     return root
 
 
