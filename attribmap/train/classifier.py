@@ -84,21 +84,8 @@ def run_classifier(recipe: "ClassifierRecipe", data: Union[str, "os.PathLike[str
                    options: RunOptions) -> Tuple[Path, Dict[str, Any]]:
     """Train a :class:`attribmap.train.ClassifierRecipe` (see :func:`attribmap.train.train`).
 
-    Parameters
-    ----------
-    recipe : ClassifierRecipe
-        What to train.
-    data : path
-        Dataset root (wsolevaluation layout).
-    out : pathlib.Path
-        Best-checkpoint path.
-    options : RunOptions
-        Device, resume, progress, log, workers, metadata root.
-
-    Returns
-    -------
-    (pathlib.Path, dict)
-        As :func:`attribmap.train.train`.
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     from attribmap.data import collate_wsol
     from attribmap.distributed import distributed_session

@@ -90,21 +90,8 @@ def run_i2c(recipe: "I2CRecipe", data: Union[str, "os.PathLike[str]"], out: Path
     share a class; sharded across ranks under DDP); the losses and the centre bank are
     :class:`attribmap.learned.I2CLoss`, whose state is saved as ``extra["i2c_bank"]``.
 
-    Parameters
-    ----------
-    recipe : I2CRecipe
-        What to train.
-    data : path
-        Dataset root (wsolevaluation layout).
-    out : pathlib.Path
-        Best-checkpoint path.
-    options : RunOptions
-        Device, resume, progress, log, workers, metadata root.
-
-    Returns
-    -------
-    (pathlib.Path, dict)
-        As :func:`attribmap.train.train`.
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     from attribmap.data import collate_wsol
     from attribmap.distributed import distributed_session

@@ -177,21 +177,8 @@ def run_embedding(recipe: "EmbeddingRecipe", data: PathArg, out: Path, options: 
     after holding out ``holdout_fraction`` (the same split as the weight map's with the
     same ``seed``).
 
-    Parameters
-    ----------
-    recipe : EmbeddingRecipe
-        What to train.
-    data : path
-        Dataset root (wsolevaluation layout).
-    out : pathlib.Path
-        Best-checkpoint path.
-    options : RunOptions
-        Device, resume, progress, log, workers, metadata root.
-
-    Returns
-    -------
-    (pathlib.Path, dict)
-        As :func:`attribmap.train.train`.
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     with distributed_session(options.device) as ctx:
         seed_everything(recipe.seed)
@@ -231,21 +218,8 @@ def run_weightmap(recipe: "WeightMapRecipe", data: PathArg, out: Path, options: 
     ``recipe.stopping`` names picks the checkpoint (the first of equal scores: no
     tie rule favours later epochs).
 
-    Parameters
-    ----------
-    recipe : WeightMapRecipe
-        What to train.
-    data : path
-        Dataset root (wsolevaluation layout).
-    out : pathlib.Path
-        Best-checkpoint path.
-    options : RunOptions
-        Device, resume, progress, log, workers, metadata root.
-
-    Returns
-    -------
-    (pathlib.Path, dict)
-        As :func:`attribmap.train.train`.
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     from attribmap.data import collate_wsol
 
