@@ -67,7 +67,7 @@ class TreeWorkspace(NamedTuple):
 
     @classmethod
     def allocate(cls, height: int, width: int) -> "TreeWorkspace":
-        """Fresh scratch arrays for (height, width) maps."""
+        """Fresh scratch arrays for maps of ``height`` x ``width`` pixels."""
         padded = (height + 2) * (width + 2)
         sets = height * width + 1
         return cls(label=np.empty(padded, dtype=np.int32),
