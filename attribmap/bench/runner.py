@@ -287,10 +287,10 @@ def _check_finite_images(batch: Dict[str, Any]) -> None:
 
 def _with_progress_note(exc: BaseException, saved_at: int, total: int, resume_file: Path) -> BaseException:
     """``exc`` with one sentence on the saved progress added to its (one-line) message, same type."""
-    if not isinstance(exc, AttribmapError) and not isinstance(exc, (FileNotFoundError, ValueError)):
+    if saved_at == 0 or not isinstance(exc, (AttribmapError, FileNotFoundError, ValueError)):
         return exc
     note = (f"; {saved_at} of {total} batches are saved in {resume_file}: fix the problem and run the same "
-            "command with --resume to continue" if saved_at > 0 else "")
+            "command with --resume to continue")
     try:
         return type(exc)(f"{exc}{note}")
     except TypeError:
