@@ -6,7 +6,8 @@ one-line message with exit status 2.
 """
 from __future__ import annotations
 
-__all__ = ["AttribmapError", "LayerError", "TargetError", "MethodError", "InputError", "ImageReadError"]
+__all__ = ["AttribmapError", "LayerError", "TargetError", "MethodError", "InputError", "ImageReadError",
+           "OutputError"]
 
 
 class AttribmapError(ValueError):
@@ -31,3 +32,8 @@ class InputError(AttribmapError):
 
 class ImageReadError(InputError):
     """An image file exists but cannot be decoded (empty, not an image, truncated or corrupt)."""
+
+
+class OutputError(AttribmapError):
+    """An output path cannot be written (an existing file where a folder is needed, a parent that
+    is a file, no write permission); raised before any work is done."""

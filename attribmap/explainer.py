@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from attribmap.errors import InputError, MethodError
-from attribmap.inputs import to_batch
+from attribmap.inputs import check_finite, fit_to_model, to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.base import Extractor, Method
 from attribmap.methods.registry import get_method
 from attribmap.methods.spec import ExtractorSpec
 from attribmap.postprocess import average_scales, postprocess
 from attribmap.tap import Capture, Tap, logits_of, resolve_targets
-from attribmap.targets import fold_rows, is_multi_target, repeat_rows, resolve_target_table
+from attribmap.targets import check_target_form, fold_rows, is_multi_target, repeat_rows, resolve_target_table
 from attribmap.tokens import plausible_grid, rule_for
 
 __all__ = ["Explainer", "explain"]
@@ -100,7 +100,8 @@ class Explainer:
 
     # -- public API ---------------------------------------------------------------------
     def explain(self, images, method: MethodSpec = "gradcam", target=None, raw: bool = False,
-                scales: Optional[Sequence[float]] = None, close: Optional[int] = None, **options) -> torch.Tensor:
+                scales: Optional[Sequence[float]] = None, close: Optional[int] = None, nonfinite: str = "raise",
+                **options) -> torch.Tensor:
         """Maps of one method (:meth:`explain_many` with one method).
 
         Parameters
@@ -117,6 +118,8 @@ class Explainer:
             Multi-scale test factors.
         close : int, optional
             Radius of the closing applied before normalization.
+        nonfinite : {"raise", "zero"}
+            What to do with images holding NaN or infinite values (see :meth:`explain_many`).
         **options
             Passed to the method (e.g. ``alpha=5`` for ``dgl``, ``n_steps=16`` for
             ``captum:IntegratedGradients``).
@@ -128,12 +131,13 @@ class Explainer:
         """
         name = method if isinstance(method, str) else get_method(method).name
         out = self.explain_many(images, [method], target=target, raw=raw, scales=scales, close=close,
-                                options={name: options} if options else None)
+                                options={name: options} if options else None, nonfinite=nonfinite)
         return out[name]
 
     def explain_many(self, images, methods: Iterable[MethodSpec], target=None, raw: bool = False,
                      scales: Optional[Sequence[float]] = None, close: Optional[int] = None,
-                     options: Optional[Mapping[str, Mapping]] = None, return_logits: bool = False):
+                     options: Optional[Mapping[str, Mapping]] = None, return_logits: bool = False,
+                     nonfinite: str = "raise"):
         """Maps of several methods from one forward pass and shared gradients.
 
         Parameters
@@ -163,6 +167,11 @@ class Explainer:
             they override options written in a spec).
         return_logits : bool
             Also return the logits (N, K) of the (first-scale) forward pass.
+        nonfinite : {"raise", "zero"}
+            Images holding NaN or infinite values: ``"raise"`` (default) refuses them with an
+            :class:`~attribmap.errors.InputError` naming the image indices; ``"zero"`` warns
+            (``RuntimeWarning``, same indices) and replaces those values by 0 (the ImageNet
+            mean after normalization). See :func:`attribmap.inputs.check_finite`.
 
         Returns
         -------
@@ -172,12 +181,22 @@ class Explainer:
             classes per image, map ``[n, j]`` for class ``target[n][j]``.
             With ``return_logits=True`` a tuple ``(maps, logits)``.
             The layer each method tapped is in :attr:`layers_used` afterwards.
+
+        Raises
+        ------
+        InputError
+            Images of the wrong shape or channel count for the model (a floating batch of
+            another dtype than the model's is cast to it: :func:`attribmap.inputs.fit_to_model`),
+            or holding NaN / inf with ``nonfinite="raise"``.
+        TargetError
+            A target that is no class index (``None`` or a bool inside a list, ...) or out of range.
         """
         entries = self._entries(methods)
         if raw and close:
             raise MethodError("close= applies to the final map; it cannot be combined with raw=True")
+        check_target_form(target)
         input_device = images.device if isinstance(images, torch.Tensor) else None
-        batch = to_batch(images, device=_model_device(self.model))
+        batch = self._batch(images, nonfinite)
         if self.model.training:
             warnings.warn("the model is in training mode: dropout and batch-norm make maps stochastic "
                           "and batch-norm statistics are updated; call model.eval() first", stacklevel=3)
@@ -222,7 +241,8 @@ class Explainer:
         layers : sequence of layer names or modules, optional
             Layers to tap (default: the explainer's layer).
         """
-        batch = to_batch(images, device=_model_device(self.model))
+        check_target_form(target)
+        batch = self._batch(images)
         specs = list(layers) if layers else [self.layer]
         resolved = dict(resolve_layer(self.model, spec, example=batch) for spec in specs)
         return Tap(self.model, resolved, self.reshape, self.allow_1x1).run(batch, target)
@@ -239,12 +259,16 @@ class Explainer:
             ``method`` runs on its own and taps no layer of this model's choosing.
         """
         entry = next(iter(self._entries([method]).values()))
-        batch = to_batch(images, device=_model_device(self.model))
+        batch = self._batch(images)
         if isinstance(entry.extractor, Method) or _taps_layer(entry.extractor):
             return self._layer_of(entry, batch)[0]
         raise MethodError(f"{getattr(entry.extractor, 'name', method)!r} taps no layer of the model")
 
-    # -- internals ----------------------------------------------------------------------
+    def _batch(self, images, nonfinite: str = "raise") -> torch.Tensor:
+        """The images as a batch on the model's device and in its dtype, checked for the model."""
+        batch = to_batch(images, device=_model_device(self.model))
+        return check_finite(fit_to_model(batch, self.model), nonfinite)
+
     def _entries(self, methods: Iterable[MethodSpec]) -> Dict[str, _Entry]:
         if isinstance(methods, (str, Method, Extractor)):
             methods = [methods]
@@ -342,7 +366,7 @@ class Explainer:
 
 def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: LayerSpec = None, target=None,
             raw: bool = False, scales: Optional[Sequence[float]] = None, close: Optional[int] = None,
-            reshape=None, allow_1x1: bool = False, **options) -> torch.Tensor:
+            reshape=None, allow_1x1: bool = False, nonfinite: str = "raise", **options) -> torch.Tensor:
     """Localization maps of ``images`` for ``model``.
 
     Parameters
@@ -373,6 +397,9 @@ def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: Lay
         maps and token sequences does not fit (see :class:`Explainer`).
     allow_1x1 : bool
         Accept a layer whose map has a single position (refused by default).
+    nonfinite : {"raise", "zero"}
+        Images holding NaN / inf: refused naming the images (default), or, with ``"zero"``,
+        those values replaced by 0 with a warning.
     **options
         Passed to the method (``alpha=`` for DGL, captum ``attribute()`` keywords).
 
@@ -389,4 +416,4 @@ def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: Lay
     torch.Size([2, 2, 224, 224])
     """
     return Explainer(model, layer, reshape=reshape, allow_1x1=allow_1x1).explain(
-        images, method, target=target, raw=raw, scales=scales, close=close, **options)
+        images, method, target=target, raw=raw, scales=scales, close=close, nonfinite=nonfinite, **options)

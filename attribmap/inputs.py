@@ -11,27 +11,30 @@ documented default transform :func:`default_transform`:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from attribmap.errors import ImageReadError, InputError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "default_transform", "to_batch", "load_image",
-           "to_rgb"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "NONFINITE_POLICIES", "default_transform", "to_batch",
+           "load_image", "image_size", "to_rgb", "to_grey", "check_finite", "fit_to_model"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SIZE = 224
+#: What ``nonfinite=`` of :meth:`attribmap.Explainer.explain_many` accepts.
+NONFINITE_POLICIES = ("raise", "zero")
 
 ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, os.PathLike]
 
 
-def load_image(path: Union[str, os.PathLike]) -> "PIL.Image.Image":
-    """Open and decode an image file as an RGB PIL image.
+def load_image(path: Union[str, os.PathLike], mode: str = "RGB") -> "PIL.Image.Image":
+    """Open and decode an image file as an RGB (or greyscale) PIL image.
 
     High-bit-depth greyscale files (16-bit PNG / TIFF, PIL modes ``I;16*`` and ``I``) are
     scaled by their bit depth (65535 -> 255), floating-point ones (mode ``F``) from [0, 1];
@@ -40,20 +43,52 @@ def load_image(path: Union[str, os.PathLike]) -> "PIL.Image.Image":
     Parameters
     ----------
     path : str or path-like
+    mode : {"RGB", "L"}
+        ``"RGB"`` (:func:`to_rgb`) or 8-bit greyscale ``"L"`` (:func:`to_grey`; masks).
 
     Returns
     -------
     PIL.Image.Image
-        Mode ``RGB``, fully decoded (the file is closed).
+        Mode ``mode``, fully decoded (the file is closed).
 
     Raises
     ------
     FileNotFoundError
         ``path`` is not a file.
     ImageReadError
-        The file is empty, not an image PIL can identify, or truncated / corrupt; the
-        message names the file and the reason.
+        The file is empty, not an image PIL can identify, truncated / corrupt, or a
+        floating-point image holding NaN / infinite pixels; the message names the file and
+        the reason.
     """
+    if mode not in ("RGB", "L"):
+        raise InputError(f"mode must be 'RGB' or 'L'; got {mode!r}")
+    convert = to_rgb if mode == "RGB" else to_grey
+    with _opened(path) as img:
+        try:
+            img.load()
+            return convert(img)
+        except InputError as exc:  # a float image holding NaN / inf
+            raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data, decoder errors
+            raise ImageReadError(f"cannot read image {str(path)!r}: truncated or corrupt image data "
+                                 f"({_reason(exc)})") from exc
+
+
+def image_size(path: Union[str, os.PathLike]) -> Tuple[int, int]:
+    """``(W, H)`` of an image file from its header (the pixel data is not decoded).
+
+    Raises
+    ------
+    FileNotFoundError, ImageReadError
+        As :func:`load_image` (a truncated file whose header is intact passes).
+    """
+    with _opened(path) as img:
+        return int(img.size[0]), int(img.size[1])
+
+
+@contextlib.contextmanager
+def _opened(path: Union[str, os.PathLike]):
+    """``PIL.Image.open`` with attribmap's errors: missing file, empty file, not an image."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -62,15 +97,19 @@ def load_image(path: Union[str, os.PathLike]) -> "PIL.Image.Image":
     if path.stat().st_size == 0:
         raise ImageReadError(f"cannot read image {str(path)!r}: the file is empty (0 bytes)")
     try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
+        img = Image.open(path)
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"cannot read image {str(path)!r}: not an image file PIL can identify "
                              f"(wrong extension or not an image?)") from exc
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data, decoder errors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageReadError(f"cannot read image {str(path)!r}: truncated or corrupt image data ({reason})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot read image {str(path)!r}: corrupt image header ({_reason(exc)})") from exc
+    with img:
+        yield img
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def to_rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
@@ -79,15 +118,35 @@ def to_rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
     ``I;16``, ``I;16B``, ``I;16L`` and ``I`` (16-bit greyscale as PIL reads PNG / TIFF) are
     divided by 65535 / 255 (values above 65535 saturate), ``F`` is taken as [0, 1]; every
     other mode goes through PIL's ``convert("RGB")``.
+
+    Raises
+    ------
+    InputError
+        A floating-point (``F``) image holds NaN or infinite values.
     """
+    if _high_bit_depth(image):
+        return to_grey(image).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_grey(image: "PIL.Image.Image") -> "PIL.Image.Image":
+    """Convert a PIL image of any mode to 8-bit greyscale (mode ``L``), scaling by bit depth
+    exactly like :func:`to_rgb` (the reading of masks)."""
     from PIL import Image
 
-    if image.mode.startswith("I") or image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 1.0 if image.mode == "F" else 65535.0
-        grey = np.clip(np.round(values / scale * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    return image.convert("RGB")
+    if not _high_bit_depth(image):
+        return image.convert("L")
+    values = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(f"the floating-point image (mode {image.mode}) holds {int((~np.isfinite(values)).sum())} "
+                         "NaN or infinite pixels; expected finite values in [0, 1]")
+    scale = 1.0 if image.mode == "F" else 65535.0
+    grey = np.clip(np.round(values / scale * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L")
+
+
+def _high_bit_depth(image: "PIL.Image.Image") -> bool:
+    return image.mode.startswith("I") or image.mode == "F"
 
 
 def default_transform(image: Any, size: int = DEFAULT_SIZE) -> torch.Tensor:
@@ -192,3 +251,86 @@ def _single(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.dim() == 4 and tensor.shape[0] == 1:
         return tensor[0]
     raise InputError(f"list items must be single images (C,H,W); got shape {tuple(tensor.shape)}")
+
+
+def check_finite(batch: torch.Tensor, nonfinite: str = "raise") -> torch.Tensor:
+    """Refuse (or zero) NaN and infinite values of an image batch.
+
+    Parameters
+    ----------
+    batch : torch.Tensor
+        (N, C, H, W) images.
+    nonfinite : {"raise", "zero"}
+        ``"raise"`` (default): an :class:`~attribmap.errors.InputError` naming the images
+        that hold NaN / inf values. ``"zero"``: a ``RuntimeWarning`` naming them, and those
+        values replaced by 0 (the ImageNet mean after normalization) in a copy.
+
+    Returns
+    -------
+    torch.Tensor
+        ``batch`` itself when every value is finite, else (``"zero"``) the cleaned copy.
+    """
+    if nonfinite not in NONFINITE_POLICIES:
+        raise InputError(f"nonfinite must be one of {NONFINITE_POLICIES}; got {nonfinite!r}")
+    finite = torch.isfinite(batch)
+    if bool(finite.all()):
+        return batch
+    bad = (~finite).flatten(1).any(dim=1).nonzero().flatten().tolist()
+    shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    what = f"image{'s' if len(bad) > 1 else ''} {shown} of the batch (N = {batch.shape[0]})"
+    if nonfinite == "raise":
+        raise InputError(f"{what} hold{'' if len(bad) > 1 else 's'} NaN or infinite values; expected finite "
+                         "normalized images (pass nonfinite='zero' to replace such values by 0 with a warning)")
+    import warnings
+
+    warnings.warn(f"{what}: {int((~finite).sum())} NaN or infinite values replaced by 0 (nonfinite='zero')",
+                  RuntimeWarning, stacklevel=3)
+    return torch.where(finite, batch, torch.zeros((), dtype=batch.dtype, device=batch.device))
+
+
+def fit_to_model(batch: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """Check an image batch against what the model's stem takes; cast its dtype.
+
+    * Floating dtype: a batch of another floating dtype than the model's parameters
+      (float64 images for a float32 model, the numpy default) is **cast** to the model's
+      dtype; the maps come back in that dtype.
+    * Channels: when the model's first layer with parameters is a convolution, a batch
+      with another channel count (a 1-channel greyscale tensor for an RGB model) is refused
+      with an :class:`~attribmap.errors.InputError` saying what was given and expected.
+
+    Parameters
+    ----------
+    batch : torch.Tensor
+        (N, C, H, W) floating-point images.
+    model : nn.Module
+
+    Returns
+    -------
+    torch.Tensor
+        ``batch``, cast when needed.
+    """
+    stem = _stem(model)
+    if stem is not None:
+        name, module = stem
+        expected = int(module.in_channels)
+        if batch.shape[1] != expected:
+            hint = (": repeat a greyscale image to three channels (x.expand(-1, 3, -1, -1)) or give a PIL "
+                    "image / file, which is converted to RGB" if batch.shape[1] == 1 and expected == 3 else "")
+            raise InputError(f"the images have {batch.shape[1]} channel{'s' if batch.shape[1] != 1 else ''} "
+                             f"(shape {tuple(batch.shape)}) but the model's first layer {name!r} takes "
+                             f"{expected}{hint}")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None and batch.dtype != dtype:
+        batch = batch.to(dtype)
+    return batch
+
+
+def _stem(model: torch.nn.Module):
+    """(name, module) of the first leaf module with parameters when it is a convolution, else None."""
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None or next(module.parameters(recurse=False), None) is None:
+            continue
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            return name, module
+        return None
+    return None

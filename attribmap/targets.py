@@ -34,7 +34,7 @@ import torch
 
 from attribmap.errors import TargetError
 
-__all__ = ["ALL_TARGETS_LIMIT", "is_multi_target", "resolve_target_table", "repeat_rows", "interleave_rows",
+__all__ = ["ALL_TARGETS_LIMIT", "check_target_form", "is_multi_target", "resolve_target_table", "repeat_rows", "interleave_rows",
            "fold_rows"]
 
 #: Most classes ``target="all"`` explains (each class costs a map per image).
@@ -51,6 +51,51 @@ def is_multi_target(target) -> bool:
         return all(isinstance(t, (list, tuple)) or (isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 1)
                    for t in target)
     return False
+
+
+def check_target_form(target) -> None:
+    """Refuse target items that are no class index before any work is done.
+
+    Accepts None, an int, ``"all"`` (checked later), tensors / arrays, and (nested) lists or
+    tuples whose items are ints (or integer numpy scalars / 0-d tensors).
+
+    Raises
+    ------
+    TargetError
+        A bool, None, float or string item inside a list, naming its position, e.g.
+        ``target=[1, None]`` -> "target[1] is None".
+    """
+    if target is None or isinstance(target, str):
+        return
+    if isinstance(target, bool):
+        raise TargetError(f"target must be an int class index, not a bool ({target!r})")
+    if not isinstance(target, (list, tuple)):
+        return
+    for position, item in _items(target, "target"):
+        if item is None:
+            raise TargetError(f"{position} is None; target classes must be integers, one class index per image "
+                              "(target=None, not None inside a list, takes the top-1 class of every image); got "
+                              f"target={_short(target)}")
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise TargetError(f"{position} is {item!r} ({type(item).__name__}); target classes must be integers "
+                              f"(class indices); got target={_short(target)}")
+
+
+def _items(target, prefix: str):
+    """(``"target[i][j]"``, item) for every leaf of nested lists / tuples / 1-D tensors."""
+    for index, item in enumerate(target):
+        where = f"{prefix}[{index}]"
+        if isinstance(item, (list, tuple)):
+            yield from _items(item, where)
+        elif isinstance(item, (torch.Tensor, np.ndarray)):
+            continue  # tensors: their dtype is checked where they are read
+        else:
+            yield where, item
+
+
+def _short(target) -> str:
+    text = repr(target)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def resolve_target_table(target, logits: torch.Tensor) -> torch.Tensor:

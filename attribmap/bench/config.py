@@ -15,9 +15,34 @@ from typing import Any, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
+from attribmap.inputs import DEFAULT_SIZE
 from attribmap.methods.spec import ExtractorSpec, split_specs
 
-__all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness"]
+__all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness",
+           "recorded_input_size", "check_seed", "SEED_LIMIT", "INPUT_SIZE_SOURCES"]
+
+#: Seeds run from 0 to this (exclusive): what numpy's legacy seeding takes.
+SEED_LIMIT = 2 ** 32
+
+#: How :attr:`BenchConfig.input_size_from` describes each source, for logs and reports.
+INPUT_SIZE_SOURCES = {"given": "given", "checkpoint": "recorded in the checkpoint's training recipe",
+                      "default": "the default; the model records none"}
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` when it is an int in [0, 2**32); else an :class:`AttribmapError` saying so."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not (0 <= seed < SEED_LIMIT):
+        raise AttribmapError(f"{what} must be an integer from 0 to {SEED_LIMIT - 1}; got {seed!r}")
+    return seed
+
+
+def recorded_input_size(checkpoint: str) -> Optional[int]:
+    """The ``image_size`` of the training recipe recorded in a checkpoint (None when it has none)."""
+    from attribmap.models.checkpoint import read_recipe
+
+    recipe = read_recipe(checkpoint) or {}
+    size = recipe.get("image_size")
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 PROTOCOLS = ("official", "legacy")
 
@@ -102,8 +127,14 @@ class BenchConfig:
         Threshold step of the official protocol (0.001, or 0.01 for quick runs).
     tau : float
         Fixed threshold of the legacy protocol.
-    input_size : int
+    input_size : int, optional
         Side of the images fed to the model (the evaluation frame stays ``frame_size``).
+        None (default): the ``image_size`` recorded in ``checkpoint``'s training recipe (the
+        size the classifier was trained and evaluated at), else
+        :data:`attribmap.inputs.DEFAULT_SIZE` (224); :meth:`validated` fills it in.
+    input_size_from : str, optional
+        Where ``input_size`` came from: ``"given"``, ``"checkpoint"`` (its recipe) or
+        ``"default"``; set by :meth:`validated` (not part of the fingerprint).
     frame_size : int
         Side of the evaluation frame (224 in the protocol).
     batch_size : int
@@ -113,7 +144,8 @@ class BenchConfig:
     metadata : str, optional
         wsolevaluation metadata directory when it is not ``data/metadata``.
     seed : int
-        Seed of torch / numpy before the run (only stochastic extractors depend on it).
+        Seed of torch / numpy before the run (only stochastic extractors depend on it),
+        0 <= seed < 2**32.
     pointing_tolerance : float
         Pointing-game tolerance in frame pixels.
     iou_thresholds : tuple of int
@@ -150,7 +182,8 @@ class BenchConfig:
     protocol: str = "official"
     delta: float = 0.001
     tau: float = 0.2
-    input_size: int = 224
+    input_size: Optional[int] = None
+    input_size_from: Optional[str] = None
     frame_size: int = 224
     batch_size: int = 32
     device: str = "cpu"
@@ -168,7 +201,21 @@ class BenchConfig:
     per_class: bool = False
 
     def validated(self) -> "BenchConfig":
-        """Return ``self`` after checking every field; raises :class:`AttribmapError`."""
+        """Return the checked configuration; raises :class:`AttribmapError`.
+
+        ``self`` when ``input_size`` is set; otherwise a copy with the resolved
+        ``input_size`` and ``input_size_from``.
+        """
+        if self.input_size is None or self.input_size_from is None:
+            if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
+                raise FileNotFoundError(f"checkpoint not found: {self.checkpoint!r}")
+            if self.input_size is not None:
+                size, source = self.input_size, "given"
+            else:
+                recorded = recorded_input_size(self.checkpoint) if self.checkpoint is not None else None
+                size, source = (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
+            return dataclasses.replace(self, input_size=size, input_size_from=source).validated()
+        check_seed(self.seed)
         if self.protocol not in PROTOCOLS:
             raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {self.protocol!r}")
         if (self.model is None) == (self.checkpoint is None):
@@ -273,6 +320,7 @@ class BenchConfig:
         progress (a run can only be resumed with the same number of processes).
         """
         payload = self.as_dict()
+        payload.pop("input_size_from")  # the same size from the recipe or from --input-size gives the same numbers
         payload["data"] = os.path.abspath(self.data)
         for name in ("checkpoint", "i2c", "weightmap", "weights"):
             if payload[name] is not None and os.path.isfile(payload[name]):

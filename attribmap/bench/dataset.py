@@ -52,7 +52,8 @@ def input_transform(protocol: str, input_size: int):
 
 
 def open_dataset(data: str, split: str, protocol: str = "official", input_size: int = 224,
-                 metadata: Optional[str] = None) -> Tuple[Any, str]:
+                 metadata: Optional[str] = None, check_sizes: bool = True,
+                 require_localization: bool = True) -> Tuple[Any, str]:
     """The split to score, its items transformed for the model.
 
     Parameters
@@ -67,6 +68,11 @@ def open_dataset(data: str, split: str, protocol: str = "official", input_size: 
         Side of the model's input in pixels.
     metadata : str, optional
         wsolevaluation metadata directory when it is not ``data/metadata``.
+    check_sizes : bool
+        Compare the image headers with ``image_sizes.txt`` when opening (WSOL layout; see
+        :class:`attribmap.data.WSOLDataset`).
+    require_localization : bool
+        Refuse a split with neither boxes nor masks (nothing to score).
 
     Returns
     -------
@@ -81,10 +87,10 @@ def open_dataset(data: str, split: str, protocol: str = "official", input_size: 
     if kind == "cub":
         dataset = CUBDataset(data, split, transform=transform)
     else:
-        dataset = WSOLDataset(data, split, metadata_root=metadata, transform=transform)
+        dataset = WSOLDataset(data, split, metadata_root=metadata, transform=transform, check_sizes=check_sizes)
     if len(dataset) == 0:
         raise AttribmapError(f"split {split!r} of {data!r} holds no image")
-    if not dataset.has_boxes and not dataset.has_masks:
+    if require_localization and not dataset.has_boxes and not dataset.has_masks:
         raise AttribmapError(f"split {split!r} of {data!r} has neither boxes nor masks: nothing to score")
     return dataset, kind
 

@@ -132,19 +132,25 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
     """
     from attribmap.distributed import barrier, distributed_session
 
+    from attribmap.bench.config import INPUT_SIZE_SOURCES
+    from attribmap.fileio import check_output_dir
+
     config = config.validated()
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
         raise AttribmapError(f"save_every must be a positive int; got {save_every!r}")
     say = log or (lambda line: None)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, "report directory (--out)")
     with distributed_session(config.device) as ctx:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         dataset, data_format = open_dataset(config.data, config.split, config.protocol, config.input_size,
                                             config.metadata)
+        say(f"input size {config.input_size} px ({INPUT_SIZE_SOURCES.get(config.input_size_from)})")
         suite = build_suite(config, ctx.device)
         names = suite.names
-        layers = suite.layers(batch_items(dataset, [0])["image"].to(ctx.device))
+        probe = batch_items(dataset, [0])["image"].to(ctx.device)
+        _check_labels(dataset, suite.model, probe)
+        layers = suite.layers(probe)
         scores = {n: ExtractorScores(config, dataset.has_boxes, dataset.has_masks, dataset.num_classes) for n in names}
         models = {e.label: _extractor_model(e, suite) for e in suite.extractors}
         plan = batch_plan(len(dataset), config.batch_size, ctx.rank, ctx.world_size)
@@ -178,16 +184,21 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         faithful_bar = _progress_bar(perturbed * my_images, perturbed * state["images"],
                                      shown and ctx.is_main and perturbed > 0, desc="faithfulness", unit="fwd")
         scored_now = 0
+        saved_at = state["position"]
+        scoring = False  # True while some extractor's counts hold part of the current batch
+        position = state["position"]
         try:
             for position in range(state["position"], len(plan)):
                 started = time.perf_counter()
                 _, indices = plan[position]
                 batch = batch_items(dataset, indices)
+                _check_finite_images(batch)
                 batch_maps = suite.run(batch["image"].to(ctx.device), batch["label"])
                 for group, seconds in batch_maps.seconds.items():
                     group_seconds[group] = group_seconds.get(group, 0.0) + seconds
                 scoring_start = time.perf_counter()
                 inputs = _model_inputs(config, scores, models, batch, ctx.device, faithful_bar.update)
+                scoring = True
                 for name in names:
                     started_scoring = time.perf_counter()
                     scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name],
@@ -200,13 +211,26 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                 state["images"] += len(indices)
                 scored_now += 1
                 bar.update(len(indices))
+                scoring = False
                 finished = position + 1
                 stopping = stop_after_batches is not None and scored_now >= stop_after_batches and finished < len(plan)
                 if finished % save_every == 0 or stopping:
                     checkpoint(finished)
+                    saved_at = finished
                 if stopping:
                     raise BenchInterrupted(f"stopped after {scored_now} batches as asked; progress saved to "
                                            f"{resume_file}")
+        except BenchInterrupted:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            # keep every finished batch: save unless the failing batch was half counted
+            if not scoring and position > saved_at:
+                checkpoint(position)
+                saved_at = position
+            noted = _with_progress_note(exc, saved_at, len(plan), resume_file)
+            if noted is exc:
+                raise
+            raise noted from exc
         finally:
             bar.close()
             faithful_bar.close()
@@ -235,6 +259,44 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
     return results
 
 
+def _check_labels(dataset: Any, model: torch.nn.Module, probe: torch.Tensor) -> None:
+    """Every label of the split is a class of the main model (one forward on one image)."""
+    from attribmap.data.errors import MetadataError
+    from attribmap.tap import logits_of
+
+    with torch.no_grad():
+        classes = int(logits_of(model(probe)).shape[1])
+    for record in dataset.records:
+        if record.label >= classes:
+            raise MetadataError(f"{record.where('label')}: image {record.image_id!r} has label {record.label}, "
+                                f"but the model has {classes} classes (expected labels 0..{classes - 1}): "
+                                "another dataset or another model?")
+
+
+def _check_finite_images(batch: Dict[str, Any]) -> None:
+    """Refuse images that hold NaN / inf, naming them (a custom transform could make them)."""
+    from attribmap.errors import InputError
+
+    images = batch["image"]
+    finite = torch.isfinite(images).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = [batch["id"][i] for i in (~finite).nonzero().flatten().tolist()]
+        raise InputError(f"images {bad[:5]} hold NaN or infinite values after the transform; expected finite "
+                         "normalized images")
+
+
+def _with_progress_note(exc: BaseException, saved_at: int, total: int, resume_file: Path) -> BaseException:
+    """``exc`` with one sentence on the saved progress added to its (one-line) message, same type."""
+    if saved_at == 0 or not isinstance(exc, (AttribmapError, FileNotFoundError, ValueError)):
+        return exc
+    note = (f"; {saved_at} of {total} batches are saved in {resume_file}: fix the problem and run the same "
+            "command with --resume to continue")
+    try:
+        return type(exc)(f"{exc}{note}")
+    except TypeError:
+        return exc
+
+
 def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: ExtractorSuite,
               layers: Dict[str, Optional[str]], metrics: Dict[str, Any], state: Dict[str, Any],
               group_seconds: Dict[str, float], world_size: int, fingerprint: str) -> Dict[str, Any]:
@@ -261,6 +323,7 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
         "model": {"checkpoint": config.checkpoint, "name": config.model, "weights": config.weights,
                   "layer": config.layer, "i2c": config.i2c, "weightmap": config.weightmap},
         "config": config.as_dict(),
+        "input_size": {"pixels": int(config.input_size), "from": config.input_size_from},
         "config_hash": fingerprint,
         "seed": config.seed,
         "world_size": int(world_size),

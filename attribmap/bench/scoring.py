@@ -138,10 +138,12 @@ class ExtractorScores:
             evaluator.sync()
 
     def compute(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-        """The numbers (flat: every metric's columns and extras, ``num_images``) and the curves."""
+        """The numbers (flat: every metric's columns and extras, ``num_images``, ``nonfinite_maps``:
+        maps holding NaN / inf, scored as all-zero maps) and the curves."""
         results = self.evaluator.compute()
         scores = self.evaluator.scores(results)
         scores["num_images"] = int(results["top1"]["num_images"])
+        scores["nonfinite_maps"] = self.evaluator.nonfinite_maps
         if self.classes:
             scores["per_class"] = {}
             for label, evaluator in self.classes.items():

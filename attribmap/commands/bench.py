@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["register", "run_bench"]
+__all__ = ["register", "run_bench", "input_size_line"]
 
 
 def register(subparsers) -> None:
@@ -81,13 +81,17 @@ def register(subparsers) -> None:
     faithful.add_argument("--road-noise", type=float, default=0.01,
                           help="standard deviation of ROAD's imputation noise (default 0.01)")
     run = parser.add_argument_group("run")
-    run.add_argument("--input-size", type=int, default=224, metavar="S",
-                     help="side of the model input in pixels (default 224; the evaluation frame stays 224)")
+    run.add_argument("--input-size", type=int, default=None, metavar="S",
+                     help="side of the model input in pixels (default: the image size recorded in --checkpoint's "
+                          "training recipe, else 224; the evaluation frame stays 224); the size used is printed")
     run.add_argument("--batch-size", type=int, default=32, metavar="B", help="images per batch and process "
                                                                              "(default 32)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--out", required=True, metavar="OUT", help="report directory")
+    run.add_argument("--out", required=True, metavar="OUT", help="report directory (checked before any work)")
+    run.add_argument("--check-images", action="store_true",
+                     help="first decode every image and mask of the split once (as `attribmap check`), list every "
+                          "problem as FILE:LINE: MESSAGE and exit 2 when there is one, before loading any model")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its last "
                                                            "saved batch")
     run.add_argument("--save-every", type=int, default=10, metavar="K",
@@ -120,6 +124,15 @@ def config_from_args(args: argparse.Namespace):
     ).validated()
 
 
+def input_size_line(results) -> str:
+    """``"input size: 64 px (recorded in the checkpoint's training recipe)"``."""
+    from attribmap.bench.config import INPUT_SIZE_SOURCES
+
+    config = results["config"]
+    source = config.get("input_size_from")
+    return f"input size: {config['input_size']} px ({INPUT_SIZE_SOURCES.get(source, source)})"
+
+
 def _percents(text: str):
     try:
         return tuple(int(item) for item in text.split(",") if item.strip())
@@ -132,11 +145,25 @@ def run_bench(args: argparse.Namespace) -> int:
     from attribmap.bench import run_benchmark
     from attribmap.report import results_table
 
+    from attribmap.fileio import check_output_dir
+
     config = config_from_args(args)
     if args.grid_images < 0:
         raise ValueError(f"--grid-images must be >= 0; got {args.grid_images}")
+    check_output_dir(args.out, "--out")
     main_process = int(os.environ.get("RANK", "0")) == 0
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if main_process else None
+    if args.check_images:
+        from attribmap.commands.check import check_split, summary
+
+        count, problems = check_split(config.data, config.split, config.metadata,
+                                      progress=main_process and not args.no_progress and sys.stderr.isatty())
+        if main_process:
+            for line in problems:
+                print(line, file=sys.stderr)
+            print(summary(config.data, config.split, count, problems), file=sys.stderr)
+        if problems:
+            return 2
     try:
         results = run_benchmark(config, args.out, resume=args.resume,
                                 progress=False if args.no_progress else None, save_every=args.save_every,
@@ -150,6 +177,7 @@ def run_bench(args: argparse.Namespace) -> int:
         from attribmap.bench.suite_report import section_lines
 
         print(results_table(results))
+        print(input_size_line(results))
         for line in section_lines(results):
             print(line)
         print(f"report: {os.path.join(os.path.abspath(args.out), 'results.md')}")

@@ -45,6 +45,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1; got {args.threads}")
         torch.set_num_threads(args.threads)
+    from attribmap.fileio import check_output_dir
+
+    check_output_dir(args.out, "--out")
     started = time.perf_counter()
     outcome = run_demo(args.out, PRESETS["fast" if args.fast else "full"],
                        progress=False if args.no_progress else None,

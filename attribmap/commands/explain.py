@@ -33,7 +33,9 @@ def register(subparsers) -> None:
                    help="how the layer's output reads as a map when the automatic reading does not fit")
     p.add_argument("--allow-1x1", action="store_true",
                    help="accept a layer whose map has a single position (e.g. avgpool; refused by default)")
-    p.add_argument("--size", type=int, default=224, help="side of the resized input (default 224)")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the resized input (default: the image size recorded in --checkpoint's training "
+                        "recipe, else 224); the size used is printed")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     p.add_argument("-o", "--out", required=True, help="output PNG path")
     p.set_defaults(func=run)
@@ -46,12 +48,17 @@ def run(args: argparse.Namespace) -> int:
     from attribmap.models.loading import load_classifier
     from attribmap.viz import method_grid
 
-    if args.size < 32:
+    from attribmap.bench.config import INPUT_SIZE_SOURCES, recorded_input_size
+    from attribmap.fileio import check_output_file
+    from attribmap.inputs import DEFAULT_SIZE
+
+    if args.size is not None and args.size < 32:
         raise ValueError(f"--size must be at least 32; got {args.size}")
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"--alpha must lie in [0, 1]; got {args.alpha}")
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"-o/--out must name a .png file; got {args.out!r}")
+    check_output_file(args.out, "-o/--out")
     from attribmap.methods import ExtractorSpec, split_specs
 
     methods = split_specs(args.method)
@@ -62,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     image = load_image(args.image)
     model = load_classifier(args.model, args.weights, args.checkpoint)
-    batch = to_batch(image, size=args.size)
+    size, source = args.size, "given"
+    if size is None:
+        recorded = recorded_input_size(args.checkpoint) if args.checkpoint is not None else None
+        size, source = (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
+    batch = to_batch(image, size=size)
     explainer = attribmap.Explainer(model, layer=args.layer, reshape=args.reshape, allow_1x1=args.allow_1x1)
     maps, logits = explainer.explain_many(batch, methods, target=target, return_logits=True)
     top = int(logits[0].argmax()) if logits is not None else None
@@ -73,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     method_grid(batch, maps, path=args.out, alpha=args.alpha)
     shown = ",".join(map(str, classes)) if classes is not None else (target if target is not None else top)
     print(f"wrote {args.out} (methods: {', '.join(methods)}; {describe_layers(explainer, methods, args.layer)}; "
-          f"top-1 class {top}; target {shown})")
+          f"top-1 class {top}; target {shown}; input size {size} px, {INPUT_SIZE_SOURCES[source]})")
     return 0
 
 

@@ -19,7 +19,6 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
-from PIL import Image
 
 from attribmap.data.errors import MetadataError, line_error
 from attribmap.data.records import ImageRecord, RecordDataset
@@ -124,7 +123,7 @@ class CUBDataset(RecordDataset):
                                     f"({len(missing)} ids of images.txt missing)")
         records: List[ImageRecord] = []
         largest_class = 0
-        for image_id, ((relative,), _) in images.items():
+        for image_id, ((relative,), image_line) in images.items():
             (class_text,), class_line = classes[image_id]
             class_id = _number(join("image_class_labels.txt"), class_line, class_text, "class id", int)
             if class_id < 1:
@@ -137,16 +136,18 @@ class CUBDataset(RecordDataset):
                                  f"got {flag!r}")
             if self.split != "all" and (flag == "1") != (self.split == "train"):
                 continue
-            records.append(self._record(relative, class_id - 1, boxes[image_id]))
+            origin = {"image": f"{join('images.txt')}:{image_line}",
+                      "label": f"{join('image_class_labels.txt')}:{class_line}"}
+            records.append(self._record(relative, class_id - 1, boxes[image_id], origin))
         return records, largest_class
 
-    def _record(self, relative: str, label: int, box_row: Tuple[List[str], int]) -> ImageRecord:
+    def _record(self, relative: str, label: int, box_row: Tuple[List[str], int], origin: Dict[str, Any]) -> ImageRecord:
+        from attribmap.inputs import image_size
+
         path = os.path.join(self.root, "images", relative)
         if not os.path.exists(path):
-            raise MetadataError(f"image {relative!r} listed in {os.path.join(self.root, 'images.txt')} "
-                                f"not found at {path}")
-        with Image.open(path) as image:
-            size = image.size
+            raise MetadataError(f"{origin['image']}: image {relative!r} not found at {path}")
+        size = image_size(path)
         box_file = os.path.join(self.root, "bounding_boxes.txt")
         values, line = box_row
         x, y, w, h = (_number(box_file, line, text, name) for text, name in zip(values, "xywh"))
@@ -160,8 +161,9 @@ class CUBDataset(RecordDataset):
             if not os.path.exists(mask):
                 raise MetadataError(f"segmentation of image {relative!r} not found at {mask}")
             mask_paths = (mask,)
+        origin["boxes"] = (f"{box_file}:{line}",)
         return ImageRecord(image_id=relative, path=path, label=label, size=size,
-                           boxes=np.array([box], dtype=np.int64), mask_paths=mask_paths)
+                           boxes=np.array([box], dtype=np.int64), mask_paths=mask_paths, origin=origin)
 
     def _read_class_names(self) -> Optional[List[str]]:
         path = os.path.join(self.root, "classes.txt")

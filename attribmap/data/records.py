@@ -11,10 +11,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["ImageRecord", "RecordDataset", "collate_wsol", "load_binary_mask"]
+from attribmap.data.errors import MetadataError
+
+__all__ = ["ImageRecord", "RecordDataset", "collate_wsol", "load_binary_mask", "size_mismatch"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class ImageRecord:
         Absolute paths of the instance masks (empty when the split has no masks).
     ignore_path
         Absolute path of the ignore mask, or ``None``.
+    origin
+        Where the metadata says each thing, as ``"file:line"``: ``"image"`` (the line listing
+        the image), ``"label"``, ``"size"`` and ``"boxes"`` (a tuple, one per box), where
+        known; used to name the line in errors.
     """
 
     image_id: str
@@ -48,6 +53,11 @@ class ImageRecord:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int64))
     mask_paths: Tuple[str, ...] = ()
     ignore_path: Optional[str] = None
+    origin: Dict[str, Any] = field(default_factory=dict)
+
+    def where(self, what: str) -> str:
+        """``"file:line"`` of ``what`` (``"image"``, ``"label"``, ``"size"``), else the image id."""
+        return str(self.origin.get(what, f"image {self.image_id!r}"))
 
 
 def load_binary_mask(path: str, shape: Optional[Tuple[int, int]] = None, threshold: float = 0.5) -> np.ndarray:
@@ -58,7 +68,8 @@ def load_binary_mask(path: str, shape: Optional[Tuple[int, int]] = None, thresho
     Parameters
     ----------
     path
-        Mask image (any mode PIL reads; converted to 8-bit grey).
+        Mask image (any mode PIL reads; converted to 8-bit grey by
+        :func:`attribmap.inputs.load_image`, 16-bit masks scaled by their bit depth).
     shape
         ``(H, W)`` to bring the mask to with nearest-neighbour resampling, or ``None`` to keep
         the file's own size.
@@ -69,12 +80,20 @@ def load_binary_mask(path: str, shape: Optional[Tuple[int, int]] = None, thresho
     -------
     numpy.ndarray
         bool ``(H, W)``.
+
+    Raises
+    ------
+    attribmap.errors.ImageReadError
+        The file cannot be decoded (the message names it).
     """
-    with Image.open(path) as image:
-        grey = image.convert("L")
-        if shape is not None and grey.size != (shape[1], shape[0]):
-            grey = grey.resize((shape[1], shape[0]), Image.NEAREST)
-        return np.asarray(grey) > threshold
+    from PIL import Image
+
+    from attribmap.inputs import load_image
+
+    grey = load_image(path, mode="L")
+    if shape is not None and grey.size != (shape[1], shape[0]):
+        grey = grey.resize((shape[1], shape[0]), Image.NEAREST)
+    return np.asarray(grey) > threshold
 
 
 class RecordDataset(Dataset):
@@ -125,7 +144,9 @@ class RecordDataset(Dataset):
         if num_classes is None:
             num_classes = largest + 1
         elif largest >= num_classes:
-            raise ValueError(f"num_classes={num_classes} but a label {largest} occurs")
+            first = next(r for r in self.records if r.label >= num_classes)
+            raise MetadataError(f"{first.where('label')}: image {first.image_id!r} has label {first.label}, out of "
+                                f"range for num_classes={num_classes} (expected 0..{num_classes - 1})")
         self.num_classes: int = int(num_classes)
 
     @property
@@ -142,9 +163,12 @@ class RecordDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
+        from attribmap.inputs import load_image
+
         record = self.records[index]
-        with Image.open(record.path) as opened:
-            image = opened.convert("RGB")
+        image = load_image(record.path)
+        if record.size is not None and tuple(record.size) != image.size:
+            raise MetadataError(size_mismatch(record, image.size))
         size = record.size if record.size is not None else image.size
         item: Dict[str, Any] = {
             "image": self.transform(image),
@@ -175,6 +199,12 @@ class RecordDataset(Dataset):
         else:
             ignore = np.zeros_like(mask)
         return mask, ignore
+
+
+def size_mismatch(record: ImageRecord, real: Tuple[int, int]) -> str:
+    """The message for an image whose file is not the size its metadata gives."""
+    return (f"{record.where('size')}: image {record.image_id!r} is {real[0]} x {real[1]} pixels (W x H) but the "
+            f"metadata gives (W, H) = ({record.size[0]}, {record.size[1]})")
 
 
 def collate_wsol(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

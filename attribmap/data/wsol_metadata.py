@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from attribmap.data.errors import MetadataError, line_error
-from attribmap.data.records import ImageRecord, RecordDataset
+from attribmap.data.records import ImageRecord, RecordDataset, size_mismatch
 
 __all__ = ["WSOLDataset", "read_image_ids", "read_class_labels", "read_image_sizes",
            "read_localization", "check_box"]
@@ -69,44 +69,57 @@ def _integer(path: str, number: int, text: str, what: str, minimum: Optional[int
 
 def read_image_ids(path: PathLike) -> List[str]:
     """Parse ``image_ids.txt`` at ``path``: one image path per line, no duplicates, at least one."""
+    return list(_image_id_lines(path))
+
+
+def _image_id_lines(path: PathLike) -> Dict[str, int]:
+    """``{image_id: line number}`` of ``image_ids.txt``, in file order."""
     path = os.fspath(path)
-    ids: List[str] = []
     seen: Dict[str, int] = {}
     for number, line in _numbered_lines(path):
         image_id = line.strip()
         if image_id in seen:
             raise line_error(path, number, f"duplicate image id {image_id!r} (first on line {seen[image_id]})")
         seen[image_id] = number
-        ids.append(image_id)
-    if not ids:
+    if not seen:
         raise MetadataError(f"{path}: no image ids (the file is empty)")
-    return ids
+    return seen
 
 
 def read_class_labels(path: PathLike) -> Dict[str, int]:
     """Parse ``class_labels.txt`` at ``path``: ``<path>,<label>`` with an int label >= 0."""
+    return {image_id: label for image_id, (label, _) in _class_label_lines(path).items()}
+
+
+def _class_label_lines(path: PathLike) -> Dict[str, Tuple[int, int]]:
+    """``{image_id: (label, line number)}`` of ``class_labels.txt``."""
     path = os.fspath(path)
-    labels: Dict[str, int] = {}
+    labels: Dict[str, Tuple[int, int]] = {}
     for number, line in _numbered_lines(path):
         image_id, text = _fields(path, number, line, (2,), "'<path>,<label>'")
         label = _integer(path, number, text, "class label", minimum=0)
-        if labels.get(image_id, label) != label:
-            raise line_error(path, number, f"{image_id!r} labelled {label}, earlier {labels[image_id]}")
-        labels[image_id] = label
+        if image_id in labels and labels[image_id][0] != label:
+            raise line_error(path, number, f"{image_id!r} labelled {label}, earlier {labels[image_id][0]}")
+        labels.setdefault(image_id, (label, number))
     return labels
 
 
 def read_image_sizes(path: PathLike) -> Dict[str, Tuple[int, int]]:
     """Parse ``image_sizes.txt`` at ``path``: ``<path>,<W>,<H>`` with positive ints."""
+    return {image_id: size for image_id, (size, _) in _image_size_lines(path).items()}
+
+
+def _image_size_lines(path: PathLike) -> Dict[str, Tuple[Tuple[int, int], int]]:
+    """``{image_id: ((W, H), line number)}`` of ``image_sizes.txt``."""
     path = os.fspath(path)
-    sizes: Dict[str, Tuple[int, int]] = {}
+    sizes: Dict[str, Tuple[Tuple[int, int], int]] = {}
     for number, line in _numbered_lines(path):
         image_id, w_text, h_text = _fields(path, number, line, (3,), "'<path>,<W>,<H>'")
         size = (_integer(path, number, w_text, "width", minimum=1),
                 _integer(path, number, h_text, "height", minimum=1))
-        if sizes.get(image_id, size) != size:
-            raise line_error(path, number, f"{image_id!r} has size {size}, earlier {sizes[image_id]}")
-        sizes[image_id] = size
+        if image_id in sizes and sizes[image_id][0] != size:
+            raise line_error(path, number, f"{image_id!r} has size {size}, earlier {sizes[image_id][0]}")
+        sizes.setdefault(image_id, (size, number))
     return sizes
 
 
@@ -163,6 +176,17 @@ def check_box(box: Tuple[int, int, int, int], size: Tuple[int, int], where: str)
                             f"of size (W, H) = ({width}, {height})")
 
 
+def _check_sizes(records: List[ImageRecord]) -> None:
+    """Compare each record's metadata size with its file's header; the first mismatch raises."""
+    from attribmap.inputs import image_size
+
+    for record in records:
+        if record.size is not None:
+            real = image_size(record.path)
+            if real != tuple(record.size):
+                raise MetadataError(size_mismatch(record, real))
+
+
 def _split_dir(root: str, split: str, metadata_root: Optional[PathLike]) -> str:
     base = os.path.join(root, "metadata") if metadata_root is None else os.fspath(metadata_root)
     candidate = os.path.join(base, split)
@@ -190,13 +214,21 @@ class WSOLDataset(RecordDataset):
         PIL RGB image -> item ``image``; default :func:`attribmap.data.official_transform`.
     num_classes
         Number of classes; default ``max(label) + 1`` over this split.
+    check_sizes
+        Read every image's header when the dataset is opened and compare its size with
+        ``image_sizes.txt`` (default; the pixels are not decoded). Each item is checked
+        against it again when it is read, so ``False`` only moves the error to that item.
 
     Raises
     ------
     MetadataError
         On any malformed line (file and line number named), a missing image or mask file
-        (path named), a box outside its image or with ``x1 < x0`` (values named), or an image
-        without a label, size (box datasets) or localization entry.
+        (path named), a box outside its image or with ``x1 < x0`` (values named), an image
+        whose file is not the size ``image_sizes.txt`` gives (``file:line``), a label out of
+        range for ``num_classes``, or an image without a label, size (box datasets) or
+        localization entry.
+    attribmap.errors.ImageReadError
+        ``check_sizes`` and an image whose header cannot be read (the file named).
 
     Notes
     -----
@@ -206,7 +238,8 @@ class WSOLDataset(RecordDataset):
     """
 
     def __init__(self, root: PathLike, split: str, metadata_root: Optional[PathLike] = None,
-                 transform: Optional[Callable[[Any], Any]] = None, *, num_classes: Optional[int] = None) -> None:
+                 transform: Optional[Callable[[Any], Any]] = None, *, num_classes: Optional[int] = None,
+                 check_sizes: bool = True) -> None:
         root = os.path.abspath(os.fspath(root))
         if not isinstance(split, str) or not split:
             raise ValueError(f"split must be a non-empty string such as 'test', got {split!r}")
@@ -216,16 +249,18 @@ class WSOLDataset(RecordDataset):
         self.split = split
         self.metadata_dir = _split_dir(root, split, metadata_root)
         records, has_masks = self._read_records()
+        if check_sizes:
+            _check_sizes(records)
         super().__init__(records, transform=transform, num_classes=num_classes, has_masks=has_masks)
 
     def _file(self, name: str) -> str:
         return os.path.join(self.metadata_dir, name)
 
     def _read_records(self) -> Tuple[List[ImageRecord], bool]:
-        ids = read_image_ids(self._file("image_ids.txt"))
-        labels = read_class_labels(self._file("class_labels.txt"))
+        ids = _image_id_lines(self._file("image_ids.txt"))
+        labels = _class_label_lines(self._file("class_labels.txt"))
         sizes_file = self._file("image_sizes.txt")
-        sizes = read_image_sizes(sizes_file) if os.path.isfile(sizes_file) else None
+        sizes = _image_size_lines(sizes_file) if os.path.isfile(sizes_file) else None
         boxes: Optional[BoxLines] = None
         masks: Optional[MaskLines] = None
         localization_file = self._file("localization.txt")
@@ -245,22 +280,26 @@ class WSOLDataset(RecordDataset):
         if boxes is not None and sizes is None:
             raise MetadataError(f"missing metadata file {sizes_file} (needed to check the boxes of "
                                 f"{localization_file})")
-        records = [self._record(image_id, labels, sizes, boxes, masks) for image_id in ids]
+        records = [self._record(image_id, line, labels, sizes, boxes, masks) for image_id, line in ids.items()]
         return records, masks is not None
 
-    def _record(self, image_id: str, labels: Dict[str, int], sizes: Optional[Dict[str, Tuple[int, int]]],
+    def _record(self, image_id: str, line: int, labels: Dict[str, Tuple[int, int]],
+                sizes: Optional[Dict[str, Tuple[Tuple[int, int], int]]],
                 boxes: Optional[BoxLines], masks: Optional[MaskLines]) -> ImageRecord:
         path = os.path.join(self.root, image_id)
+        origin: Dict[str, Any] = {"image": f"{self._file('image_ids.txt')}:{line}"}
         if not os.path.exists(path):
-            raise MetadataError(f"image {image_id!r} listed in {self._file('image_ids.txt')} "
-                                f"not found at {path}")
+            raise MetadataError(f"{origin['image']}: image {image_id!r} not found at {path}")
         if image_id not in labels:
             raise MetadataError(f"{self._file('class_labels.txt')}: no label for image {image_id!r}")
+        label, label_line = labels[image_id]
+        origin["label"] = f"{self._file('class_labels.txt')}:{label_line}"
         size = None
         if sizes is not None:
             if image_id not in sizes:
                 raise MetadataError(f"{self._file('image_sizes.txt')}: no size for image {image_id!r}")
-            size = sizes[image_id]
+            size, size_line = sizes[image_id]
+            origin["size"] = f"{self._file('image_sizes.txt')}:{size_line}"
         box_array = np.zeros((0, 4), dtype=np.int64)
         if boxes is not None:
             if image_id not in boxes:
@@ -268,6 +307,7 @@ class WSOLDataset(RecordDataset):
             for box, number in boxes[image_id]:
                 check_box(box, size, f"{self._file('localization.txt')}:{number}")  # type: ignore[arg-type]
             box_array = np.array([box for box, _ in boxes[image_id]], dtype=np.int64).reshape(-1, 4)
+            origin["boxes"] = tuple(f"{self._file('localization.txt')}:{number}" for _, number in boxes[image_id])
         mask_paths: Tuple[str, ...] = ()
         ignore_path = None
         if masks is not None:
@@ -276,8 +316,8 @@ class WSOLDataset(RecordDataset):
             relative_masks, relative_ignore = masks[image_id]
             mask_paths = tuple(self._existing(p, image_id) for p in relative_masks)
             ignore_path = self._existing(relative_ignore, image_id) if relative_ignore else None
-        return ImageRecord(image_id=image_id, path=path, label=labels[image_id], size=size,
-                           boxes=box_array, mask_paths=mask_paths, ignore_path=ignore_path)
+        return ImageRecord(image_id=image_id, path=path, label=label, size=size,
+                           boxes=box_array, mask_paths=mask_paths, ignore_path=ignore_path, origin=origin)
 
     def _existing(self, relative: str, image_id: str) -> str:
         path = os.path.join(self.root, relative)

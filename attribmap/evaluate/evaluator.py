@@ -22,11 +22,41 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate.accumulator import Accumulator
 from attribmap.evaluate.framing import Frame, Framer
 from attribmap.evaluate.metric import Metric, MetricInfo
 from attribmap.evaluate.registry import create_metrics, metric_factory, metric_parameters
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "MapCounts"]
+
+#: Key of the :class:`MapCounts` state in :meth:`Evaluator.state` (no metric has this name).
+COUNTS_KEY = "_maps"
+
+
+class MapCounts(Accumulator):
+    """How many raw maps an evaluator was given, and how many held NaN or infinite values.
+
+    Such a map is scored as all zeros (the reference's rule for a map min-max cannot
+    normalize); it is counted so that the results say so (``nonfinite_maps``).
+    """
+
+    def _new_state(self) -> Dict[str, np.ndarray]:
+        return {"raw_maps": np.zeros(1, dtype=np.int64), "nonfinite": np.zeros(1, dtype=np.int64)}
+
+    def _config(self) -> tuple:
+        return ()
+
+    def update(self, frame: Frame) -> None:
+        """Count the raw maps of one frame (frames of preprocessed maps count none)."""
+        if frame.nonfinite is None:
+            return
+        self._state["raw_maps"] += frame.count
+        self._state["nonfinite"] += int(frame.nonfinite.sum())
+
+    @property
+    def nonfinite(self) -> int:
+        """Raw maps seen so far that held a NaN or infinite value."""
+        return int(self._state["nonfinite"][0])
 
 
 class Evaluator:
@@ -63,12 +93,18 @@ class Evaluator:
             self.metrics[metric.info.name] = metric
         if not self.metrics:
             raise AttribmapError("an Evaluator needs at least one metric")
+        self.counts = MapCounts()
         self._seen = 0
 
     @property
     def image_size(self) -> int:
         """Side of the evaluation frame."""
         return self.framer.image_size
+
+    @property
+    def nonfinite_maps(self) -> int:
+        """Raw maps given so far that held NaN or infinite values (scored as all-zero maps)."""
+        return self.counts.nonfinite
 
     @property
     def needs(self) -> List[str]:
@@ -105,6 +141,14 @@ class Evaluator:
             metric.check_inputs(frame)
         for metric in self.metrics.values():
             metric.update(frame)
+        self.counts.update(frame)
+        if frame.nonfinite is not None and frame.nonfinite.any():
+            import warnings
+
+            where = np.asarray(frame.indices)[frame.nonfinite].tolist()
+            shown = ", ".join(map(str, where[:10])) + (f" and {len(where) - 10} more" if len(where) > 10 else "")
+            warnings.warn(f"maps of images {shown} hold NaN or infinite values: scored as all-zero maps and "
+                          "counted in nonfinite_maps", RuntimeWarning, stacklevel=2)
         return frame
 
     def compute(self) -> Dict[str, Dict[str, Any]]:
@@ -134,31 +178,40 @@ class Evaluator:
                                  f"{list(self.metrics)}")
         for name, metric in self.metrics.items():
             metric.merge(other.metrics[name])
+        self.counts.merge(other.counts)
         return self
 
     def sync(self, process_group=None) -> "Evaluator":
         """Sum every metric's state across the torch.distributed ranks of ``process_group`` (None: the default group; no-op in one process)."""
         for metric in self.metrics.values():
             metric.sync(process_group)
+        self.counts.sync(process_group)
         return self
 
     def reset(self) -> "Evaluator":
         """Forget everything accumulated."""
         for metric in self.metrics.values():
             metric.reset()
+        self.counts.reset()
         self._seen = 0
         return self
 
     def state(self) -> Dict[str, Dict[str, np.ndarray]]:
-        """Every metric's int64 state, by metric name (for resume files)."""
-        return {name: metric.state() for name, metric in self.metrics.items()}
+        """Every metric's int64 state, by metric name, and the map counts under ``"_maps"``
+        (for resume files)."""
+        return {**{name: metric.state() for name, metric in self.metrics.items()}, COUNTS_KEY: self.counts.state()}
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> "Evaluator":
-        """Restore the ``state`` that :meth:`state` returned."""
-        if set(state) != set(self.metrics):
-            raise AttribmapError(f"saved scores hold {sorted(state)}, expected {sorted(self.metrics)}")
+        """Restore what :meth:`state` returned (a state without map counts restores zero counts)."""
+        names = set(state) - {COUNTS_KEY}
+        if names != set(self.metrics):
+            raise AttribmapError(f"saved scores hold {sorted(names)}, expected {sorted(self.metrics)}")
         for name, metric in self.metrics.items():
             metric.load_state(state[name])
+        if COUNTS_KEY in state:
+            self.counts.load_state(state[COUNTS_KEY])
+        else:
+            self.counts.reset()
         return self
 
 

@@ -14,7 +14,7 @@ it scores a map:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -164,7 +164,9 @@ def official_maps(maps, image_size: int = 224) -> np.ndarray:
         raise AttribmapError(f"maps must have shape (N, h, w); got shape {arr.shape}")
     if int(image_size) < 1:
         raise AttribmapError(f"image_size must be a positive int; got {image_size!r}")
-    return _normalize_inplace(resize_bicubic(arr, (image_size, image_size)))  # a fresh array
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps become zeros, counted by the Evaluator
+        resized = resize_bicubic(arr, (image_size, image_size))  # a fresh array
+    return _normalize_inplace(resized)
 
 
 def rescale_boxes(boxes, image_size_wh: Sequence[float], image_size: int = 224) -> np.ndarray:
@@ -203,14 +205,17 @@ def _box_array(boxes) -> np.ndarray:
     return arr
 
 
-def _check_boxes(arr: np.ndarray) -> None:
-    """Finite, >= 0 and x0 <= x1, y0 <= y1; the error names the first offending box."""
+def _check_boxes(arr: np.ndarray, owner: Optional[np.ndarray] = None) -> None:
+    """Finite, >= 0 and x0 <= x1, y0 <= y1; the error names the first offending box (and its image)."""
+    def where(bad: np.ndarray) -> str:
+        return "" if owner is None else f"image {int(owner[bad][0])}: "
+
     bad = ~np.isfinite(arr).all(axis=1) | (arr < 0).any(axis=1)
     if bad.any():
-        raise AttribmapError(f"box coordinates must be finite and >= 0; got {arr[bad][0].tolist()}")
+        raise AttribmapError(f"{where(bad)}box coordinates must be finite and >= 0; got {arr[bad][0].tolist()}")
     bad = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
     if bad.any():
-        raise AttribmapError("boxes must be x0 <= x1 and y0 <= y1 (inclusive x0,y0,x1,y1); "
+        raise AttribmapError(f"{where(bad)}boxes must be x0 <= x1 and y0 <= y1 (inclusive x0,y0,x1,y1); "
                              f"got {arr[bad][0].tolist()}")
 
 
@@ -290,7 +295,7 @@ def frame_scoremaps(maps, image_size: int = 224, preprocessed: bool = False) -> 
     return arr
 
 
-def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224) -> list[np.ndarray]:
+def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224, indices=None) -> list[np.ndarray]:
     """Per-image GT boxes in the frame: list of N int64 arrays (k_i, 4).
 
     Parameters
@@ -301,6 +306,16 @@ def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224) -> list[n
     image_sizes : array-like (N, 2) of (W, H), or None
     count : int
         Number of maps in the batch (N).
+    indices : array-like (N,) of int, optional
+        Stream positions of the images, used to name an image in errors (default 0 .. N-1).
+
+    Raises
+    ------
+    AttribmapError
+        A box with negative or non-finite coordinates, ``x1 < x0`` or ``y1 < y0``, or outside
+        its image: ``x1 > W`` or ``y1 > H`` (``x1 == W`` is accepted, as in the dataset
+        readers: boxes made as ``x + width`` reach it), or outside the frame when
+        ``image_sizes`` is None. The message names the image.
     """
     if boxes is None or len(boxes) != count:
         got = None if boxes is None else len(boxes)
@@ -310,14 +325,15 @@ def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224) -> list[n
         return []
     counts = [len(a) for a in arrays]
     stacked = np.concatenate(arrays).astype(np.float64, copy=False)  # all boxes at once
-    _check_boxes(stacked)
+    owner = np.repeat(np.arange(count) if indices is None else np.asarray(indices).reshape(-1), counts)
+    _check_boxes(stacked, owner)
     if image_sizes is None:
         side = np.full(len(stacked), float(image_size))
         scaled = _scaled(stacked, side, side, image_size)
         outside = (scaled > image_size - 1).any(axis=1)
         if outside.any():
-            raise AttribmapError(f"boxes given without image_sizes must lie in the {image_size}x{image_size} "
-                                 f"frame; got {scaled[outside][0].tolist()}")
+            raise AttribmapError(f"image {int(owner[outside][0])}: boxes given without image_sizes must lie in the "
+                                 f"{image_size}x{image_size} frame; got {scaled[outside][0].tolist()}")
     else:
         sizes = as_numpy(image_sizes)
         if sizes.shape != (count, 2):
@@ -326,6 +342,11 @@ def frame_boxes(boxes, image_sizes, count: int, image_size: int = 224) -> list[n
             bad = sizes[~((sizes > 0).all(axis=1) & np.isfinite(sizes).all(axis=1))][0]
             raise AttribmapError(f"image size must be (W, H) with W, H > 0; got {tuple(bad.tolist())}")
         per_box = np.repeat(sizes.astype(np.float64), counts, axis=0)
+        outside = (stacked[:, 2] > per_box[:, 0]) | (stacked[:, 3] > per_box[:, 1])
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise AttribmapError(f"image {int(owner[first])}: box (x0, y0, x1, y1) = {stacked[first].tolist()} lies "
+                                 f"outside its image of size (W, H) = {tuple(per_box[first].tolist())}")
         scaled = _scaled(stacked, per_box[:, 0], per_box[:, 1], image_size)
     return np.split(scaled, np.cumsum(counts)[:-1])
 

@@ -56,6 +56,9 @@ class Frame:
     indices : ndarray int64 (N,)
         Position of each image in the evaluated stream (dataset index in the benchmark):
         seeds the per-image noise of stochastic metrics.
+    nonfinite : ndarray bool (N,), or None
+        Whether each raw map held a NaN or infinite value (it is framed as all zeros);
+        None for preprocessed maps.
 
     Parameters
     ----------
@@ -66,7 +69,7 @@ class Frame:
     """
 
     def __init__(self, maps: np.ndarray, size: int, *, boxes=None, raw_boxes=None, image_sizes=None, masks=None,
-                 ignore=None, correct=None, inputs=None, indices=None, raw=None) -> None:
+                 ignore=None, correct=None, inputs=None, indices=None, raw=None, nonfinite=None) -> None:
         self.maps = maps
         self.size = int(size)
         self.count = int(maps.shape[0])
@@ -79,6 +82,7 @@ class Frame:
         self._masks = masks
         self._ignore = ignore
         self._raw = raw
+        self.nonfinite = nonfinite
         self._cache: Dict[Any, Any] = {}
 
     def has(self, need: str) -> bool:
@@ -227,20 +231,21 @@ class Framer:
             raw = as_numpy(maps)
         framed = frame_scoremaps(maps if raw is None else raw, self.image_size, preprocessed)
         count = framed.shape[0]
-        frame_box_list = raw_boxes = sizes = None
-        if boxes is not None:
-            frame_box_list = frame_boxes(boxes, image_sizes, count, self.image_size)
-            raw_boxes = list(boxes)
-            sizes = None if image_sizes is None else as_numpy(image_sizes)
-        if inputs is not None and inputs.count != count:
-            raise AttribmapError(f"{count} maps but {inputs.count} input images")
         if indices is None:
             index_array = np.arange(count, dtype=np.int64)
         else:
             index_array = np.asarray(indices, dtype=np.int64).reshape(-1)
             if index_array.shape != (count,):
                 raise AttribmapError(f"indices must hold {count} ints (one per map); got shape {index_array.shape}")
+        frame_box_list = raw_boxes = sizes = None
+        if boxes is not None:
+            frame_box_list = frame_boxes(boxes, image_sizes, count, self.image_size, index_array)
+            raw_boxes = list(boxes)
+            sizes = None if image_sizes is None else as_numpy(image_sizes)
+        if inputs is not None and inputs.count != count:
+            raise AttribmapError(f"{count} maps but {inputs.count} input images")
         return Frame(framed, self.image_size, boxes=frame_box_list, raw_boxes=raw_boxes, image_sizes=sizes,
                      masks=_per_image(masks, count, "masks"), ignore=_per_image(ignore, count, "ignore"),
                      correct=batch_correct(correct, count), inputs=inputs, indices=index_array,
-                     raw=raw if raw is not None and raw.ndim == 3 else None)
+                     raw=raw if raw is not None and raw.ndim == 3 else None,
+                     nonfinite=None if raw is None else ~np.isfinite(raw.reshape(count, -1)).all(axis=1))

@@ -77,7 +77,16 @@ def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, c
     ``correct``; with masks: ``PxAP``, ``pr_curve``, ``PeakIoU``, ``PeakIoU_tau``; the
     faithfulness metrics' numbers when asked for; every curve by name under ``series``.
     Legacy: ``GTKnownLoc`` and ``Top1Loc`` with ``correct``. Always ``protocol`` and
-    ``num_images``.
+    ``num_images``, and ``nonfinite_maps``: how many maps held NaN or
+    infinite values (each is scored as an all-zero map, the reference's rule, and a
+    ``RuntimeWarning`` names them).
+
+    Raises
+    ------
+    AttribmapError
+        Bad shapes or settings; a box with ``x1 < x0``, negative coordinates or outside its
+        image (``x1 > W`` or ``y1 > H`` of ``image_sizes``; outside the frame without them),
+        naming the image.
     """
     if protocol not in PROTOCOLS:
         raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
@@ -96,8 +105,9 @@ def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, c
                      inputs=inputs)
     results = evaluator.compute()
     if protocol == "legacy" and list(results) == ["legacy"]:
-        return results["legacy"]
-    merged: dict = {"protocol": protocol, "num_images": frame.count, "delta": float(delta)}
+        return {**results["legacy"], "nonfinite_maps": evaluator.nonfinite_maps}
+    merged: dict = {"protocol": protocol, "num_images": frame.count, "delta": float(delta),
+                    "nonfinite_maps": evaluator.nonfinite_maps}
     for name, result in results.items():
         if name == "boxes":
             merged.update(result)

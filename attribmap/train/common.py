@@ -67,13 +67,16 @@ class RunOptions:
 
 
 def check_out_path(out: "os.PathLike[str] | str") -> Path:
-    """The checkpoint path ``out``, checked: not an existing folder; its parent folder is created later."""
+    """The checkpoint path ``out``, checked before any training: not an existing folder, no
+    parent that is a file, writable; its parent folder is created later."""
+    from attribmap.fileio import check_output_file
+
     path = Path(out)
     if path.is_dir():
         raise IsADirectoryError(f"--out must be a checkpoint file path, {str(path)!r} is a folder")
     if str(path) in ("", "."):
         raise ValueError(f"--out must be a checkpoint file path, got {str(out)!r}")
-    return path
+    return check_output_file(path, "--out")
 
 
 def summarize(result: FitResult) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -246,7 +247,9 @@ def fit(
     seed : int
         Every epoch starts from generators seeded by ``(seed, epoch, rank)``.
     resume : bool
-        Continue from the last checkpoint when it exists (start afresh when it does not).
+        Continue from the last checkpoint when it exists. When it does not, training starts
+        from the first epoch and says so: one line to ``log``, or a ``RuntimeWarning``
+        without one.
     progress : bool, optional
         Show a tqdm bar (default: only when stderr is a terminal; never on rank > 0).
     device : str or torch.device
@@ -290,8 +293,13 @@ def fit(
             result.best_step = int(state.get("best_step", 0))
             if log and ctx.is_main:
                 log(f"resuming {task} from {last_path} after epoch {start_epoch}")
-        elif resume and log and ctx.is_main:
-            log(f"no checkpoint at {last_path}; training {task} from scratch")
+        elif resume and ctx.is_main:
+            note = (f"resume: no resumable state at {last_path} (the .last file an earlier run with this "
+                    f"checkpoint path writes); nothing to resume, training {task} from the first epoch")
+            if log:
+                log(note)
+            else:
+                warnings.warn(note, RuntimeWarning, stacklevel=2)
         if start_epoch > epochs:
             raise CheckpointError(
                 f"{str(last_path)!r} already holds {start_epoch} epochs, more than epochs={epochs}"

@@ -148,7 +148,10 @@ def generate_suite(out_dir: PathLike, classes: Optional[int] = None, per_class: 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise AttribmapError(f"seed must be an int >= 0, got {seed!r}")
     config = dataclasses.replace(config, size=size)
+    from attribmap.fileio import check_output_dir
+
     out_dir = os.path.abspath(os.fspath(out_dir))
+    check_output_dir(out_dir, "suite directory")
     if os.path.exists(os.path.join(out_dir, "metadata")) and not overwrite:
         raise AttribmapError(f"{out_dir} already holds a dataset (metadata/); choose an empty directory "
                              "or pass overwrite=True (--overwrite)")
