@@ -84,6 +84,13 @@ def check_output_file(path: PathLike, what: str = "output file") -> Path:
 
     Nothing is created. Returns ``Path(path)``.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The file to be written.
+    what : str
+        Its name in the message (``"--out"``).
+
     Raises
     ------
     OutputError

@@ -75,7 +75,7 @@ def load_image(path: Union[str, os.PathLike], mode: str = "RGB") -> "PIL.Image.I
 
 
 def image_size(path: Union[str, os.PathLike]) -> Tuple[int, int]:
-    """``(W, H)`` of an image file from its header (the pixel data is not decoded).
+    """``(W, H)`` of the image file at ``path`` from its header (the pixel data is not decoded).
 
     Raises
     ------
@@ -130,8 +130,8 @@ def to_rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
 
 
 def to_grey(image: "PIL.Image.Image") -> "PIL.Image.Image":
-    """Convert a PIL image of any mode to 8-bit greyscale (mode ``L``), scaling by bit depth
-    exactly like :func:`to_rgb` (the reading of masks)."""
+    """Convert ``image``, a PIL image of any mode, to 8-bit greyscale (mode ``L``), scaling by
+    bit depth exactly like :func:`to_rgb` (the reading of masks)."""
     from PIL import Image
 
     if not _high_bit_depth(image):

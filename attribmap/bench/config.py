@@ -30,14 +30,28 @@ INPUT_SIZE_SOURCES = {"given": "given", "checkpoint": "recorded in the checkpoin
 
 
 def check_seed(seed: Any, what: str = "seed") -> int:
-    """``seed`` when it is an int in [0, 2**32); else an :class:`AttribmapError` saying so."""
+    """``seed`` when it is an int in [0, 2**32); else an :class:`AttribmapError` saying so.
+
+    Parameters
+    ----------
+    seed : object
+        The value to check.
+    what : str
+        Its name in the message (``"--seed"``).
+    """
     if isinstance(seed, bool) or not isinstance(seed, int) or not (0 <= seed < SEED_LIMIT):
         raise AttribmapError(f"{what} must be an integer from 0 to {SEED_LIMIT - 1}; got {seed!r}")
     return seed
 
 
 def recorded_input_size(checkpoint: str) -> Optional[int]:
-    """The ``image_size`` of the training recipe recorded in a checkpoint (None when it has none)."""
+    """The ``image_size`` of the training recipe recorded in a checkpoint (None when it has none).
+
+    Parameters
+    ----------
+    checkpoint : str
+        Path of a checkpoint written by ``attribmap train``.
+    """
     from attribmap.models.checkpoint import read_recipe
 
     recipe = read_recipe(checkpoint) or {}

@@ -125,7 +125,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def input_size_line(results) -> str:
-    """``"input size: 64 px (recorded in the checkpoint's training recipe)"``."""
+    """``"input size: 64 px (recorded in the checkpoint's training recipe)"``.
+
+    Parameters
+    ----------
+    results : dict
+        What :func:`attribmap.bench.run_bench` returned (its ``config`` entry is read).
+    """
     from attribmap.bench.config import INPUT_SIZE_SOURCES
 
     config = results["config"]

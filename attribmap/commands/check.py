@@ -18,7 +18,7 @@ __all__ = ["register", "run_check", "check_split"]
 
 
 def register(subparsers) -> None:
-    """Add the ``check`` sub-command."""
+    """Add the ``check`` sub-command to ``subparsers`` (the CLI's argparse sub-parsers)."""
     parser = subparsers.add_parser(
         "check", help="decode every image of a dataset split once and list every problem (exit 2 if any)",
         description="Open a dataset split (the metadata checks stop at the first malformed line), then "
@@ -45,6 +45,17 @@ def check_split(data: str, split: str, metadata=None, progress: bool = False) ->
     lines (empty when all is well).
 
     A metadata error that stops the opening of the dataset is one line (0 images checked).
+
+    Parameters
+    ----------
+    data : str
+        Dataset root.
+    split : str
+        Split to check (``test``, ``train``, ...).
+    metadata : str, optional
+        Metadata folder (default: ``<data>/metadata``).
+    progress : bool
+        Show a progress bar on stderr.
     """
     from attribmap.bench.dataset import open_dataset
     from attribmap.data.check import check_images
@@ -62,7 +73,13 @@ def check_split(data: str, split: str, metadata=None, progress: bool = False) ->
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Print every problem (stdout) and a summary line (stderr); 2 when there are problems."""
+    """Print every problem (stdout) and a summary line (stderr); 2 when there are problems.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``attribmap check`` arguments.
+    """
     count, problems = check_split(args.data, args.split, args.metadata,
                                   progress=not args.no_progress and sys.stderr.isatty())
     for line in problems:

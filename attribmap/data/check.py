@@ -19,7 +19,7 @@ __all__ = ["Problem", "check_images"]
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem of one image: where (``file:line``) and what."""
+    """One problem of one image: ``where`` (``file:line``) and what (``message``)."""
 
     where: str
     message: str

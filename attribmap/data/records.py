@@ -202,7 +202,15 @@ class RecordDataset(Dataset):
 
 
 def size_mismatch(record: ImageRecord, real: Tuple[int, int]) -> str:
-    """The message for an image whose file is not the size its metadata gives."""
+    """The message for an image whose file is not the size its metadata gives.
+
+    Parameters
+    ----------
+    record : ImageRecord
+        The image's record (its metadata size and ``file:line``).
+    real : (int, int)
+        ``(W, H)`` of the file.
+    """
     return (f"{record.where('size')}: image {record.image_id!r} is {real[0]} x {real[1]} pixels (W x H) but the "
             f"metadata gives (W, H) = ({record.size[0]}, {record.size[1]})")
 

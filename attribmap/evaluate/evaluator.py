@@ -47,7 +47,7 @@ class MapCounts(Accumulator):
         return ()
 
     def update(self, frame: Frame) -> None:
-        """Count the raw maps of one frame (frames of preprocessed maps count none)."""
+        """Count the raw maps of one ``frame`` (frames of preprocessed maps count none)."""
         if frame.nonfinite is None:
             return
         self._state["raw_maps"] += frame.count
@@ -202,7 +202,7 @@ class Evaluator:
         return {**{name: metric.state() for name, metric in self.metrics.items()}, COUNTS_KEY: self.counts.state()}
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> "Evaluator":
-        """Restore what :meth:`state` returned (a state without map counts restores zero counts)."""
+        """Restore ``state``, what :meth:`state` returned (a state without map counts restores zero counts)."""
         names = set(state) - {COUNTS_KEY}
         if names != set(self.metrics):
             raise AttribmapError(f"saved scores hold {sorted(names)}, expected {sorted(self.metrics)}")
