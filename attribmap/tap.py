@@ -156,6 +156,144 @@ class Capture:
         for need, grad in zip(missing, grads):
             self._grads[(name, need)] = grad
 
+    # =====================================================================================
+    # CAM-family extras (issue 12): entries computed on first use and cached, plus helpers
+    # that run the model again. Pure additions; nothing above depends on them.
+    # =====================================================================================
+    def _extras(self) -> dict:
+        return self.__dict__.setdefault("_extra_cache", {})
+
+    def retap(self, images: torch.Tensor, targets: Optional[torch.Tensor] = None,
+              layers: Optional[Sequence[str]] = None) -> "Capture":
+        """One more tapped forward pass of the same model on other inputs.
+
+        For methods that need the layer at perturbed inputs (noisy copies of the images) or
+        more layers than were tapped (RefineCAM).
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            (M, C_in, H, W) inputs (M may differ from this capture's N).
+        targets : torch.Tensor, optional
+            (M,) long classes; default this capture's targets (then M must equal N).
+        layers : sequence of str, optional
+            Dotted layer names to tap (default: this capture's first layer).
+
+        Returns
+        -------
+        Capture
+        """
+        from attribmap.layers import resolve_layer
+
+        names = list(layers) if layers else [self._key(None)]
+        modules = {name: self.layers[name] if name in self.layers else resolve_layer(self.model, name)[1]
+                   for name in names}
+        if targets is None:
+            if images.shape[0] != self.targets.shape[0]:
+                raise InputError(f"retap of {images.shape[0]} rows needs their targets (this capture has "
+                                 f"{self.targets.shape[0]})")
+            targets = self.targets
+        return Tap(self.model, modules).run(images, targets)
+
+    def score_hvp(self, layer: Optional[str] = None, score: str = "logit") -> Tuple[torch.Tensor, torch.Tensor]:
+        """The gradient of a per-row score and its Hessian applied to the activations.
+
+        Returns ``(g, H F)`` with ``g = ds/dF`` and ``H F = d/dF <g, F>`` (F held fixed in the
+        product), both (N, C, h, w), from a double backward through this capture's graph
+        (cached per layer and score). ``H F`` is zero where the logits are linear in F.
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+        score : {"logit", "rest"}
+            s = z_c (the target logit), or ReST, s = z_c - CE(z, c) = z_c + log p_c.
+        """
+        name = self._key(layer)
+        key = ("hvp", name, score)
+        cache = self._extras()
+        if key in cache:
+            return cache[key]
+        if score not in ("logit", "rest"):
+            raise ValueError(f"score must be 'logit' or 'rest'; got {score!r}")
+        feats = self._activations[name]
+        if self.logits.grad_fn is None:
+            raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
+                             "the path from input to output?")
+        with torch.inference_mode(False), torch.enable_grad():
+            z = self.logits
+            rows = torch.arange(z.shape[0], device=z.device)
+            targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
+            chosen = z[rows, targets]
+            if score == "rest":
+                chosen = chosen + torch.log_softmax(z.float(), dim=1)[rows, targets].to(z.dtype)
+            (grad,) = torch.autograd.grad(chosen.sum(), feats, create_graph=True, allow_unused=True)
+            if grad is None:
+                grad = torch.zeros_like(feats)
+            hvp = None
+            if grad.requires_grad:
+                (hvp,) = torch.autograd.grad(grad, feats, grad_outputs=feats.detach(), retain_graph=True,
+                                             allow_unused=True)
+        result = (grad.detach(), torch.zeros_like(feats).detach() if hvp is None else hvp.detach())
+        cache[key] = result
+        return result
+
+    def full_gradients(self):
+        """Input gradient and bias gradients of every conv / batch-norm layer (FullGrad).
+
+        One extra forward pass of ``images`` that records a graph from the input, and one
+        backward pass of the target logits; cached. The bias gradient of a layer is
+        ``b * dz_c/dy`` with ``y`` the layer's output (before any in-place activation that
+        follows it) and ``b`` its bias: a convolution's ``bias``; for batch norm the
+        effective bias ``beta - mu * gamma / sqrt(var + eps)`` of its running statistics.
+
+        Returns
+        -------
+        attribmap.gradients.FullGradients
+        """
+        cache = self._extras()
+        if "fullgrad" in cache:
+            return cache["fullgrad"]
+        from attribmap.errors import MethodError
+        from attribmap.gradients import FullGradients
+
+        layers = []
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.Conv2d) and module.bias is not None:
+                layers.append((name, module, module.bias.detach()))
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.bias is not None:
+                if module.running_mean is None or module.running_var is None:
+                    raise MethodError(f"fullgrad needs the running statistics of batch norm {name!r} "
+                                      "(track_running_stats=False leaves its bias undefined)")
+                scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps)
+                layers.append((name, module, module.bias.detach() - module.running_mean * scale))
+        records: Dict[str, torch.Tensor] = {}
+
+        def make_hook(name: str):
+            def hook(module, inputs, output):
+                records[name] = output
+                return output.clone()  # an in-place activation downstream must not alter the record
+            return hook
+
+        with torch.inference_mode(False), torch.enable_grad():
+            x = self.images.detach().clone().requires_grad_(True)
+            with forward_hooks({module: make_hook(name) for name, module, _ in layers}):
+                z = logits_of(self.model(x))
+            rows = torch.arange(z.shape[0], device=z.device)
+            targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
+            used = [(name, bias) for name, _, bias in layers if name in records and records[name].requires_grad]
+            grads = torch.autograd.grad(z[rows, targets].sum(), [x] + [records[n] for n, _ in used],
+                                        allow_unused=True)
+        input_grad = torch.zeros_like(x) if grads[0] is None else grads[0].detach()
+        bias_grads = []
+        for (name, bias), grad in zip(used, grads[1:]):
+            if grad is None or grad.dim() != 4:
+                continue
+            bias_grads.append((name, grad.detach() * bias.to(grad.dtype).view(1, -1, 1, 1)))
+        result = FullGradients(input_grad, tuple(bias_grads))
+        cache["fullgrad"] = result
+        return result
+
 
 def _vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
     """Vector-Jacobian products of ``outputs`` wrt ``inputs`` for each row of grad outputs."""
