@@ -140,13 +140,9 @@ class FinerGradient(GradientRequest):
 class FullGradients(NamedTuple):
     """The input and bias gradients of FullGrad (:meth:`attribmap.tap.Capture.full_gradients`).
 
-    Attributes
-    ----------
-    input_grad : torch.Tensor
-        (N, C_in, H, W) gradient of the target logit with respect to the input.
-    bias_grads : tuple of (str, torch.Tensor)
-        Per conv / batch-norm layer with a bias, in module order: its name and its bias
-        gradient ``b * dz_c/dy`` (N, C, h, w), y the layer's output.
+    ``input_grad`` (N, C_in, H, W) is the gradient of the target logit with respect to the
+    input; ``bias_grads`` holds, per conv / batch-norm layer with a bias and in module order,
+    its name and its bias gradient ``b * dz_c/dy`` (N, C, h, w), y the layer's output.
     """
 
     input_grad: torch.Tensor

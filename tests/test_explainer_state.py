@@ -109,7 +109,7 @@ def test_threads_get_the_maps_of_sequential_calls():
     jobs = [(torch.randn(2, 3, 24, 24, generator=gen), [i % 5, (i + 2) % 5], m)
             for i, m in enumerate(posthoc_specs() * 2)]
     # the sequential calls come first: ablationcam's one-time torch.fx trace of the model is not
-    # safe while other threads run forward passes (docs/methods/perturbation.rst), later calls are
+    # safe while other threads run forward passes (docs/methods/ablation.rst), later calls are
     sequential = [ex.explain_many(x, [m], target=t)[m] for x, t, m in jobs]
     results = [None] * len(jobs)
     errors = []

@@ -122,8 +122,8 @@ def kpcacam(capture: Capture, layer: str, kernel: str = "sigmoid", gamma: Option
     Parameters
     ----------
     kernel : {"sigmoid", "rbf", "poly", "linear", "cosine"}
-        scikit-learn's kernels: tanh(gamma <x, y> + coef0), exp(-gamma |x - y|^2),
-        (gamma <x, y> + coef0)^degree, <x, y>, <x, y> / (|x| |y|).
+        scikit-learn's kernels: tanh(gamma x.y + coef0), exp(-gamma norm(x - y)^2),
+        (gamma x.y + coef0)^degree, x.y, x.y / (norm(x) norm(y)).
     gamma : float, optional
         Default 1 / C.
     degree, coef0

@@ -1,6 +1,6 @@
 """FullGrad (Srinivas & Fleuret, NeurIPS 2019): input-gradient and bias-gradient maps of every layer.
 
-map = sum_c psi(|x_grad * x|)_c + sum_layers sum_c psi(|b * dz_c/dy|)_c, where y is the output
+map = sum_c psi(abs(x_grad * x))_c + sum_layers sum_c psi(abs(b * dz_c/dy))_c, where y is the output
 of a convolution or batch norm with bias b (for batch norm, its effective bias from the
 running statistics) and psi rescales to [0, 1] and resizes bilinearly to the input.
 
@@ -22,7 +22,7 @@ NORMALIZATIONS = ("layer", "channel")
 
 
 def _rescale(x: torch.Tensor, per_channel: bool) -> torch.Tensor:
-    """|x| (N, C, h, w) min-max rescaled to [0, 1] per image (the whole tensor) or per channel."""
+    """abs(x) (N, C, h, w) min-max rescaled to [0, 1] per image (the whole tensor) or per channel."""
     x = x.abs()
     flat = x.flatten(2) if per_channel else x.flatten(1)
     lo = flat.amin(dim=-1, keepdim=True)
