@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 import attribmap
 from attribmap.methods.network_tail import network_tail
 from tests.conftest import TinyGapNet
-from tests.reference.peers import max_minmax_diff, minmax, pgcam_layer_map
+from tests.reference.peers import max_minmax_diff, minmax, pgcam_layer_map, random_resnet18, recorded_activations
 from tests.test_methods_scorecam import RowCounter
 
 TOL = 1e-4
@@ -17,8 +16,7 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def resnet():
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None).eval()
+    return random_resnet18()
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +26,7 @@ def x48():
 
 def _paper_ablation(model, layer_module, x, target):
     """w_k = (z_c - z_c^(k)) / z_c with z^(k) a full forward whose layer output has channel k zeroed."""
-    store = {}
-    h = layer_module.register_forward_hook(lambda m, i, o: store.setdefault("F", o.detach().clone()))
-    with torch.no_grad():
-        z = model(x)
-    h.remove()
-    feats = store["F"]
+    feats, z = recorded_activations(model, layer_module, x)
     maps = []
     for n in range(x.shape[0]):
         weights = []

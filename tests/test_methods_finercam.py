@@ -4,19 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 import attribmap
 from attribmap.gradients import FinerGradient
-from tests.reference.peers import max_minmax_diff
+from tests.reference.peers import max_minmax_diff, random_resnet18
 
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
+    model = random_resnet18()
     return model, torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
 
 

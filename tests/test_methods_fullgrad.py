@@ -4,19 +4,17 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
 import attribmap
 from tests.conftest import TinyGapNet
-from tests.reference.peers import max_minmax_diff
+from tests.reference.peers import max_minmax_diff, random_resnet18
 
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def resnet():
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None).eval()
+    return random_resnet18()
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,14 @@ import torchvision
 
 import attribmap
 from tests.reference.gradients import manual_grad
-from tests.reference.peers import max_minmax_diff, minmax, pgcam_layer_map, torchcam_map
+from tests.reference.peers import max_minmax_diff, minmax, pgcam_layer_map, random_resnet18, torchcam_map
 
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def resnet():
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
-    with torch.no_grad():
-        model.fc.weight.mul_(100)
-    return model
+    return random_resnet18(classifier_scale=100)
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 
 import attribmap
-from tests.reference.peers import max_minmax_diff
+from tests.reference.peers import max_minmax_diff, random_resnet18
 
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
-    with torch.no_grad():
-        model.fc.weight.mul_(100)  # pytorch-grad-cam's Grad-CAM++ eps becomes negligible
+    model = random_resnet18(classifier_scale=100)  # pytorch-grad-cam's Grad-CAM++ eps becomes negligible
     return model, torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(2)), [3, 1, 1]
 
 

@@ -8,7 +8,8 @@ import torchvision
 
 import attribmap
 from tests.conftest import TinyGapNet
-from tests.reference.peers import max_minmax_diff, minmax, pgcam_layer_map, torchcam_map
+from tests.reference.peers import (max_minmax_diff, minmax, pgcam_layer_map, random_resnet18, recorded_activations,
+                                   torchcam_map)
 
 TOL = 1e-4
 
@@ -39,12 +40,7 @@ class RowCounter:
 
 def _paper_scorecam(model, layer_module, x, target):
     """Algorithm 1: upsample each channel (bilinear), min-max, mask, logit, softmax over channels."""
-    store = {}
-    h = layer_module.register_forward_hook(lambda m, i, o: store.setdefault("F", o.detach().clone()))
-    with torch.no_grad():
-        model(x)
-    h.remove()
-    feats = store["F"]
+    feats, _ = recorded_activations(model, layer_module, x)
     out = []
     for n in range(x.shape[0]):
         scores = []
@@ -80,8 +76,7 @@ def test_scorecam_equals_pytorch_grad_cam_with_its_align_corners(tiny):
 def test_scorecam_on_resnet18_equals_pytorch_grad_cam():
     from pytorch_grad_cam import ScoreCAM
 
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
+    model = random_resnet18()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     ours = attribmap.explain(model, x, method="scorecam:batch_size=128", layer="layer3", target=[1, 2], raw=True,
                              align_corners=True)

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 
 import attribmap
-from tests.reference.peers import max_minmax_diff, pgcam_layer_map
+from tests.reference.peers import max_minmax_diff, random_resnet18, pgcam_layer_map
 
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
+    model = random_resnet18()
     return model, torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2)), [3, 7]
 
 

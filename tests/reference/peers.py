@@ -14,7 +14,31 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["minmax", "max_minmax_diff", "pgcam_layer_map", "torchcam_map"]
+__all__ = ["minmax", "max_minmax_diff", "pgcam_layer_map", "torchcam_map", "random_resnet18", "recorded_activations"]
+
+
+def random_resnet18(classifier_scale: float = 1.0) -> torch.nn.Module:
+    """torchvision's ResNet-18 with seed-0 random weights in eval mode (its classifier scaled)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    if classifier_scale != 1.0:
+        with torch.no_grad():
+            model.fc.weight.mul_(classifier_scale)
+    return model
+
+
+def recorded_activations(model, layer_module, x: torch.Tensor):
+    """(activations of ``layer_module``, logits) of one plain forward without gradients."""
+    store = {}
+    handle = layer_module.register_forward_hook(lambda m, i, o: store.setdefault("F", o.detach().clone()))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        handle.remove()
+    return store["F"], logits
 
 
 def minmax(maps: torch.Tensor) -> torch.Tensor:
