@@ -20,9 +20,10 @@ of SS-CAM last hours on a CPU).
 
 Peak memory (``--memory``): on the CPU each contender runs once more in a fresh process that
 has run no forward pass yet (``MALLOC_MMAP_THRESHOLD_=65536``: blocks of 64 KB and more are
-mapped and returned one by one); the peak is the process's maximum resident set size
-(``resource.getrusage``) minus its resident size just before the call: every CPU allocation
-of the call (tensors, numpy arrays, one-time library buffers) at its high-water mark. On CUDA it is
+mapped and returned one by one); the peak is the process's resident-set high-water mark
+(``VmHWM`` of ``/proc/self/status``) minus its resident size just before the call: every CPU
+allocation of the call (tensors, numpy arrays, one-time library buffers) at its high-water
+mark. On CUDA it is
 ``torch.cuda.max_memory_allocated`` during one more call, above what was allocated before it.
 
 Targets (issue 12): gradient methods within 1.2x of attribmap's Grad-CAM; Score-CAM, SS-CAM
@@ -39,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -158,9 +158,13 @@ def time_round_robin(calls: Dict[str, Callable], rounds: int, warmup: int, devic
     return times
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def child_memory(arch: str, method: str, contender: str, batch: int, size: int, samples: int, threads: int,
@@ -176,9 +180,11 @@ def child_memory(arch: str, method: str, contender: str, batch: int, size: int, 
     model = build_model(arch, device)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
     call = contenders(model, x, torch.tensor(targets), method, samples)[contender]
-    before = _rss_bytes()
+    before = _status_bytes("VmRSS")
     call()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own high-water mark (ru_maxrss would start at the parent's RSS, which
+    # Linux carries over fork + exec)
+    peak = _status_bytes("VmHWM")
     return max(0.0, (peak - before) / 2 ** 20)
 
 
