@@ -62,8 +62,10 @@ def fullgrad(capture: Capture, layer: str, normalize: str = "layer", align_corne
     size = tuple(images.shape[-2:])
     total = _rescale(grads.input_grad * images, per_channel).sum(dim=1)
     for _, bias_grad in grads.bias_grads:
-        term = _rescale(bias_grad, per_channel)
+        # bilinear resizing is linear: summing the channels first and resizing one map equals
+        # resizing every channel and summing them, at a fraction of the cost
+        term = _rescale(bias_grad, per_channel).sum(dim=1, keepdim=True)
         if tuple(term.shape[-2:]) != size:
             term = F.interpolate(term, size=size, mode="bilinear", align_corners=bool(align_corners))
-        total = total + term.sum(dim=1)
+        total = total + term[:, 0]
     return total
