@@ -6,7 +6,7 @@ one-line message with exit status 2.
 """
 from __future__ import annotations
 
-__all__ = ["AttribmapError", "LayerError", "TargetError", "MethodError", "InputError"]
+__all__ = ["AttribmapError", "LayerError", "TargetError", "MethodError", "InputError", "ImageReadError"]
 
 
 class AttribmapError(ValueError):
@@ -27,3 +27,7 @@ class MethodError(AttribmapError):
 
 class InputError(AttribmapError):
     """Images of an unsupported type, shape or dtype."""
+
+
+class ImageReadError(InputError):
+    """An image file exists but cannot be decoded (empty, not an image, truncated or corrupt)."""

@@ -13,9 +13,11 @@ from attribmap.inputs import to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.base import Extractor, Method
 from attribmap.methods.registry import get_method
-from attribmap.methods.spec import GENERIC_OPTIONS, ExtractorSpec
+from attribmap.methods.spec import ExtractorSpec
 from attribmap.postprocess import average_scales, postprocess
 from attribmap.tap import Capture, Tap, logits_of, resolve_targets
+from attribmap.targets import fold_rows, is_multi_target, repeat_rows, resolve_target_table
+from attribmap.tokens import plausible_grid, rule_for
 
 __all__ = ["Explainer", "explain"]
 
@@ -40,6 +42,11 @@ def _model_device(model: Optional[nn.Module]) -> Optional[torch.device]:
     return None
 
 
+def _taps_layer(extractor) -> bool:
+    """An extractor that is given the layer and uses it (captum's Saliency is given it and does not)."""
+    return bool(getattr(extractor, "uses_layer", False)) and getattr(extractor, "takes_layer", True)
+
+
 class Explainer:
     """Localization maps for one model and one (or an automatic) layer.
 
@@ -51,21 +58,43 @@ class Explainer:
         ``requires_grad`` flags, hooks and parameter ``.grad`` are unchanged after each call.
     layer : str, nn.Module or None
         Layer to tap: a dotted name from ``model.named_modules()``, a module, or None for the
-        automatic choice (``model.cam_layer`` if declared, else the last 4-D layer before
-        global pooling). Methods that declare their own layer (``i2c``) use it when this is None.
+        automatic choice (``model.cam_layer`` if declared, else the last map feeding global
+        pooling, or the input of the last block of a ViT: :func:`attribmap.layers.auto_layer`).
+        Methods that declare their own layer (``i2c``) use it when this is None.
+    reshape : str, callable or mapping, optional
+        How a tapped layer's output reads as a map (N, C, h, w) when the automatic reading
+        (channels-first and channels-last maps, ViT token sequences:
+        :mod:`attribmap.tokens`) does not fit: ``"channels-first"``, ``"channels-last"``,
+        ``"tokens"``, a callable ``output -> (N, C, h, w)`` that only selects and rearranges
+        entries, or ``{layer name: rule}``.
+    allow_1x1 : bool
+        Accept a tapped layer whose map has one position (1 x 1, e.g. ``avgpool``); such
+        layers are refused by default because every map there is constant.
+
+    Attributes
+    ----------
+    layers_used : dict of str to str
+        Method name -> dotted name of the layer it tapped in the latest call (the automatic
+        choice resolved); methods that tap no layer are absent.
 
     Examples
     --------
     >>> ex = Explainer(model, layer="layer4")                       # doctest: +SKIP
     >>> maps = ex.explain_many(images, ["cam", "gradcam", "dgl"])   # doctest: +SKIP
     >>> maps["dgl"].shape                                           # (N, H, W) in [0, 1]
+    >>> ex.explain(images, "gradcam", target=[[207, 281]] * len(images)).shape  # doctest: +SKIP
+    torch.Size([N, 2, H, W])
     """
 
-    def __init__(self, model: nn.Module, layer: LayerSpec = None):
+    def __init__(self, model: nn.Module, layer: LayerSpec = None, reshape=None, allow_1x1: bool = False):
         if not isinstance(model, nn.Module):
             raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
         self.layer = layer
+        self.reshape = reshape
+        self.allow_1x1 = bool(allow_1x1)
+        self.layers_used: Dict[str, str] = {}
+        rule_for(reshape, "")  # a bad reshape= fails early
         if layer is not None:
             resolve_layer(model, layer)  # fail early on a bad name
 
@@ -94,8 +123,12 @@ class Explainer:
             Registered names, optionally as specs ``"name@layer:key=value"`` (a layer
             override and options for that method; see :mod:`attribmap.methods.spec`), or
             :class:`~attribmap.methods.base.Extractor` / ``Method`` objects.
-        target : None, int, sequence or tensor
-            None = top-1 prediction per image.
+        target : None, int, sequence, tensor, list of class lists, or "all"
+            None = top-1 prediction per image; an int for every image; one class per image;
+            or several classes per image: a list of equal-length class lists (or a 2-D tensor
+            (N, T)), or ``"all"`` (every class of a model with at most
+            :data:`attribmap.targets.ALL_TARGETS_LIMIT` outputs). Several classes give maps
+            (N, T, H, W) from one forward pass and one batched backward pass.
         raw : bool
             Return raw maps (N, h, w) at layer resolution, untouched.
         scales : sequence of float, optional
@@ -115,8 +148,10 @@ class Explainer:
         -------
         dict of str to torch.Tensor
             Method name (as given in ``methods``) -> maps (N, H, W) in [0, 1] (or raw
-            (N, h, w)), on the input's device.
+            (N, h, w)), on the input's device; (N, T, H, W) / (N, T, h, w) with several
+            classes per image, map ``[n, j]`` for class ``target[n][j]``.
             With ``return_logits=True`` a tuple ``(maps, logits)``.
+            The layer each method tapped is in :attr:`layers_used` afterwards.
         """
         entries = self._entries(methods)
         if raw and close:
@@ -132,6 +167,7 @@ class Explainer:
         per_scale: List[Dict[str, torch.Tensor]] = []
         logits = None
         targets = target
+        self.layers_used = {}
         for s in scale_list:
             x = batch if s == 1.0 else F.interpolate(batch, scale_factor=s, mode="bilinear",
                                                       align_corners=False, recompute_scale_factor=False)
@@ -139,11 +175,14 @@ class Explainer:
             if logits is None:
                 logits, targets = step_logits, step_targets
             per_scale.append(maps)
+        per_image = targets.shape[1] if isinstance(targets, torch.Tensor) and targets.dim() == 2 else None
         out: Dict[str, torch.Tensor] = {}
         for name in entries:
             raws = [m[name] for m in per_scale]
             rawmap = raws[0] if len(raws) == 1 else average_scales(raws, tuple(raws[0].shape[-2:]))
             result = rawmap.detach() if raw else postprocess(rawmap.detach(), tuple(batch.shape[-2:]), close)
+            if per_image is not None:  # rows n * T + j -> (N, T, ...)
+                result = fold_rows(result, per_image)
             out[name] = result.to(input_device) if input_device is not None else result
         if return_logits:
             return out, logits.detach() if logits is not None else None
@@ -157,7 +196,7 @@ class Explainer:
         batch = to_batch(images, device=_model_device(self.model))
         specs = list(layers) if layers else [self.layer]
         resolved = dict(resolve_layer(self.model, spec, example=batch) for spec in specs)
-        return Tap(self.model, resolved).run(batch, target)
+        return Tap(self.model, resolved, self.reshape, self.allow_1x1).run(batch, target)
 
     # -- internals ----------------------------------------------------------------------
     def layer_for(self, method: MethodSpec, images) -> str:
@@ -172,7 +211,7 @@ class Explainer:
         """
         entry = next(iter(self._entries([method]).values()))
         batch = to_batch(images, device=_model_device(self.model))
-        if isinstance(entry.extractor, Method) or getattr(entry.extractor, "uses_layer", False):
+        if isinstance(entry.extractor, Method) or _taps_layer(entry.extractor):
             return self._layer_of(entry, batch)[0]
         raise MethodError(f"{getattr(entry.extractor, 'name', method)!r} taps no layer of the model")
 
@@ -187,8 +226,9 @@ class Explainer:
                 if spec.checkpoint is not None:
                     raise MethodError(f"{item!r} names a checkpoint; load the model yourself (explain runs "
                                       "methods on this explainer's model) or use `attribmap bench --extractor`")
-                if spec.generic_options:
-                    raise MethodError(f"{item!r}: pass {', '.join(GENERIC_OPTIONS)} to explain()/explain_many(), "
+                passed = sorted(set(spec.generic_options) & {"scales", "close"})
+                if passed:
+                    raise MethodError(f"{item!r}: pass {' and '.join(passed)} to explain()/explain_many(), "
                                       "not inside a method name")
                 entries[item] = _Entry(get_method(spec.name), spec.layer, spec.method_options)
             else:
@@ -215,8 +255,10 @@ class Explainer:
         targets = None
         if posthoc:
             layer_of = {n: self._layer_of(e, batch) for n, e in posthoc.items()}
-            capture = Tap(self.model, dict(layer_of.values())).run(batch, target)
-            logits, targets = capture.logits.detach(), capture.targets
+            self.layers_used.update({n: layer[0] for n, layer in layer_of.items()})
+            capture = Tap(self.model, dict(layer_of.values()), self.reshape, self.allow_1x1).run(batch, target)
+            logits = capture.image_logits.detach()
+            targets = capture.target_table if capture.multi_target else capture.targets
             needs: Dict[str, set] = {}
             for n, e in posthoc.items():
                 needs.setdefault(layer_of[n][0], set()).update(e.extractor.needs_for(kwargs_of[n]))
@@ -225,39 +267,53 @@ class Explainer:
                     capture.prepare(requests, layer_name)
             for n, e in posthoc.items():
                 result = e.extractor.fn(capture, layer_of[n][0], **kwargs_of[n])
-                maps[n] = self._check_raw(n, result, batch)
+                maps[n] = self._check_raw(n, result, capture.targets, tuple(batch.shape[-2:]))
             del capture
         if others:
             if targets is None:
-                if any(e.extractor.needs_target for e in others.values()):
+                if any(e.extractor.needs_target for e in others.values()) or is_multi_target(target):
                     logits, targets = self._plain_targets(batch, target)
                 elif target is not None:
                     targets = torch.as_tensor(target).long().expand(batch.shape[0]).to(batch.device)
+            per_image = targets.shape[1] if targets is not None and targets.dim() == 2 else 1
+            rows = repeat_rows(batch, per_image)
             for n, e in others.items():
                 kwargs = kwargs_of[n]
                 if e.extractor.uses_layer:
-                    kwargs["layer"] = self._layer_of(e, batch)[1]
-                result = e.extractor(batch, self.model, targets, **kwargs)
-                maps[n] = self._check_raw(n, result, batch)
+                    name, kwargs["layer"] = self._layer_of(e, batch)
+                    if _taps_layer(e.extractor):
+                        self.layers_used[n] = name
+                if per_image > 1 and not e.extractor.needs_target:  # one map per image, shared by its targets
+                    result = repeat_rows(e.extractor(batch, self.model, None, **kwargs), per_image)
+                else:
+                    result = e.extractor(rows, self.model, None if targets is None else targets.reshape(-1), **kwargs)
+                maps[n] = self._check_raw(n, result, rows, tuple(batch.shape[-2:]))
         return maps, logits, targets
 
     def _plain_targets(self, batch: torch.Tensor, target):
         with torch.no_grad():
             logits = logits_of(self.model(batch))
+        if is_multi_target(target):
+            return logits, resolve_target_table(target, logits)
         return logits, resolve_targets(target, logits)
 
     @staticmethod
-    def _check_raw(name: str, result, batch: torch.Tensor) -> torch.Tensor:
-        if not isinstance(result, torch.Tensor) or result.dim() != 3 or result.shape[0] != batch.shape[0]:
+    def _check_raw(name: str, result, rows: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+        if not isinstance(result, torch.Tensor) or result.dim() != 3 or result.shape[0] != rows.shape[0]:
             shape = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
             raise MethodError(f"method {name!r} returned {shape}; expected raw maps (N, h, w) with "
-                              f"N = {batch.shape[0]}")
+                              f"N = {rows.shape[0]} (one per row of the capture)")
+        if not plausible_grid(int(result.shape[1]), int(result.shape[2]), image_size):
+            raise MethodError(f"method {name!r} returned maps {tuple(result.shape)}, which are no grid of the "
+                              f"{image_size[0]} x {image_size[1]} input: it read a channels-last or token layer "
+                              "as (N, C, h, w)? (captum's layer methods do; attribmap's own methods read "
+                              "such layers right)")
         return result
 
 
 def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: LayerSpec = None, target=None,
             raw: bool = False, scales: Optional[Sequence[float]] = None, close: Optional[int] = None,
-            **options) -> torch.Tensor:
+            reshape=None, allow_1x1: bool = False, **options) -> torch.Tensor:
     """Localization maps of ``images`` for ``model``.
 
     Parameters
@@ -272,22 +328,36 @@ def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: Lay
         ``"i2c"``, ``"captum:<Name>"``, a name added with :func:`register_method`, or an
         :class:`~attribmap.methods.Extractor` instance.
     layer : str, nn.Module or None
-        Layer to tap (dotted name, module, or None for the automatic choice).
-    target : None, int, sequence or tensor
-        Class per image; None = the top-1 prediction.
+        Layer to tap (dotted name, module, or None for the automatic choice: the last map
+        feeding global pooling; for a ViT the input of its last block).
+    target : None, int, sequence, tensor, list of class lists, or "all"
+        Class per image; None = the top-1 prediction. Several classes per image (a list of
+        equal-length class lists, a 2-D tensor (N, T), or ``"all"``) give (N, T, H, W).
     raw : bool
         Return raw maps (N, h, w) at layer resolution instead of normalized (N, H, W).
     scales : sequence of float, optional
         Multi-scale averaging of raw maps ("MS").
     close : int, optional
         Disk radius of a morphological closing of the final map ("MC").
+    reshape : str, callable or mapping, optional
+        How the layer's output reads as a map when the automatic reading of channels-last
+        maps and token sequences does not fit (see :class:`Explainer`).
+    allow_1x1 : bool
+        Accept a layer whose map has a single position (refused by default).
     **options
         Passed to the method (``alpha=`` for DGL, captum ``attribute()`` keywords).
 
     Returns
     -------
     torch.Tensor
-        (N, H, W) maps in [0, 1] on the input's device (raw: (N, h, w)).
+        (N, H, W) maps in [0, 1] on the input's device (raw: (N, h, w)); (N, T, H, W) with
+        several classes per image.
+
+    Examples
+    --------
+    >>> maps = explain(model, images, "gradcam", target=[[207, 281], [281, 207]])  # doctest: +SKIP
+    >>> maps.shape                                       # two images, two classes each
+    torch.Size([2, 2, 224, 224])
     """
-    return Explainer(model, layer).explain(images, method, target=target, raw=raw, scales=scales,
-                                           close=close, **options)
+    return Explainer(model, layer, reshape=reshape, allow_1x1=allow_1x1).explain(
+        images, method, target=target, raw=raw, scales=scales, close=close, **options)

@@ -18,9 +18,10 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from attribmap.errors import InputError
+from attribmap.errors import ImageReadError, InputError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "default_transform", "to_batch", "load_image"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "default_transform", "to_batch", "load_image",
+           "to_rgb"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,14 +31,63 @@ ImageLike = Union[torch.Tensor, np.ndarray, "PIL.Image.Image", str, os.PathLike]
 
 
 def load_image(path: Union[str, os.PathLike]) -> "PIL.Image.Image":
-    """Open an image file as an RGB PIL image (raises FileNotFoundError naming the path)."""
-    from PIL import Image
+    """Open and decode an image file as an RGB PIL image.
+
+    High-bit-depth greyscale files (16-bit PNG / TIFF, PIL modes ``I;16*`` and ``I``) are
+    scaled by their bit depth (65535 -> 255), floating-point ones (mode ``F``) from [0, 1];
+    PIL's own conversion would saturate them to white.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    PIL.Image.Image
+        Mode ``RGB``, fully decoded (the file is closed).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a file.
+    ImageReadError
+        The file is empty, not an image PIL can identify, or truncated / corrupt; the
+        message names the file and the reason.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {str(path)!r}")
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"cannot read image {str(path)!r}: the file is empty (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"cannot read image {str(path)!r}: not an image file PIL can identify "
+                             f"(wrong extension or not an image?)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data, decoder errors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageReadError(f"cannot read image {str(path)!r}: truncated or corrupt image data ({reason})") from exc
+
+
+def to_rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
+    """Convert a PIL image of any mode to 8-bit RGB, scaling by bit depth.
+
+    ``I;16``, ``I;16B``, ``I;16L`` and ``I`` (16-bit greyscale as PIL reads PNG / TIFF) are
+    divided by 65535 / 255 (values above 65535 saturate), ``F`` is taken as [0, 1]; every
+    other mode goes through PIL's ``convert("RGB")``.
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 1.0 if image.mode == "F" else 65535.0
+        grey = np.clip(np.round(values / scale * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 def default_transform(image: Any, size: int = DEFAULT_SIZE) -> torch.Tensor:
@@ -65,7 +115,7 @@ def default_transform(image: Any, size: int = DEFAULT_SIZE) -> torch.Tensor:
     if not isinstance(image, Image.Image):
         raise InputError(f"cannot convert {type(image).__name__} to an image; expected a tensor, "
                          "PIL image, ndarray or file path")
-    image = image.convert("RGB").resize((size, size), Image.BILINEAR)
+    image = to_rgb(image).resize((size, size), Image.BILINEAR)
     tensor = TF.to_tensor(image)
     return TF.normalize(tensor, IMAGENET_MEAN, IMAGENET_STD)
 

@@ -3,6 +3,12 @@
 The rules of :func:`attribmap.explain` (PROTOCOL.md, "Post-processing"): raw map (N, h, w)
 -> bilinear upsample to the input's H x W (``align_corners=False``) -> min-max per image to
 [0, 1]; a constant or non-finite map becomes all zeros.
+
+"Constant" is decided on the raw map, before upsampling: bilinear weights that do not sum
+to exactly 1 in floating point leave 1-ulp ripples on an upsampled constant map, which
+min-max would stretch to [0, 1] noise. A raw map whose values differ by at most
+:data:`FLAT_ULPS` units in the last place of its largest magnitude (the rounding of the
+multi-scale average included) is constant.
 """
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["upsample", "minmax", "postprocess", "disk", "grey_closing", "resize_maps"]
+__all__ = ["upsample", "minmax", "postprocess", "disk", "grey_closing", "resize_maps", "flat_maps", "FLAT_ULPS"]
+
+#: Spread (in units in the last place of a map's largest magnitude) up to which a raw map is constant.
+FLAT_ULPS = 8
 
 
 def resize_maps(maps: torch.Tensor, size: Tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
@@ -84,12 +93,36 @@ def grey_closing(maps: torch.Tensor, radius: int) -> torch.Tensor:
     return _morph(_morph(maps, radius, dilate=True), radius, dilate=False)
 
 
+def flat_maps(raw: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: which raw maps (N, h, w) are constant up to rounding (:data:`FLAT_ULPS`).
+
+    Non-finite entries are ignored here (:func:`minmax` zeroes such maps anyway).
+    """
+    flat = raw.flatten(1)
+    if not flat.is_floating_point():
+        flat = flat.float()
+    finite = torch.isfinite(flat)
+    lo = torch.where(finite, flat, torch.full_like(flat, float("inf"))).amin(dim=1)
+    hi = torch.where(finite, flat, torch.full_like(flat, float("-inf"))).amax(dim=1)
+    scale = torch.maximum(lo.abs(), hi.abs())
+    return (hi - lo) <= FLAT_ULPS * torch.finfo(flat.dtype).eps * scale
+
+
 def postprocess(raw: torch.Tensor, size: Tuple[int, int], close: int = None) -> torch.Tensor:
-    """Raw maps (N, h, w) -> (N, H, W) in [0, 1]: upsample, optional closing, min-max."""
-    maps = upsample(raw.float() if not raw.is_floating_point() else raw, size)
+    """Raw maps (N, h, w) -> (N, H, W) in [0, 1]: upsample, optional closing, min-max.
+
+    A raw map that is constant (up to rounding, :func:`flat_maps`) becomes all zeros, also
+    after upsampling.
+    """
+    raw = raw.float() if not raw.is_floating_point() else raw
+    maps = upsample(raw, size)
     if close:
         maps = grey_closing(maps, close)
-    return minmax(maps)
+    out = minmax(maps)
+    flat = flat_maps(raw)
+    if bool(flat.any()):
+        out = torch.where(flat.view(-1, 1, 1), torch.zeros_like(out), out)
+    return out
 
 
 def average_scales(raws: Sequence[torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:

@@ -1,8 +1,12 @@
 """The benchmark report: ``results.json``, ``results.md``, ``curves.npz`` and figures.
 
-* :func:`results_table` - the Markdown table (one row per extractor);
+Columns, figures and curves come from the metrics' metadata
+(:class:`~attribmap.evaluate.MetricInfo`, written to ``results.json`` under ``"metrics"``):
+a metric added to the registry shows up here without any change to this module.
+
+* :func:`results_table` - the Markdown tables (one row per extractor);
 * :func:`write_report` - every file of a report directory, each written atomically;
-* :func:`plot_box_curves`, :func:`plot_pr_curves`, :func:`plot_qualitative` - the figures.
+* :func:`plot_curves`, :func:`plot_qualitative` - the figures.
 """
 from __future__ import annotations
 
@@ -11,65 +15,105 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from attribmap.fileio import atomic_write_bytes
 
-__all__ = ["results_table", "write_report", "load_results", "plot_box_curves", "plot_pr_curves",
-           "plot_qualitative", "atomic_write_bytes", "jsonable", "mean_std"]
+__all__ = ["results_table", "write_report", "load_results", "metric_infos", "plot_curves", "plot_qualitative",
+           "atomic_write_bytes", "jsonable", "mean_std"]
 
-FIGURES = {"box_curves": "boxacc_curves.png", "pr_curves": "pxap_pr_curves.png", "qualitative": "qualitative.png"}
+QUALITATIVE = "qualitative.png"
+_FAMILIES = (("localization", None), ("faithfulness", "Faithfulness (target: the ground-truth class)"))
 
 
 def _number(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{float(value):.{digits}f}"
 
 
-def _per_iou(entry: Mapping[str, Any], key: str, iou: int) -> Any:
-    values = entry.get(key) or {}
-    return values.get(str(iou), values.get(iou))
+def metric_infos(results: Mapping[str, Any]) -> list:
+    """The :class:`~attribmap.evaluate.MetricInfo` of every metric of a results dict.
+
+    Results written before the metadata existed get those of the protocol's metrics of the
+    time (official: boxes, PxAP, pointing game; legacy: the legacy metric).
+    """
+    from attribmap.evaluate import MetricInfo, create_metrics
+
+    if results.get("metrics"):
+        return [MetricInfo.from_dict(item) for item in results["metrics"]]
+    protocol = results["protocol"]
+    if protocol["name"] == "legacy":
+        return [m.info for m in create_metrics(["legacy"], {"tau": protocol.get("tau", 0.2)})]
+    ious = tuple(protocol.get("iou_thresholds", (30, 50, 70)))
+    return [m.info for m in create_metrics(["boxes", "pxap", "pointing"], {"boxes.iou_thresholds": ious})]
+
+
+def _header(column) -> str:
+    return column.label if column.higher_is_better else f"{column.label} (lower better)"
+
+
+def _table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence, tail: Sequence = ()) -> List[str]:
+    """A Markdown table: one row per extractor, ``columns`` then ``tail`` = (title, key, digits)."""
+    header = ["extractor"] + [_header(c) for c in columns] + [t[0] for t in tail]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for name, entry in rows.items():
+        cells = [name] + [_number(c.value(entry), c.digits) for c in columns]
+        cells += [_number(entry.get(key), digits) for _, key, digits in tail]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def results_table(results: Mapping[str, Any]) -> str:
-    """The results as a Markdown table, one row per extractor, with a line naming the protocol.
+    """The results as Markdown tables, one row per extractor, after a line naming the protocol.
 
-    Official protocol columns: MaxBoxAcc, MaxBoxAccV2 and its values at IoU 30/50/70,
-    top-1 loc, PxAP, pointing game, maps/s. Legacy: GT-known loc, top-1 loc, maps/s.
-    Metrics the split cannot give (PxAP without masks, ...) show ``-``.
+    The localization table holds the headline columns of the localization metrics (official
+    protocol: MaxBoxAcc, MaxBoxAccV2 and its values at each IoU, top-1 loc, PxAP, peak IoU,
+    pointing game, energy pointing; legacy: GT-known and top-1 loc) and maps/s; a second
+    table holds the faithfulness metrics when the run computed any. Metrics the split cannot
+    give (PxAP without masks, ...) show ``-``.
     """
     protocol = results["protocol"]
     data = results["dataset"]
+    infos = metric_infos(results)
     lines = []
     if protocol["name"] == "legacy":
         lines.append(f"Protocol: **legacy** fixed threshold tau = {protocol['tau']} (resize 256, crop 224, "
                      f"IoU 0.5), GT-known maps; {data['split']} split, {data['num_images']} images. "
                      "Not comparable with MaxBoxAcc.")
-        lines += ["", "| extractor | GT-known loc | top-1 loc | maps/s |", "|---|---:|---:|---:|"]
-        for name, entry in results["extractors"].items():
-            lines.append(f"| {name} | {_number(entry.get('GTKnownLoc'))} | {_number(entry.get('Top1Loc'))} | "
-                         f"{_number(entry.get('maps_per_s'))} |")
-        return "\n".join(lines) + "\n"
-    ious = protocol.get("iou_thresholds", [30, 50, 70])
-    lines.append(f"Protocol: **official** (wsolevaluation), delta = {protocol['delta']}, GT-known maps, "
-                 f"{protocol['frame_size']} px frame; {data['split']} split, {data['num_images']} images.")
-    header = ["extractor", "MaxBoxAcc", "MaxBoxAccV2"] + [f"V2@{t}" for t in ious] + \
-             ["top-1 loc", "PxAP", "pointing", "maps/s"]
-    lines += ["", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for name, entry in results["extractors"].items():
-        cells = [name, _number(entry.get("MaxBoxAcc")), _number(entry.get("MaxBoxAccV2"))]
-        cells += [_number(_per_iou(entry, "MaxBoxAccV2_per_iou", t)) for t in ious]
-        cells += [_number(entry.get("Top1Loc")), _number(entry.get("PxAP")), _number(entry.get("PointingGame")),
-                  _number(entry.get("maps_per_s"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    shared = [n for n, e in results["extractors"].items() if e.get("shared_pass")]
+    else:
+        lines.append(f"Protocol: **official** (wsolevaluation), delta = {protocol['delta']}, GT-known maps, "
+                     f"{protocol['frame_size']} px frame; {data['split']} split, {data['num_images']} images.")
+    rows = results["extractors"]
+    for family, title in _FAMILIES:
+        columns = [c for info in infos if info.family == family for c in info.columns if c.headline]
+        if not columns:
+            continue
+        lines.append("")
+        if title:
+            lines += [title, ""]
+        tail = [("maps/s", "maps_per_s", 1)] if family == "localization" else [("scoring s", "score_s", 1)]
+        lines += _table(rows, columns, tail)
+    shared = [n for n, e in rows.items() if e.get("shared_pass")]
     if len(shared) > 1:
         lines += ["", f"maps/s of {', '.join(shared)}: one shared forward and backward pass computes all of "
                       "them, so they show the same rate."]
     return "\n".join(lines) + "\n"
+
+
+def _details_table(results: Mapping[str, Any]) -> str:
+    """The metrics' other columns (thresholds, per-IoU top-1, ROAD accuracies, classifier top-1)."""
+    columns = [c for info in metric_infos(results) for c in info.columns if not c.headline]
+    if not columns:
+        return ""
+    return "\n".join(["More numbers:", ""] + _table(results["extractors"], columns)) + "\n"
+
+
+def _figures(results: Mapping[str, Any]) -> list:
+    """Every plot the metrics declare, in order."""
+    return [plot for info in metric_infos(results) for plot in info.plots]
 
 
 def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -> str:
@@ -83,10 +127,22 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
              f"({_number(timing['images_per_s'])} images/s, {timing['evaluate_s']:.1f} s scoring), "
              f"{results['world_size']} process(es); attribmap {results['versions']['attribmap']}, "
              f"torch {results['versions']['torch']}.", ""]
-    for key, title in (("box_curves", "BoxAcc(tau)"), ("pr_curves", "PxAP precision-recall"),
-                       ("qualitative", "Qualitative (green: ground truth, red: predicted box)")):
-        if key in figures:
-            parts += [f"![{title}]({figures[key]})", ""]
+    layers = [f"{name}: {(entry.get('about') or {}).get('layer')}" for name, entry in results["extractors"].items()
+              if (entry.get("about") or {}).get("layer")]
+    if layers:
+        parts += ["Layer tapped per extractor (the automatic choice resolved): " + "; ".join(layers) + ".", ""]
+    from attribmap.bench.suite_report import section_lines
+
+    extra = section_lines(results)
+    if extra:
+        parts += extra + [""]
+    details = _details_table(results)
+    if details:
+        parts += [details]
+    captions = {plot.file: plot.title for plot in _figures(results)}
+    captions[QUALITATIVE] = "Qualitative (green: ground truth, red: predicted box)"
+    for key, file in figures.items():
+        parts += [f"![{captions.get(file, key)}]({file})", ""]
     return "\n".join(parts)
 
 
@@ -117,19 +173,8 @@ def mean_std(values) -> Dict[str, float]:
 
 
 def _curve_arrays(curves: Mapping[str, Mapping[str, Any]]) -> Dict[str, np.ndarray]:
-    arrays: Dict[str, np.ndarray] = {}
-    for name, entry in curves.items():
-        box = entry.get("box")
-        if box:
-            arrays[f"{name}/tau"] = np.asarray(box["tau"])
-            for version in ("BoxAccV1", "BoxAccV2"):
-                for iou, values in box[version].items():
-                    arrays[f"{name}/{version}@{iou}"] = np.asarray(values)
-        pr = entry.get("pr")
-        if pr:
-            arrays[f"{name}/precision"] = np.asarray(pr["precision"])
-            arrays[f"{name}/recall"] = np.asarray(pr["recall"])
-    return arrays
+    return {f"{name}/{series}": np.asarray(values) for name, entry in curves.items()
+            for series, values in entry.items()}
 
 
 def write_report(results: Dict[str, Any], curves: Mapping[str, Mapping[str, Any]], out_dir: os.PathLike | str,
@@ -141,7 +186,9 @@ def write_report(results: Dict[str, Any], curves: Mapping[str, Mapping[str, Any]
     results : dict
         The results (see :func:`attribmap.bench.run_benchmark`); a ``"figures"`` entry is added.
     curves : mapping
-        Extractor -> ``{"box": BoxAccuracy curves, "pr": {"precision", "recall"}}`` (either optional).
+        Extractor -> series name -> 1-D array (the metrics' ``series``: ``tau``,
+        ``BoxAccV2@50``, ``precision``, ``deletion_score``, ...), saved to ``curves.npz`` as
+        ``<extractor>/<series>`` and drawn as the metrics' plots declare.
     out_dir : path
         Created when missing.
     sample : mapping, optional
@@ -153,17 +200,15 @@ def write_report(results: Dict[str, Any], curves: Mapping[str, Mapping[str, Any]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: Dict[str, Path] = {}
-    figure_names: Dict[str, str] = {}
     if figures:
-        if any(c.get("box") for c in curves.values()):
-            written["box_curves"] = plot_box_curves(curves, out_dir / FIGURES["box_curves"])
-        if any(c.get("pr") for c in curves.values()):
-            written["pr_curves"] = plot_pr_curves(curves, out_dir / FIGURES["pr_curves"])
+        for plot in _figures(results):
+            if any(plot.x in entry and any(y in entry for y in plot.ys) for entry in curves.values()):
+                written[Path(plot.file).stem] = plot_curves(plot, curves, out_dir / plot.file)
         if sample is not None:
-            written["qualitative"] = plot_qualitative(sample, out_dir / FIGURES["qualitative"])
+            written["qualitative"] = plot_qualitative(sample, out_dir / QUALITATIVE)
         for figure in written.values():
             os.chmod(figure, 0o644)
-        figure_names = {key: path.name for key, path in written.items()}
+    figure_names = {key: path.name for key, path in written.items()}
     results["figures"] = dict(figure_names)
     arrays = _curve_arrays(curves)
     if arrays:
@@ -188,50 +233,38 @@ def load_results(path: os.PathLike | str) -> Dict[str, Any]:
         return json.load(handle)
 
 
-def plot_box_curves(curves: Mapping[str, Mapping[str, Any]], path: os.PathLike | str) -> Path:
-    """BoxAcc V2 against tau, one panel per IoU threshold, one line per extractor (PNG)."""
+def plot_curves(plot, curves: Mapping[str, Mapping[str, Any]], path: os.PathLike | str) -> Path:
+    """One figure as a :class:`~attribmap.evaluate.Plot` declares it: a panel per y series,
+    a line per extractor (points that are not finite are left out); PNG.
+
+    Parameters
+    ----------
+    plot : Plot
+    curves : mapping
+        Extractor -> series name -> 1-D array.
+    path : path
+    """
     import matplotlib.pyplot as plt
 
     from attribmap.viz import save_figure
 
-    named = {n: c["box"] for n, c in curves.items() if c.get("box")}
-    ious = list(next(iter(named.values()))["BoxAccV2"])
-    fig, axes = plt.subplots(1, len(ious), figsize=(4.2 * len(ious), 3.6), squeeze=False)
-    for ax, iou in zip(axes[0], ious):
-        for name, box in named.items():
-            ax.plot(box["tau"], box["BoxAccV2"][iou], label=name, linewidth=1.3)
-        ax.set_title(f"BoxAcc, IoU >= {int(iou) / 100:.1f}")
-        ax.set_xlabel("CAM threshold tau")
-        ax.set_ylabel("BoxAcc (%)")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 100)
+    panels = len(plot.ys)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
+    for ax, series, title in zip(axes[0], plot.ys, plot.panel_titles):
+        for name, entry in curves.items():
+            if plot.x not in entry or series not in entry:
+                continue
+            x = np.asarray(entry[plot.x], dtype=np.float64)
+            y = np.asarray(entry[series], dtype=np.float64)
+            keep = np.isfinite(x) & np.isfinite(y)
+            ax.plot(x[keep], y[keep], label=name, linewidth=1.3)
+        ax.set_title(title)
+        ax.set_xlabel(plot.xlabel)
+        ax.set_ylabel(plot.ylabel)
+        ax.set_xlim(*plot.xlim)
+        ax.set_ylim(*plot.ylim)
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=8, loc="best")
-    return save_figure(fig, path)
-
-
-def plot_pr_curves(curves: Mapping[str, Mapping[str, Any]], path: os.PathLike | str) -> Path:
-    """Pixel precision-recall curves (PxAP = area under each), one line per extractor (PNG)."""
-    import matplotlib.pyplot as plt
-
-    from attribmap.viz import save_figure
-
-    fig, ax = plt.subplots(figsize=(4.6, 4.0))
-    for name, entry in curves.items():
-        pr = entry.get("pr")
-        if not pr:
-            continue
-        precision = np.asarray(pr["precision"], dtype=np.float64)
-        recall = np.asarray(pr["recall"], dtype=np.float64)
-        keep = np.isfinite(precision)
-        ax.plot(recall[keep], precision[keep], label=name, linewidth=1.3)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Pixel precision-recall (PxAP)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
     return save_figure(fig, path)
 
 

@@ -14,10 +14,15 @@ Consequences:
 * gradients are ``torch.autograd.grad`` with respect to the recorded activations only, so no
   parameter ``.grad`` is touched;
 * a hook records only the forward pass of the thread that registered it, so concurrent
-  calls on one shared model each see their own activations.
+  calls on one shared model each see their own activations;
+* a layer's output is recorded in its own layout (channels-last maps and token sequences of
+  vision transformers included) and read as a map (N, C, h, w) by
+  :func:`attribmap.tokens.read_layout`: the capture presents activations and gradients on
+  that grid, the layers downstream see the output unchanged.
 
 :class:`Capture` holds what one forward recorded and computes gradients lazily, caching
-them so that several methods share one or two vector-Jacobian products.
+them so that several methods share one or two vector-Jacobian products. With several target
+classes per image (:mod:`attribmap.targets`) it presents N * T rows, one per image and class.
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from torch import nn
 from attribmap.errors import InputError, LayerError, TargetError
 from attribmap.gradients import DEFAULT_DGL_ALPHA, SCORE, GradientRequest, LossGradient
 from attribmap.hooks import forward_hooks
+from attribmap.targets import interleave_rows, is_multi_target, repeat_rows, resolve_target_table
+from attribmap.tokens import GridLayout, read_layout, require_positions, rule_for, warn_if_patch_tokens_unused
 
 __all__ = ["Tap", "Capture", "resolve_targets", "logits_of"]
 
@@ -73,36 +80,80 @@ def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
 class Capture:
     """What one forward pass recorded: activations, logits, targets and cached gradients.
 
+    With one target per image every attribute has one row per image. With several
+    (``targets`` (N, T), see :mod:`attribmap.targets`) the capture presents **N * T rows**,
+    row ``n * T + j`` being image n explained for class ``targets[n, j]``: ``images``,
+    ``logits``, ``targets``, :meth:`activations` and every gradient have N * T rows, so a
+    method computes one map per row; the forward pass and the gradients' one batched
+    vector-Jacobian product still run on the N images.
+
     Attributes
     ----------
-    images : torch.Tensor
-        (N, C_in, H, W) input batch.
     logits : torch.Tensor
-        (N, K) model outputs (part of an autograd graph that starts at the tapped layers).
+        (rows, K) model outputs (part of an autograd graph that starts at the tapped layers).
     targets : torch.Tensor
-        (N,) long class index per image.
+        (rows,) long class index per row.
+    image_logits : torch.Tensor
+        (N, K) logits, one row per image.
+    target_table : torch.Tensor
+        (N, T) long class table (T = 1 for one target per image).
+    multi_target : bool
+        True when the call asked for several classes per image (maps come back (N, T, ...)).
+    tap_options : dict
+        ``reshape`` and ``allow_1x1`` of the :class:`Tap` that recorded it (for further taps).
     """
 
     def __init__(self, images: torch.Tensor, activations: Mapping[str, torch.Tensor],
                  logits: torch.Tensor, targets: torch.Tensor, model: nn.Module,
-                 layers: Mapping[str, nn.Module]):
-        self.images = images
-        self._activations = dict(activations)
-        self.logits = logits
-        self.targets = targets
+                 layers: Mapping[str, nn.Module], layouts: Optional[Mapping[str, GridLayout]] = None,
+                 tap_options: Optional[Mapping[str, object]] = None):
+        self._activations = dict(activations)  # graph inputs, in each layer's own layout
+        self._layouts = dict(layouts or {})
+        self.tap_options = dict(tap_options or {})
         self.model = model
         self.layers = dict(layers)
         self._grads: Dict[Tuple[str, GradientRequest], torch.Tensor] = {}
+        self._grids: Dict[str, torch.Tensor] = {}
         self.layer = next(iter(self._activations)) if self._activations else None
+        # -- several targets per image: rows n * T + j (attribmap.targets) ---------------------
+        self.multi_target = targets.dim() == 2
+        self.target_table = targets if self.multi_target else targets[:, None]
+        self.per_image = self.target_table.shape[1]
+        self.image_logits = logits
+        self._images = images
+        self._row_images: Optional[torch.Tensor] = None
+        self.logits = repeat_rows(logits, self.per_image)
+        self.targets = self.target_table.reshape(-1)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(rows, C_in, H, W) input batch (repeated per target when there are several)."""
+        if self._row_images is None:
+            self._row_images = repeat_rows(self._images, self.per_image)
+        return self._row_images
 
     # -- activations ------------------------------------------------------------------
     def activations(self, layer: Optional[str] = None) -> torch.Tensor:
-        """(N, C, h, w) activations of ``layer`` (default: the first tapped layer)."""
-        return self._activations[self._key(layer)].detach()
+        """(rows, C, h, w) activations of ``layer`` (default: the first tapped layer) on its grid."""
+        key = self._key(layer)
+        grid = self._grids.get(key)
+        if grid is None:
+            grid = repeat_rows(self.layout(key).to_grid(self._activations[key].detach()), self.per_image)
+            self._grids[key] = grid
+        return grid
+
+    def layout(self, layer: Optional[str] = None) -> GridLayout:
+        """How ``layer``'s output was read as a map (:class:`~attribmap.tokens.GridLayout`)."""
+        key = self._key(layer)
+        layout = self._layouts.get(key)
+        if layout is None:
+            shape = self._activations[key].shape
+            layout = GridLayout("channels-first", (shape[-2], shape[-1]), shape[1])
+        return layout
 
     @property
     def probabilities(self) -> torch.Tensor:
-        """(N, K) softmax of the logits (no graph)."""
+        """(rows, K) softmax of the logits (no graph)."""
         return torch.softmax(self.logits.detach().float(), dim=1).to(self.logits.dtype)
 
     def _key(self, layer: Optional[str]) -> str:
@@ -117,16 +168,16 @@ class Capture:
 
     # -- gradients --------------------------------------------------------------------
     def gradient(self, request: GradientRequest, layer: Optional[str] = None) -> torch.Tensor:
-        """The gradient ``request`` asks for, (N, C, h, w), computed once and cached."""
+        """The gradient ``request`` asks for, (rows, C, h, w), computed once and cached."""
         self.prepare({request}, layer)
         return self._grads[(self._key(layer), request)]
 
     def score_grad(self, layer: Optional[str] = None) -> torch.Tensor:
-        """G^c = d z_c / d F, (N, C, h, w): gradient of the target **logit**."""
+        """G^c = d z_c / d F, (rows, C, h, w): gradient of the target **logit**."""
         return self.gradient(SCORE, layer)
 
     def loss_grad(self, layer: Optional[str] = None, alpha: float = DEFAULT_DGL_ALPHA) -> torch.Tensor:
-        """G^L = sum_j p_j dz_j/dF - alpha * dz_c/dF, (N, C, h, w).
+        """G^L = sum_j p_j dz_j/dF - alpha * dz_c/dF, (rows, C, h, w).
 
         This is the DGL authors' loss gradient: dL/dz is taken as p - alpha * onehot(c)
         (not autograd of alpha * cross-entropy, which would give alpha * (p - onehot)).
@@ -135,6 +186,9 @@ class Capture:
 
     def prepare(self, needs: Iterable[GradientRequest], layer: Optional[str] = None) -> None:
         """Compute the requested gradients of ``layer`` in one batched backward pass.
+
+        Every request and every target slot (T of them) is one row of grad outputs of the
+        same vector-Jacobian product.
 
         Parameters
         ----------
@@ -150,11 +204,15 @@ class Capture:
         for need in missing:
             if not isinstance(need, GradientRequest):
                 raise TypeError(f"gradient needs must be GradientRequest objects; got {need!r}")
-        z = self.logits
-        rows = [need.grad_output(z.detach(), self.targets).to(z.dtype) for need in missing]
+        z = self.image_logits
+        columns = self.target_table.unbind(1)
+        rows = [need.grad_output(z.detach(), column).to(z.dtype) for need in missing for column in columns]
         grads = _vjp_rows(z, self._activations[name], rows)
-        for need, grad in zip(missing, grads):
-            self._grads[(name, need)] = grad
+        layout = self.layout(name)
+        warn_if_patch_tokens_unused(name, layout, grads)
+        t = self.per_image
+        for i, need in enumerate(missing):
+            self._grads[(name, need)] = interleave_rows([layout.to_grid(g) for g in grads[i * t:(i + 1) * t]])
 
     # =====================================================================================
     # CAM-family extras (issue 12): entries computed on first use and cached, plus helpers
@@ -328,25 +386,43 @@ class Tap:
     model : nn.Module
         The classifier; it is left exactly as found (mode, flags, hooks, grads).
     layers : mapping of name to module
-        The layers to record. Each must output a 4-D tensor (N, C, h, w).
+        The layers to record. Each must output a map (N, C, h, w) or (N, h, w, C), or tokens
+        (N, L, C), read by :func:`attribmap.tokens.read_layout`.
+    reshape : str, callable or mapping, optional
+        Overrides that reading: ``"channels-first"``, ``"channels-last"``, ``"tokens"``, a
+        callable ``output -> (N, C, h, w)`` that only selects and rearranges entries, or a
+        mapping ``{layer name: rule}``.
+    allow_1x1 : bool
+        Accept layers whose map has a single position (1 x 1, e.g. ``avgpool``); refused by
+        default, since every map there is constant.
     """
 
-    def __init__(self, model: nn.Module, layers: Mapping[str, nn.Module]):
+    def __init__(self, model: nn.Module, layers: Mapping[str, nn.Module], reshape=None, allow_1x1: bool = False):
         if not layers:
             raise LayerError("Tap needs at least one layer")
         self.model = model
         self.layers = dict(layers)
+        self.reshape = reshape
+        self.allow_1x1 = bool(allow_1x1)
+        for name in self.layers:
+            rule_for(reshape, name)  # a bad reshape= fails before the forward pass
 
     def run(self, images: torch.Tensor, target=None) -> Capture:
-        """Run the forward pass on ``images`` (N, C, H, W) and return a :class:`Capture`."""
+        """Run the forward pass on ``images`` (N, C, H, W) and return a :class:`Capture`.
+
+        ``target``: None (top-1), an int, one class per image, or several classes per image
+        (a list of equal-length class lists, a 2-D tensor, or ``"all"``; see
+        :mod:`attribmap.targets`).
+        """
         records: Dict[str, torch.Tensor] = {}
+        layouts: Dict[str, GridLayout] = {}
+        image_size = (int(images.shape[-2]), int(images.shape[-1]))
 
         def make_hook(names: Sequence[str]):
             def hook(module, inputs, output):
-                if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                    raise LayerError(f"layer {names[0]!r} ({type(module).__name__}) outputs {shape}; "
-                                     "expected a 4-D tensor (N, C, h, w)")
+                layout = read_layout(names[0], output, module, self.model, image_size,
+                                     rule_for(self.reshape, names[0]), batch=int(images.shape[0]))
+                require_positions(names[0], layout, tuple(output.shape), self.allow_1x1)
                 torch.set_grad_enabled(True)
                 if output.requires_grad:
                     # downstream of a tapped layer that fired earlier: keep the graph through
@@ -356,6 +432,7 @@ class Tap:
                     record = output.detach().requires_grad_(True)
                 for name in names:
                     records[name] = record
+                    layouts[name] = layout
                 return record.clone()
             return hook
 
@@ -373,8 +450,9 @@ class Tap:
         if missing:
             raise LayerError(f"layer(s) {missing} did not run during the forward pass of "
                              f"{type(self.model).__name__}")
-        targets = resolve_targets(target, logits)
-        return Capture(images, records, logits, targets, self.model, self.layers)
+        targets = resolve_target_table(target, logits) if is_multi_target(target) else resolve_targets(target, logits)
+        return Capture(images, records, logits, targets, self.model, self.layers, layouts,
+                       {"reshape": self.reshape, "allow_1x1": self.allow_1x1})
 
 
 def logits_of(output) -> torch.Tensor:

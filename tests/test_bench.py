@@ -46,7 +46,7 @@ def _config(trained, **overrides) -> BenchConfig:
 
 def _metrics(results):
     """The numbers of every extractor, without timings."""
-    drop = {"extract_s", "maps_per_s", "about", "shared_pass"}
+    drop = {"extract_s", "maps_per_s", "about", "shared_pass", "score_s"}
     return {name: {k: v for k, v in entry.items() if k not in drop} for name, entry in results["extractors"].items()}
 
 
@@ -76,6 +76,46 @@ def _direct_reference(trained, method: str, protocol: str = "official", delta: f
     return evaluate_maps(maps, **kwargs), correct
 
 
+_FAITHFUL = dict(faithfulness=("deletion", "insertion", "drop", "road"), steps=4, road_percents=(30, 70))
+
+
+def test_faithfulness_metrics_equal_evaluate_maps_on_the_same_maps(trained, tmp_path):
+    """Deletion, insertion, average drop and ROAD of the benchmark (GT class, the main model)
+    against evaluate_maps on maps computed apart, with the model and images given."""
+    import attribmap
+    from attribmap.bench.dataset import input_transform
+    from attribmap.data import WSOLDataset
+    from attribmap.evaluate import ModelInputs, evaluate_maps
+    from attribmap.train import load_model
+
+    out = tmp_path / "f"
+    results = run_benchmark(_config(trained, methods=("gradcam",), faithfulness_batch_size=3, **_FAITHFUL), out,
+                            grid_images=0)
+    entry = results["extractors"]["gradcam"]
+    dataset = WSOLDataset(trained["suite"], "test", transform=input_transform("official", 32))
+    model = load_model(trained["cls"]).eval()
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    labels = torch.tensor([dataset[i]["label"] for i in range(len(dataset))])
+    maps = torch.cat([attribmap.explain(model, images[i:i + 4], method="gradcam", target=labels[i:i + 4], raw=True)
+                      for i in range(0, len(dataset), 4)])
+    direct = evaluate_maps(maps, masks=[dataset[i]["mask"].numpy() for i in range(len(dataset))],
+                           metrics=["deletion", "insertion", "drop", "road"],
+                           inputs=ModelInputs(model, images, labels),
+                           options={"steps": 4, "road.percents": (30, 70)})
+    for key in ("Deletion", "Insertion", "AverageDrop", "IncreaseInConfidence", "ROAD_MoRF", "ROAD_LeRF"):
+        assert entry[key] == pytest.approx(direct[key], abs=1e-6), key
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["protocol"]["faithfulness"]["deletion_baseline"] == "zeros"
+    assert [m["name"] for m in on_disk["metrics"]][-4:] == ["deletion", "insertion", "drop", "road"]
+    curves = np.load(out / "curves.npz")
+    assert curves["gradcam/deletion_score"].shape == (5,) and curves["gradcam/road_morf"].shape == (2,)
+    assert curves["gradcam/deletion_score"].mean() == pytest.approx(np.mean(direct["series"]["deletion_score"]),
+                                                                  abs=1e-6)
+    for figure in ("deletion_curves.png", "insertion_curves.png", "road_curves.png"):
+        assert (out / figure).is_file(), figure
+    assert "Faithfulness (target: the ground-truth class)" in (out / "results.md").read_text()
+
+
 def test_batch_plan_deals_whole_batches_round_robin():
     assert batch_plan(10, 4) == [(0, [0, 1, 2, 3]), (1, [4, 5, 6, 7]), (2, [8, 9])]
     assert batch_plan(10, 4, rank=0, world_size=2) == [(0, [0, 1, 2, 3]), (2, [8, 9])]
@@ -97,6 +137,10 @@ def test_config_rejects_bad_values(trained, tmp_path):
         _config(trained, protocol="strict").validated()
     with pytest.raises(AttribmapError, match="delta"):
         _config(trained, delta=1.5).validated()
+    with pytest.raises(AttribmapError, match="unknown faithfulness metric 'all'"):
+        _config(trained, faithfulness=("all",)).validated()
+    with pytest.raises(AttribmapError, match="deletion_baseline"):
+        _config(trained, faithfulness=("deletion",), deletion_baseline="grey").validated()
     with pytest.raises(FileNotFoundError, match="i2c"):
         _config(trained, i2c=str(tmp_path / "missing.pt")).validated()
     with pytest.raises(AttribmapError, match="weightmap"):
@@ -128,10 +172,12 @@ def test_every_extractor_is_scored_and_the_report_is_written(trained, tmp_path):
         assert entry["Top1Loc"] <= entry["MaxBoxAcc"] + 1e-9
     # the post-hoc methods share one pass, hence one rate
     assert len({on_disk["extractors"][n]["maps_per_s"] for n in POSTHOC}) == 1
-    table = (out / "results.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| extractor")]
+    table = (out / "results.md").read_text().split("\n\n")
+    first = next(part for part in table if part.startswith("| extractor"))  # the localization table
+    rows = first.splitlines()[2:]
     assert [row.split("|")[1].strip() for row in rows] == names
-    for figure in ("boxacc_curves.png", "pxap_pr_curves.png", "qualitative.png"):
+    assert "| peak IoU |" in first and "| energy pointing |" in first and "Faithfulness" not in "".join(table)
+    for figure in ("boxacc_curves.png", "pxap_pr_curves.png", "peak_iou_curves.png", "qualitative.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curves = np.load(out / "curves.npz")
     assert curves["cam/BoxAccV2@50"].shape == (100,)
@@ -161,7 +207,8 @@ def test_legacy_protocol_matches_evaluate_maps(trained, tmp_path):
 
 
 def test_interrupted_run_resumes_from_saved_batch_with_identical_numbers(trained, tmp_path, monkeypatch):
-    config = _config(trained, methods=("cam", "gradcam"), weightmap=trained["wm"])
+    config = _config(trained, methods=("cam", "gradcam"), weightmap=trained["wm"], faithfulness=("deletion", "drop"),
+                     steps=3)
     whole = run_benchmark(config, tmp_path / "whole", write_figures=False)
 
     out = tmp_path / "resumed"
@@ -229,7 +276,7 @@ def _sharded_worker(rank: int, world: int, port: int, config: BenchConfig, out: 
 
 
 def test_two_gloo_processes_give_the_single_process_numbers(trained, tmp_path):
-    config = _config(trained, methods=("cam", "dgl"), i2c=trained["i2c"])
+    config = _config(trained, methods=("cam", "dgl"), i2c=trained["i2c"], **_FAITHFUL)
     # same intra-op thread count as the workers: torch's conv results are not bitwise equal
     # across thread counts, and a map value that moves across a histogram edge changes PxAP
     threads = torch.get_num_threads()
@@ -265,6 +312,8 @@ def test_cli_bench_prints_table_and_report_path(trained, tmp_path, capsys):
     (["--methods", "cam,nosuch"], "nosuch"),
     (["--weights", "w.pt"], "--weights goes with --model"),
     (["--delta", "0"], "delta"),
+    (["--faithfulness", "deletion,nope"], "unknown faithfulness metric 'nope'"),
+    (["--faithfulness", "road", "--road-percents", "0,50"], "road_percents"),
 ])
 def test_cli_bench_bad_arguments_exit_2_with_one_line(trained, tmp_path, capsys, extra, message):
     code = main(["bench", "--data", trained["suite"], "--checkpoint", trained["cls"], "--out", str(tmp_path / "x"),
@@ -368,11 +417,62 @@ def test_extractor_spec_errors_come_before_any_work(trained, tmp_path):
                       write_figures=False)
 
 
-def test_cli_extractor_flag(trained, tmp_path, capsys):
+def test_cli_extractor_and_faithfulness_flags(trained, tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["bench", "--data", trained["suite"], "--checkpoint", trained["cls"], "--methods", "cam,dgl@layer3",
                  "--extractor", f"weightmap={trained['wm']}", "--input-size", "32", "--batch-size", "5",
-                 "--delta", "0.01", "--no-figures", "--no-progress", "--out", str(out)])
+                 "--delta", "0.01", "--no-figures", "--no-progress", "--out", str(out),
+                 "--faithfulness", "insertion", "--steps", "3", "--insertion-baseline", "zeros"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| dgl@layer3 |" in printed and "| weightmap |" in printed
+    assert "| dgl@layer3 |" in printed and "| weightmap |" in printed and "insertion AUC" in printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["faithfulness"] == ["insertion"] and saved["config"]["insertion_baseline"] == "zeros"
+    assert 0.0 <= saved["extractors"]["weightmap"]["Insertion"] <= 1.0
+
+
+def test_per_class_scores_equal_evaluate_maps_on_each_class(trained, tmp_path):
+    import attribmap
+    from attribmap.bench.dataset import input_transform
+    from attribmap.data import WSOLDataset
+    from attribmap.evaluate import evaluate_maps
+    from attribmap.train import load_model
+
+    results = run_benchmark(_config(trained, methods=("cam",), per_class=True), tmp_path / "pc", write_figures=False)
+    per_class = results["extractors"]["cam"]["per_class"]
+    dataset = WSOLDataset(trained["suite"], "test", transform=input_transform("official", 32))
+    model = load_model(trained["cls"])
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([it["image"] for it in items])
+    labels = torch.tensor([it["label"] for it in items])
+    maps = torch.cat([attribmap.explain(model, images[i:i + 4], method="cam", target=labels[i:i + 4], raw=True)
+                      for i in range(0, len(items), 4)])
+    assert sorted(per_class) == sorted(str(c) for c in labels.unique().tolist())
+    for label in labels.unique().tolist():
+        rows = [i for i in range(len(items)) if int(labels[i]) == label]
+        reference = evaluate_maps(maps[rows], boxes=[items[i]["boxes"].numpy() for i in rows],
+                                  image_sizes=np.array([items[i]["size"] for i in rows]),
+                                  masks=[items[i]["mask"].numpy() for i in rows],
+                                  ignore=[items[i]["ignore"].numpy() for i in rows], delta=0.01)
+        for key in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP"):
+            assert per_class[str(label)][key] == pytest.approx(reference[key], abs=1e-9), (label, key)
+
+
+def test_reference_rows_suite_check_and_blank_entropy_are_reported(trained, tmp_path):
+    from attribmap.data.synthetic import score_reference_rows
+
+    out = tmp_path / "suite_report"
+    results = run_benchmark(_config(trained, methods=("cam",)), out, write_figures=False)
+    section = results["suite_check"]
+    assert list(section["rows"]) == ["object", "parts", "body", "centre", "pooled"]
+    assert section["grid"] == 2  # resnet18_narrow at 32 px: layer4 is 2 x 2
+    expected = score_reference_rows(trained["suite"], "test", grid=2, delta=0.01)
+    for name, row in section["rows"].items():
+        assert row["MaxBoxAccV2"] == pytest.approx(expected[name]["MaxBoxAccV2"]), name
+    assert isinstance(section["check"]["passed"], bool) and section["check"]["cam_ok"] is not None
+    assert any("CAM" in line for line in section["lines"])
+    blank = results["blank"]["main"]
+    assert blank["classes"] == 2 and 0.0 <= blank["entropy"] <= 1.0 and 0.5 <= blank["max_p"] <= 1.0
+    text = (out / "results.md").read_text()
+    assert "Reference rows from the ground truth" in text and "blank (mean-grey) image" in text
+    assert "Layer tapped per extractor (the automatic choice resolved): cam: layer4" in text

@@ -77,3 +77,21 @@ def test_overlay_and_grid(tmp_path):
                        tmp_path / "grid.png", boxes=[np.array([[1, 1, 5, 5]]), np.zeros((0, 4))],
                        pred_boxes={"a": [[0, 0, 3, 3], [2, 2, 4, 4]]})
     assert Image.open(path).size[0] > 0
+
+
+@pytest.mark.parametrize("content,message", [(b"", "the file is empty"), (b"plain text", "not an image file")])
+def test_unreadable_image_gives_one_line_and_exit_2(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(content)
+    assert main(["explain", str(bad), "--model", "resnet18", "--size", "64", "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.jpg" in err and message in err
+
+
+def test_weights_that_are_not_a_state_dict_give_one_line(photo, tmp_path, capsys):
+    weights = tmp_path / "photo.pth"
+    weights.write_bytes(photo.read_bytes())
+    assert main(["explain", str(photo), "--model", "resnet18", "--weights", str(weights), "--size", "64",
+                 "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "photo.pth" in err and "not a torch file" in err

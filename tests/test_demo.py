@@ -10,8 +10,9 @@ from attribmap.bench import demo as demo_module
 from attribmap.bench.demo import PRESETS, run_demo
 from attribmap.cli import main
 
-EXTRACTORS = ["cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem", "captum:Saliency", "i2c", "weightmap"]
-STAGES = ["suite", "classifier", "i2c", "weightmap", "bench"]
+EXTRACTORS = ["cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb", "dgl-cem", "captum:Saliency", "i2c",
+              "weightmap"]
+STAGES = ["suite", "pretrain", "classifier", "i2c_ce", "i2c", "weightmap", "bench"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def test_tiny_pipeline_end_to_end(first_run):
     for name in EXTRACTORS:
         entry = results["extractors"][name]
         assert 0 <= entry["MaxBoxAccV2"] <= 100 and 0 <= entry["PxAP"] <= 100
-    for path in ("suite/suite.json", "models/classifier.pt", "models/i2c.pt", "models/weightmap.pt",
+    for path in ("suite/suite.json", "models/pretrain.pt", "models/classifier.pt", "models/i2c_ce.pt", "models/i2c.pt",
+                 "models/weightmap.pt",
                  "report/results.json", "report/results.md", "report/qualitative.png"):
         assert (out / path).is_file(), path
     assert outcome.report == out / "report" / "results.md"
@@ -54,7 +56,8 @@ def test_changed_setting_reruns_that_stage_and_the_later_ones(first_run, tmp_pat
     shutil.copytree(first_run[0], out)
     changed = dataclasses.replace(PRESETS["tiny"], weightmap_epochs=2)
     outcome = run_demo(out, changed)
-    assert outcome.skipped == {"suite": True, "classifier": True, "i2c": True, "weightmap": False, "bench": False}
+    assert outcome.skipped == {"suite": True, "pretrain": True, "classifier": True, "i2c_ce": True, "i2c": True,
+                               "weightmap": False, "bench": False}
 
 
 def test_demo_rejects_bad_settings(tmp_path):

@@ -80,7 +80,7 @@ def test_specs_override_the_layer_and_carry_options(tiny_model, tiny_images):
     assert attribmap.Explainer(tiny_model).layer_for("gradcam", tiny_images) == "features"
     with pytest.raises(attribmap.MethodError, match="names a checkpoint"):
         ex.explain_many(tiny_images, ["i2c=some.pt"])
-    with pytest.raises(attribmap.MethodError, match="pass scales, close"):
+    with pytest.raises(attribmap.MethodError, match="pass close to explain"):
         ex.explain_many(tiny_images, ["gradcam:close=2"])
 
 
@@ -92,3 +92,11 @@ def test_two_layers_of_one_call_share_one_forward(tiny_model, tiny_images):
     finally:
         handle.remove()
     assert len(calls) == 1
+
+
+def test_layers_used_reports_the_automatic_choice(tiny_model, tiny_images):
+    ex = attribmap.Explainer(tiny_model)
+    ex.explain_many(tiny_images, ["gradcam", "dgl@features.2", "captum:LayerGradCam"])
+    assert ex.layers_used == {"gradcam": "features", "dgl@features.2": "features.2", "captum:LayerGradCam": "features"}
+    ex.explain(tiny_images, "captum:Saliency")
+    assert ex.layers_used == {}  # the latest call tapped no layer

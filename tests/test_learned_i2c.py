@@ -108,14 +108,44 @@ def test_gc_uses_bank_before_update_and_skips_only_unseen_classes():
     torch.testing.assert_close(loss.centers[0], CENTRE_0)
 
 
-def test_several_pairs_of_one_class_update_sequentially():
-    loss = I2CLoss(num_classes=1, feat_dim=1, k=1, alpha=0.5, seed_sampling="first")
-    feat = torch.tensor([1.0, 3.0, 10.0, 10.0]).reshape(4, 1, 1, 1)   # centres 2 and 10
-    _, l_gc = loss(feat, torch.zeros(4, 1, 1, 1), torch.zeros(4, dtype=torch.long))
-    assert l_gc.item() == 0.0               # class unseen at batch start: both pairs skipped
-    eta = math.exp(-0.5)
-    assert loss.centers[0, 0].item() == pytest.approx((1 - eta) * 2.0 + eta * 10.0)
-    assert loss.counts.tolist() == [2]
+def _three_pair_batch():
+    """6 images (pairs of classes 0, 1, 0), C=2, 1x3 maps; seeds = pixels 1 and 2 of every image.
+
+    The label class map is [0, 8, 10] (min-max 0, 0.8, 1: pixels 1 and 2 pass 0.7, the first
+    K=2 in raster order); the other class holds a decoy. Seed vectors (pixel 1, pixel 2):
+      class 0: img0 (1,0) (3,0)   img1 (1,2) (3,2)   img4 (5,0) (5,4)   img5 (5,2) (5,2)
+      class 1: img2 (0,4) (0,8)   img3 (2,4) (2,0)
+    """
+    seeds = [[(1, 0), (3, 0)], [(1, 2), (3, 2)], [(0, 4), (0, 8)], [(2, 4), (2, 0)],
+             [(5, 0), (5, 4)], [(5, 2), (5, 2)]]
+    feat = torch.full((6, 2, 1, 3), 100.0)          # pixel 0 is never a seed
+    for b, (v1, v2) in enumerate(seeds):
+        feat[b, :, 0, 1] = torch.tensor(v1, dtype=torch.float)
+        feat[b, :, 0, 2] = torch.tensor(v2, dtype=torch.float)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0])
+    maps = torch.zeros(6, 2, 1, 3)
+    maps[torch.arange(6), labels, 0] = torch.tensor([0.0, 8.0, 10.0])
+    maps[torch.arange(6), 1 - labels, 0] = torch.tensor([10.0, 0.0, 0.0])
+    return feat, maps, labels
+
+
+def test_bank_moves_once_per_batch_and_class_to_the_mean_of_its_seed_vectors():
+    """PROTOCOL.md section 2 / the I2C slides: a^y = mean of the K |B^y| seed vectors of y."""
+    feat, maps, labels = _three_pair_batch()
+    loss = I2CLoss(num_classes=2, feat_dim=2, k=2, alpha=0.002, seed_sampling="first")
+    loss.centers[0] = torch.tensor([2.0, 5.0])       # class 0 seen 4 times, class 1 never
+    loss.counts[0] = 4
+    l_sc, l_gc = loss(feat, maps, labels)
+    # L_SC: pair (0,1): 2, 2; pair (2,3): 2, sqrt(68); pair (4,5): 2, 2
+    assert l_sc.item() == pytest.approx((10 + math.sqrt(68)) / 6, rel=1e-6)
+    # L_GC: only the class-0 pairs; centres (2,1) and (5,2) against C[0] = (2,5) before the update
+    assert l_gc.item() == pytest.approx((4 + math.sqrt(18)) / 2, rel=1e-6)
+    # a^0 = mean of 8 vectors = (28/8, 12/8); a^1 = mean of 4 vectors = (4/4, 16/4)
+    eta = math.exp(-0.002 * 4)
+    torch.testing.assert_close(loss.centers[0], (1 - eta) * torch.tensor([2.0, 5.0])
+                               + eta * torch.tensor([3.5, 1.5]))
+    torch.testing.assert_close(loss.centers[1], torch.tensor([1.0, 4.0]))   # eta = 1: a copy
+    assert loss.counts.tolist() == [5, 1]                                   # one update each
 
 
 def test_update_false_leaves_bank_untouched():
@@ -199,7 +229,7 @@ def test_end_to_end_with_small_i2c_model():
 
     torch.manual_seed(0)
     model = build_model("resnet18_small_i2c", num_classes=3, head_channels=16).train()
-    loss = I2CLoss(3, feat_dim=512, generator=torch.Generator().manual_seed(0))
+    loss = I2CLoss(3, feat_dim=512, seed_sampling="random", generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 3, 64, 64)
     y = torch.tensor([2, 2, 0, 0])
     for _ in range(2):

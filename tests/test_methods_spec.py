@@ -31,6 +31,8 @@ def test_label_drops_the_checkpoint_and_generic_options_are_separated():
     assert spec.label == "dgl@layer3:alpha=5:close=2"
     assert spec.method_options == {"alpha": 5} and spec.generic_options == {"close": 2}
     assert str(spec) == "dgl@layer3=cls.pt:alpha=5:close=2"
+    named = ExtractorSpec.parse("i2c=ablation.pt:label=i2c-ablation")
+    assert named.label == "i2c-ablation" and named.method_options == {}
 
 
 @pytest.mark.parametrize("text,message", [

@@ -11,12 +11,13 @@ from attribmap.models import (WeightMapGenerator, arch_config, available_archs, 
 
 torch.set_num_threads(1)
 
-CLASSIFIERS = ["vgg16_gap", "inception_v3_spg", "resnet50_wsol", "resnet18_small"]
-I2C = ["vgg16_i2c", "inception_v3_i2c", "resnet50_i2c", "resnet18_small_i2c"]
+CLASSIFIERS = ["vgg16_gap", "inception_v3_spg", "resnet50_wsol", "resnet18_small", "resnet18_narrow"]
+I2C = ["vgg16_i2c", "inception_v3_i2c", "resnet50_i2c", "resnet18_small_i2c", "resnet18_narrow_i2c"]
 SIZE = {"inception_v3_spg": 96, "inception_v3_i2c": 96}
 # CAM map side: 64 px / 16 -> 4; inception at 96 px: 48, 46, 24 (ceil pool), 22, 12, 6
 MAP_SIZE = {"vgg16_gap": 4, "resnet50_wsol": 4, "resnet18_small": 4, "inception_v3_spg": 6,
-            "vgg16_i2c": 4, "resnet50_i2c": 4, "resnet18_small_i2c": 4, "inception_v3_i2c": 6}
+            "vgg16_i2c": 4, "resnet50_i2c": 4, "resnet18_small_i2c": 4, "inception_v3_i2c": 6,
+            "resnet18_narrow": 4, "resnet18_narrow_i2c": 4}
 
 
 def _outputs(model: nn.Module, names: list[str], x: torch.Tensor):
@@ -41,8 +42,8 @@ def built():
 
 
 def test_available_archs_lists_the_agreed_names():
-    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "weightmap_resnet18",
-                                        "weightmap_resnet34", "weightmap_resnet50"])
+    expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
+                                        "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow"])
     assert set(available_archs()) == expected
     assert available_archs() == sorted(available_archs())
 
@@ -189,7 +190,7 @@ def test_arch_config_rebuilds_the_same_model():
     model = build_model("resnet18_small_i2c", 4, head_channels=32).eval()
     cfg = arch_config(model)
     assert cfg == {"arch": "resnet18_small_i2c", "num_classes": 4,
-                   "kwargs": {"head_channels": 32}}
+                   "kwargs": {"head_channels": 32, "dropout": 0.0}}
     clone = build_model(cfg["arch"], cfg["num_classes"], **cfg["kwargs"]).eval()
     clone.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 64, 64)
@@ -197,7 +198,7 @@ def test_arch_config_rebuilds_the_same_model():
         torch.testing.assert_close(clone(x), model(x))
     assert arch_config(nn.DataParallel(model)) == cfg     # wrappers are looked through
     gen_cfg = arch_config(WeightMapGenerator("resnet34"))
-    assert gen_cfg == {"arch": "weightmap_resnet34", "num_classes": 0, "kwargs": {}}
+    assert gen_cfg == {"arch": "weightmap_resnet34", "num_classes": 0, "kwargs": {"padding": "reflect"}}
     with pytest.raises(AttribmapError, match="not built by"):
         arch_config(nn.Linear(2, 2))
 
@@ -302,3 +303,49 @@ def test_i2c_head_starts_with_small_logits():
     with torch.no_grad():
         logits = model(torch.randn(4, 3, 64, 64))
     assert logits.abs().max() < 1.0
+
+
+def test_narrow_resnet_has_torchvision_names_and_an_8x8_cam_at_128px():
+    from attribmap.models.backbones import narrow_resnet
+
+    reference = torchvision.models.resnet18(weights=None).state_dict()
+    same_width = narrow_resnet(18, 64).state_dict()
+    reference = {k: v.shape for k, v in reference.items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in same_width.items()} == reference
+    narrow = build_model("resnet18_narrow", 8).eval()
+    assert narrow.layer4[0].conv1.stride == (1, 1) and narrow.fc.in_features == 256
+    _, seen = _outputs(narrow, [narrow.cam_layer], torch.randn(1, 3, 128, 128))
+    assert tuple(seen["layer4"].shape) == (1, 256, 8, 8)
+    assert arch_config(build_model("resnet18_narrow", 8, width=16))["kwargs"] == {"width": 16}
+    with pytest.raises(ValueError, match="no pretrained weights exist for a ResNet of width 32"):
+        build_model("resnet18_narrow", 8, weights="DEFAULT")
+
+
+def test_i2c_head_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    model = build_model("resnet18_narrow_i2c", 3, head_channels=16, dropout=0.5)
+    names = [n for n, _ in model.head.named_children()]
+    assert names == ["conv1", "relu1", "drop1", "conv2", "relu2", "drop2"]
+    assert all(m.p == 0.5 for m in model.head if isinstance(m, nn.Dropout))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        model.train()
+        a, b = model(x), model(x)
+        model.eval()
+        c, d = model(x), model(x)
+    assert not torch.equal(a, b) and torch.equal(c, d)
+    plain = build_model("resnet18_narrow_i2c", 3, head_channels=16)
+    assert [n for n, _ in plain.head.named_children()] == ["conv1", "relu1", "conv2", "relu2"]
+    assert plain.state_dict().keys() == model.state_dict().keys()   # dropout adds no tensors
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1.0"):
+        build_model("resnet18_narrow_i2c", 3, dropout=1.0)
+
+
+def test_narrow_siamese_shares_the_narrow_classifier_body():
+    """A narrow classifier initialises the narrow embedding (method II starts from pretraining)."""
+    classifier = build_model("resnet18_narrow", num_classes=3)
+    embedding = build_model("siamese_resnet18_narrow", num_classes=0)
+    body = {k: v.shape for k, v in classifier.state_dict().items() if not k.startswith("fc.")}
+    theirs = {k: v.shape for k, v in embedding.state_dict().items() if not k.startswith("fc.")}
+    assert body == theirs
+    assert embedding(torch.zeros(2, 3, 64, 64)).shape == (2, 200)

@@ -1,6 +1,7 @@
-"""The shared training loop: checkpoints, best selection, resume, optimizer options."""
+"""The shared training loop: checkpoints, best selection, evaluations, resume, optimizer options."""
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -288,3 +289,84 @@ def test_progress_bar_and_log_lines(capsys):
     assert "loss=" in lines[1] and "acc=" in lines[1] and not lines[1].endswith("*")
     fit(build(), ce_step, loader, epochs=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+# -- several held-out evaluations per epoch ------------------------------------------------
+
+def _loader():
+    return DataLoader(make_data(48), batch_size=8, shuffle=True)   # 6 steps per epoch
+
+
+def _probe(model, seen):
+    """evaluate_fn: a score and a diagnostic that depend on the weights; records the weights."""
+    def evaluate(epoch):
+        assert not model.training
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        w = float(model.fc.weight.sum())
+        return {"score": -abs(w - 0.1 * len(seen)), "weight_sum": w}
+    return evaluate
+
+
+def test_evaluations_are_evenly_spaced_and_never_change_the_trained_weights(tmp_path):
+    once, thrice = build(), build()
+    fit(once, ce_step, _loader(), epochs=2, seed=3, progress=False, evaluate_fn=lambda e: 0.0)
+    seen = []
+    result = fit(thrice, ce_step, _loader(), epochs=2, seed=3, progress=False, evaluate_fn=_probe(thrice, seen),
+                 evaluations_per_epoch=3, checkpoint=tmp_path / "b.pt")
+    for key, value in once.state_dict().items():   # dropout + shuffling: RNG saved around each evaluation
+        assert torch.equal(value, thrice.state_dict()[key]), key
+    steps = [(e["epoch"], e["step"]) for e in result.evaluations]
+    assert steps == [(1, 2), (1, 4), (1, 6), (2, 2), (2, 4), (2, 6)]
+    assert [e["position"] for e in result.evaluations] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
+    assert all("weight_sum" in e and e["file"] is None for e in result.evaluations)
+    assert [h["score"] for h in result.history] == [result.evaluations[2]["score"], result.evaluations[5]["score"]]
+    # the best checkpoint holds the weights of the best evaluation, even in mid-epoch
+    best = max(range(6), key=lambda i: (result.evaluations[i]["score"], -i))
+    state = load_checkpoint(tmp_path / "b.pt")
+    assert (state["epoch"], state["step"]) == steps[best] == (result.best_epoch, result.best_step)
+    for key, value in seen[best].items():
+        assert torch.equal(state["model"][key], value), key
+    assert len(load_checkpoint(last_checkpoint_path(tmp_path / "b.pt"))["evaluations"]) == 6
+
+
+def test_equal_scores_keep_the_first_evaluation(tmp_path):
+    result = fit(build(), ce_step, _loader(), epochs=2, progress=False, evaluate_fn=lambda e: 0.5,
+                 evaluations_per_epoch=2, checkpoint=tmp_path / "c.pt")
+    assert (result.best_epoch, result.best_step) == (1, 3)
+    assert [e["best"] for e in result.evaluations] == [True, False, False, False]
+
+
+def test_every_evaluation_can_be_saved_with_an_index(tmp_path):
+    model, seen = build(), []
+    folder = tmp_path / "run.evals"
+    lines = []
+    result = fit(model, ce_step, _loader(), epochs=1, progress=False, evaluate_fn=_probe(model, seen),
+                 evaluations_per_epoch=2, evaluation_dir=folder, checkpoint=tmp_path / "run.pt", log=lines.append)
+    index = json.loads((folder / "index.json").read_text())
+    assert [entry["file"] for entry in index] == [str(folder / "epoch001_step00003.pt"),
+                                                 str(folder / "epoch001_step00006.pt")]
+    assert [entry["score"] for entry in index] == [e["score"] for e in result.evaluations]
+    for entry, weights in zip(index, seen):
+        saved = load_checkpoint(entry["file"])
+        assert saved["kind"] == "evaluation" and saved["evaluation"]["step"] == entry["step"]
+        for key, value in weights.items():
+            assert torch.equal(saved["model"][key], value)
+    evals = [x for x in lines if " eval " in x]
+    assert len(evals) == 2 and "weight_sum=" in evals[0] and "(epoch 1, step 3/6)" in evals[0]
+
+
+def test_resume_keeps_the_evaluation_history(tmp_path):
+    common = dict(progress=False, evaluations_per_epoch=2, checkpoint=tmp_path / "r.pt", seed=1)
+    straight = fit(build(), ce_step, _loader(), epochs=2, evaluate_fn=lambda e: float(e), **common)
+    fit(build(), ce_step, _loader(), epochs=1, evaluate_fn=lambda e: float(e), **{**common, "checkpoint": tmp_path / "s.pt"})
+    resumed = fit(build(), ce_step, _loader(), epochs=2, evaluate_fn=lambda e: float(e), resume=True,
+                  **{**common, "checkpoint": tmp_path / "s.pt"})
+    assert resumed.evaluations == straight.evaluations and len(resumed.evaluations) == 4
+    assert (resumed.best_epoch, resumed.best_step) == (straight.best_epoch, straight.best_step) == (2, 3)
+
+
+def test_bad_evaluation_settings_are_named(tmp_path):
+    with pytest.raises(ValueError, match="evaluations_per_epoch must be an integer >= 1, got 0"):
+        fit(build(), ce_step, _loader(), epochs=1, evaluations_per_epoch=0)
+    with pytest.raises(ValueError, match="without 'score'"):
+        fit(build(), ce_step, _loader(), epochs=1, progress=False, evaluate_fn=lambda e: {"S": 1.0})

@@ -7,6 +7,8 @@ import torch
 
 from attribmap.train import (
     CheckpointError,
+    ClassifierRecipe,
+    read_recipe,
     embedding_checkpoint_path,
     last_checkpoint_path,
     load_checkpoint,
@@ -44,10 +46,12 @@ def test_classifier_end_to_end(classifier_ckpt):
     assert history["best_epoch"] in (1, 2) and 0.0 <= history["best_score"] <= 1.0
     raw = torch.load(path, weights_only=True)
     assert raw["task"] == "classifier" and raw["epoch"] == history["best_epoch"]
-    assert raw["arch"] == {"arch": "resnet18_small", "num_classes": 2, "kwargs": {}}
-    assert raw["extra"]["image_size"] == 32
+    assert raw["arch"] == {"arch": "resnet18_narrow", "num_classes": 2, "kwargs": {"width": 32}}
+    assert raw["recipe"]["task"] == "classifier" and raw["recipe"]["image_size"] == 32
+    assert read_recipe(path) == raw["recipe"] == ClassifierRecipe(
+        epochs=2, holdout_fraction=0.25, batch_size=4, image_size=32).to_dict()
     model = load_model(path)
-    assert not model.training and model.arch == "resnet18_small"
+    assert not model.training and model.arch == "resnet18_narrow"
     for key, value in model.state_dict().items():
         assert torch.equal(value, raw["model"][key]), key
     assert model(torch.zeros(3, 3, 32, 32)).shape == (3, 2)
@@ -67,18 +71,30 @@ def test_classifier_resume_continues_bit_for_bit(suite, tmp_path):
 
 
 def test_i2c_one_epoch_saves_the_centre_bank(suite, tmp_path):
+    from attribmap.data import WSOLDataset
+    from attribmap.learned import PairedClassBatchSampler
+
     path, history = train_i2c(suite, tmp_path / "i2c.pt", epochs=1, **TINY)
     state = load_checkpoint(path)
     bank = state["extra"]["i2c_bank"]
-    assert state["task"] == "i2c" and state["arch"]["arch"] == "resnet18_small_i2c"
+    assert state["task"] == "i2c" and state["arch"]["arch"] == "resnet18_narrow_i2c"
     # 6 images per class -> 3 pairs per class; batches of 2 pairs, drop_last -> 3 batches
     assert history["epochs"][0]["steps"] == 3
-    assert int(bank["counts"].sum()) == 6 and bank["centers"].shape == (2, 512)
+    # the bank moves once per batch and class present in it
+    labels = list(WSOLDataset(suite, "train").labels)
+    sampler = PairedClassBatchSampler(labels, 4, seed=0)
+    sampler.set_epoch(0)
+    expected = np.zeros(2, dtype=int)
+    for batch in sampler:
+        for cls in {labels[i] for i in batch}:
+            expected[cls] += 1
+    assert bank["counts"].tolist() == expected.tolist() and bank["centers"].shape == (2, 256)
     assert torch.all(bank["centers"].abs().sum(1) > 0), "both classes were seen"
-    assert state["extra"]["lambda_sc"] == 0.008 and state["extra"]["lambda_gc"] == 0.001
+    assert state["recipe"]["lambda_sc"] == 0.008 and state["recipe"]["lambda_gc"] == 0.001
+    assert state["recipe"]["dropout"] == 0.5 and state["arch"]["kwargs"]["dropout"] == 0.5
     model = load_model(path)
     logits, feat, maps = model.forward_features(torch.zeros(2, 3, 32, 32))
-    assert logits.shape == (2, 2) and maps.shape[:2] == (2, 2) and feat.shape[1] == 512
+    assert logits.shape == (2, 2) and maps.shape[:2] == (2, 2) and feat.shape[1] == 256
 
 
 def test_recipe_arguments_are_checked(suite, tmp_path, classifier_ckpt):
@@ -90,9 +106,9 @@ def test_recipe_arguments_are_checked(suite, tmp_path, classifier_ckpt):
         train_classifier(tmp_path / "nowhere", tmp_path / "x.pt", epochs=1)
     with pytest.raises(ValueError, match="method 1 needs a trained classifier"):
         train_weightmap(suite, tmp_path / "x.pt", method=1)
-    with pytest.raises(ValueError, match="method must be 1 or 2, got 3"):
+    with pytest.raises(ValueError, match=r"method must be one of \[1, 2\], got 3"):
         train_weightmap(suite, tmp_path / "x.pt", method=3)
-    with pytest.raises(ValueError, match="multiple of 32, got 40"):
+    with pytest.raises(ValueError, match="multiple of 32.*, got 40"):
         train_weightmap(suite, tmp_path / "x.pt", classifier=classifier_ckpt[0], image_size=40)
     with pytest.raises(FileNotFoundError, match="classifier checkpoint not found"):
         train_weightmap(suite, tmp_path / "x.pt", classifier=tmp_path / "none.pt")
@@ -117,10 +133,13 @@ def test_weightmap_method1_keeps_the_best_stopping_score(suite, tmp_path, classi
     scores = [e["score"] for e in history["epochs"]]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert history["best_score"] == max(scores)
-    # ties go to the later epoch (an early near-uniform map also scores 1)
-    assert history["best_epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
+    # no tie rule: the first evaluation reaching the best score is kept
+    assert history["best_epoch"] == min(i + 1 for i, s in enumerate(scores) if s == max(scores))
+    for entry in history["evaluations"]:   # both variants at every evaluation, robust selects
+        assert entry["score"] == entry["S_robust"] and 0.0 <= entry["S_paper"] <= 1.0
+        assert {"floor", "above", "above_robust"} <= set(entry)
     state = load_checkpoint(path)
-    assert state["task"] == "weightmap" and state["extra"]["method"] == 1
+    assert state["task"] == "weightmap" and state["recipe"]["method"] == 1
     assert state["epoch"] == history["best_epoch"]
     generator = load_model(path)
     maps = generator(torch.zeros(2, 3, 32, 32))
@@ -148,7 +167,7 @@ def test_weightmap_method2_trains_the_embedding_first(suite, tmp_path):
     assert len(history["embedding"]["epochs"]) == 1
     assert {"inner", "outer", "reg"} <= set(history["epochs"][0])
     assert load_model(embed_path)(torch.zeros(2, 3, 32, 32)).shape == (2, 200)
-    assert load_checkpoint(path)["extra"]["method"] == 2
+    assert load_checkpoint(path)["recipe"]["method"] == 2
 
 
 def test_holdout_split_is_stratified_deterministic_and_disjoint():
@@ -188,3 +207,28 @@ def test_step_schedule_decays_every_lr_step_size_epochs(suite, tmp_path):
                                   lr_step_size=2, **TINY)
     lrs = [entry["lr"] for entry in history["epochs"]]
     assert lrs == pytest.approx([0.01, 0.01, 0.001])
+
+
+def test_weightmap_evaluates_several_times_per_epoch_and_saves_each_generator(suite, tmp_path, classifier_ckpt):
+    import json
+
+    from attribmap.train import evaluation_dir
+
+    lines = []
+    out = tmp_path / "wm.pt"
+    path, history = train_weightmap(suite, out, classifier=classifier_ckpt[0], epochs=1, holdout_fraction=0.25,
+                                    evaluations_per_epoch=2, save_evaluations=True, stopping="paper",
+                                    log=lines.append, **TINY)
+    folder = evaluation_dir(out)
+    assert folder == tmp_path / "wm.evals"
+    index = json.loads((folder / "index.json").read_text())
+    assert [(e["epoch"], e["step"]) for e in index] == [(1, 1), (1, 2)]   # 8 training images / 4
+    for entry in index:
+        assert entry["score"] == entry["S_paper"] and 0 <= entry["S_robust"] <= 1
+        generator = load_model(entry["file"])
+        assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    evals = [line for line in lines if line.startswith("weightmap eval")]
+    assert len(evals) == 2
+    for word in ("S_paper=", "S_robust=", "floor=", "above=", "above_robust="):
+        assert word in evals[0], word
+    assert history["evaluations"] == load_checkpoint(last_checkpoint_path(path))["evaluations"]

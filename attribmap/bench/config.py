@@ -14,14 +14,28 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
 from attribmap.methods.spec import ExtractorSpec, split_specs
 
-__all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "parse_methods"]
+__all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness"]
 
 PROTOCOLS = ("official", "legacy")
 
 #: The post-hoc methods scored when no list is given (they share one forward pass).
 DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
+
+
+
+def parse_faithfulness(text: str) -> Tuple[str, ...]:
+    """``"deletion, insertion"`` -> ``("deletion", "insertion")``; ``"all"`` -> every one; ``""`` -> none."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if items == ["all"]:
+        return FAITHFULNESS
+    unknown = [t for t in items if t not in FAITHFULNESS]
+    if unknown:
+        raise AttribmapError(f"unknown faithfulness metric {unknown[0]!r}; expected some of "
+                             f"{', '.join(FAITHFULNESS)} (or all)")
+    return tuple(dict.fromkeys(items))
 
 
 def parse_methods(text: str) -> Tuple[str, ...]:
@@ -95,6 +109,25 @@ class BenchConfig:
         Seed of torch / numpy before the run (only stochastic extractors depend on it).
     pointing_tolerance : float
         Pointing-game tolerance in frame pixels.
+    iou_thresholds : tuple of int
+        IoU thresholds (percent) of MaxBoxAccV2.
+    faithfulness : tuple of str
+        Faithfulness metrics to add (some of ``deletion``, ``insertion``, ``drop``, ``road``);
+        empty by default because they cost perturbed forward passes.
+    faithfulness_batch_size : int
+        Most perturbed images per forward pass (bounds their memory).
+    steps : int
+        Steps of the deletion and insertion curves.
+    deletion_baseline, insertion_baseline : {"zeros", "blur"}
+        What deleted pixels become; what insertion starts from.
+    road_percents : tuple of int
+        Percentages of pixels ROAD removes.
+    road_noise : float
+        Standard deviation of ROAD's imputation noise (seeded with ``seed`` and each
+        image's index).
+    per_class : bool
+        Also score MaxBoxAcc, MaxBoxAccV2 and PxAP of each class separately
+        (``results["extractors"][name]["per_class"][label]``).
     """
 
     data: str
@@ -118,6 +151,14 @@ class BenchConfig:
     seed: int = 0
     pointing_tolerance: float = 15.0
     iou_thresholds: Tuple[int, ...] = field(default=(30, 50, 70))
+    faithfulness: Tuple[str, ...] = ()
+    faithfulness_batch_size: int = 64
+    steps: int = 50
+    deletion_baseline: str = "zeros"
+    insertion_baseline: str = "blur"
+    road_percents: Tuple[int, ...] = field(default=(10, 20, 30, 40, 50, 60, 70, 80, 90))
+    road_noise: float = 0.01
+    per_class: bool = False
 
     def validated(self) -> "BenchConfig":
         """Return ``self`` after checking every field; raises :class:`AttribmapError`."""
@@ -131,6 +172,7 @@ class BenchConfig:
             raise AttribmapError(f"delta must be in (0, 1), e.g. 0.001; got {self.delta!r}")
         if not (0.0 <= float(self.tau) < 1.0):
             raise AttribmapError(f"tau must be in [0, 1); got {self.tau!r}")
+        self._validate_faithfulness()
         for name in ("batch_size", "input_size", "frame_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -162,6 +204,34 @@ class BenchConfig:
                 raise FileNotFoundError(f"{spec.name} checkpoint not found: {spec.checkpoint!r}")
         return self
 
+    def _validate_faithfulness(self) -> None:
+        from attribmap.evaluate.perturbation import BASELINES
+
+        unknown = [name for name in self.faithfulness if name not in FAITHFULNESS]
+        if unknown:
+            raise AttribmapError(f"unknown faithfulness metric {unknown[0]!r}; expected some of "
+                                 f"{', '.join(FAITHFULNESS)}")
+        for name in ("faithfulness_batch_size", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AttribmapError(f"{name} must be a positive int; got {value!r}")
+        for name in ("deletion_baseline", "insertion_baseline"):
+            if getattr(self, name) not in BASELINES:
+                raise AttribmapError(f"{name} must be one of {BASELINES}; got {getattr(self, name)!r}")
+        if not self.road_percents or any(not (0 < int(p) < 100) for p in self.road_percents):
+            raise AttribmapError(f"road_percents must be integers in (0, 100); got {tuple(self.road_percents)}")
+        if not (float(self.road_noise) >= 0):
+            raise AttribmapError(f"road_noise must be >= 0; got {self.road_noise!r}")
+
+    def metric_options(self) -> Dict[str, Any]:
+        """Options of the metrics (see :func:`attribmap.evaluate.registry.create_metrics`)."""
+        return {"delta": float(self.delta), "iou_thresholds": tuple(self.iou_thresholds),
+                "tolerance": float(self.pointing_tolerance), "tau": float(self.tau),
+                "deletion.steps": int(self.steps), "insertion.steps": int(self.steps),
+                "deletion.baseline": self.deletion_baseline, "insertion.baseline": self.insertion_baseline,
+                "road.percents": tuple(int(p) for p in self.road_percents), "road.noise": float(self.road_noise),
+                "road.seed": int(self.seed)}
+
     def extractor_specs(self) -> Tuple[ExtractorSpec, ...]:
         """Every scored extractor as a parsed spec, in table order (aliases last).
 
@@ -185,6 +255,8 @@ class BenchConfig:
         out["methods"] = list(self.methods)
         out["extractors"] = list(self.extractors)
         out["iou_thresholds"] = list(self.iou_thresholds)
+        out["faithfulness"] = list(self.faithfulness)
+        out["road_percents"] = list(self.road_percents)
         return out
 
     def fingerprint(self, world_size: int = 1) -> str:

@@ -3,13 +3,18 @@
 Stages, each cached in the output directory (skipped when its output exists and was made
 with the same settings, recorded in ``OUT/demo_state.json``):
 
-1. ``suite``: generate the synthetic WSOL suite (``OUT/suite``);
-2. ``classifier``: train the small CAM classifier (``OUT/models/classifier.pt``);
-3. ``i2c``: train an I2C classifier (``OUT/models/i2c.pt``);
-4. ``weightmap``: train the weight-map generator, method I, against the classifier
-   (``OUT/models/weightmap.pt``);
-5. ``bench``: score cam, gradcam, gradcampp, dgl, dgl-psb, dgl-cem, one captum method,
-   i2c and weightmap on the test split (``OUT/report``).
+1. ``suite``: generate the synthetic WSOL suite, version 2, with its ``pretrain`` split
+   (``OUT/suite``);
+2. ``pretrain``: a CE classifier on the pretrain split, the stand-in for ImageNet weights
+   (``OUT/models/pretrain.pt``); every network below starts from it;
+3. ``classifier``: the CE classifier fine-tuned on the train split (``OUT/models/classifier.pt``),
+   read by CAM, Grad-CAM, Grad-CAM++, DGL and captum;
+4. ``i2c_ce``, ``i2c``: I2C as its authors ran it: a CE model of the I2C architecture, then
+   fine-tuned with SC + GC (``OUT/models/i2c.pt``);
+5. ``weightmap``: the weight-map generator, method I, against the classifier, its encoder
+   from the pretrain classifier (``OUT/models/weightmap.pt``);
+6. ``bench``: every extractor on the test split, DGL also at ``layer3``, beside the reference
+   rows from ground truth and the suite's validity check (``OUT/report``).
 """
 from __future__ import annotations
 
@@ -24,7 +29,10 @@ from typing import Any, Callable, Dict, Optional
 
 from attribmap.errors import AttribmapError
 
-__all__ = ["DemoSettings", "PRESETS", "run_demo", "DemoResult"]
+__all__ = ["DemoSettings", "PRESETS", "run_demo", "DemoResult", "DEMO_METHODS"]
+
+#: The post-hoc methods the demo scores on the classifier (one shared forward).
+DEMO_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb", "dgl-cem")
 
 
 @dataclass(frozen=True)
@@ -33,17 +41,16 @@ class DemoSettings:
 
     Attributes
     ----------
-    classes, per_class, test_per_class, scene_size, suite_seed
-        The synthetic suite (``attribmap synth``): classes, training / test images per class,
-        nominal image side, generator seed.
+    classes, per_class, pretrain_per_class, test_per_class, scene_size, suite_seed
+        The synthetic suite, version 2 (``attribmap synth``): classes, images per class of
+        the train / pretrain / test splits, nominal image side, generator seed.
     image_size : int
-        Side of the training crops and of the benchmark input (a multiple of 32).
-    classifier_epochs, i2c_epochs, weightmap_epochs : int
+        Side of the training crops and of the benchmark input (a multiple of 32; 128 gives
+        an 8 x 8 CAM layer).
+    pretrain_epochs, classifier_epochs, i2c_ce_epochs, i2c_epochs, weightmap_epochs : int
         Training budgets.
-    i2c_lr : float
-        I2C learning rate.
-    i2c_grad_clip : float or None
-        Optional gradient-norm clip of the I2C training (off by default).
+    evaluations_per_epoch : int
+        Label-free stopping evaluations of the weight-map generator per epoch.
     batch_size : int
         Training and benchmark batch size (even, for I2C pairs).
     captum_method : str
@@ -54,17 +61,19 @@ class DemoSettings:
         Training seed.
     """
 
-    classes: int = 4
-    per_class: int = 120
-    test_per_class: int = 25
-    scene_size: int = 96
+    classes: int = 8
+    per_class: int = 40
+    pretrain_per_class: int = 40
+    test_per_class: int = 15
+    scene_size: int = 128
     suite_seed: int = 0
-    image_size: int = 64
-    classifier_epochs: int = 10
-    i2c_epochs: int = 10
-    i2c_lr: float = 0.01
-    i2c_grad_clip: Optional[float] = None
-    weightmap_epochs: int = 6
+    image_size: int = 128
+    pretrain_epochs: int = 5
+    classifier_epochs: int = 4
+    i2c_ce_epochs: int = 4
+    i2c_epochs: int = 2
+    weightmap_epochs: int = 3
+    evaluations_per_epoch: int = 2
     batch_size: int = 16
     captum_method: str = "captum:Saliency"
     delta: float = 0.001
@@ -80,13 +89,14 @@ class DemoSettings:
 #: ``full``: ``attribmap demo``; ``fast``: ``attribmap demo --fast``; ``tiny``: the test suite's.
 PRESETS: Dict[str, DemoSettings] = {
     "full": DemoSettings(),
-    "fast": DemoSettings(per_class=40, test_per_class=15, classifier_epochs=4, i2c_epochs=4,
-                         weightmap_epochs=2, delta=0.01),
-    "tiny": DemoSettings(classes=2, per_class=4, test_per_class=3, scene_size=48, image_size=32,
-                         classifier_epochs=1, i2c_epochs=1, weightmap_epochs=1, batch_size=4, delta=0.01),
+    "fast": DemoSettings(per_class=16, pretrain_per_class=16, test_per_class=8, pretrain_epochs=2,
+                         classifier_epochs=2, i2c_ce_epochs=2, i2c_epochs=1, weightmap_epochs=1, delta=0.01),
+    "tiny": DemoSettings(classes=2, per_class=4, pretrain_per_class=4, test_per_class=3, scene_size=64,
+                         image_size=64, pretrain_epochs=1, classifier_epochs=1, i2c_ce_epochs=1, i2c_epochs=1,
+                         weightmap_epochs=1, evaluations_per_epoch=1, batch_size=4, delta=0.01),
 }
 
-_SUITE_FIELDS = ("classes", "per_class", "test_per_class", "scene_size", "suite_seed")
+_SUITE_FIELDS = ("classes", "per_class", "pretrain_per_class", "test_per_class", "scene_size", "suite_seed")
 
 
 @dataclass
@@ -147,53 +157,69 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
     suite = out_dir / "suite"
     models = out_dir / "models"
     report = out_dir / "report"
-    common = dict(epochs=1, batch_size=settings.batch_size, image_size=settings.image_size, seed=settings.seed,
+    common = dict(batch_size=settings.batch_size, image_size=settings.image_size, seed=settings.seed,
                   progress=progress, log=log)
-    keys = {
-        "suite": settings.key(*_SUITE_FIELDS),
-        "classifier": settings.key(*_SUITE_FIELDS, "image_size", "classifier_epochs", "batch_size", "seed"),
-        "i2c": settings.key(*_SUITE_FIELDS, "image_size", "i2c_epochs", "i2c_lr", "i2c_grad_clip", "batch_size",
-                            "seed"),
-    }
-    keys["weightmap"] = settings.key(*_SUITE_FIELDS, "image_size", "classifier_epochs", "weightmap_epochs",
-                                     "batch_size", "seed")
+    trained = ("image_size", "batch_size", "seed")
+    keys = {"suite": settings.key(*_SUITE_FIELDS)}
+    keys["pretrain"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs")
+    keys["classifier"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "classifier_epochs")
+    keys["i2c_ce"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "i2c_ce_epochs")
+    keys["i2c"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "i2c_ce_epochs", "i2c_epochs")
+    keys["weightmap"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "classifier_epochs",
+                                     "weightmap_epochs", "evaluations_per_epoch")
     keys["bench"] = settings.key()
-
-    def train_classifier_stage() -> None:
-        from attribmap.train import train_classifier
-
-        train_classifier(suite, models / "classifier.pt", **{**common, "epochs": settings.classifier_epochs})
-
-    def train_i2c_stage() -> None:
-        from attribmap.train import train_i2c
-
-        train_i2c(suite, models / "i2c.pt", lr=settings.i2c_lr, grad_clip=settings.i2c_grad_clip,
-                  **{**common, "epochs": settings.i2c_epochs})
-
-    def train_weightmap_stage() -> None:
-        from attribmap.train import train_weightmap
-
-        train_weightmap(suite, models / "weightmap.pt", classifier=models / "classifier.pt", method=1,
-                        **{**common, "epochs": settings.weightmap_epochs})
+    pretrained = str(models / "pretrain.pt")
 
     def generate_suite_stage() -> None:
         from attribmap.data.synthetic import generate_suite
 
         generate_suite(suite, classes=settings.classes, per_class=settings.per_class, size=settings.scene_size,
                        seed=settings.suite_seed, val_per_class=0, test_per_class=settings.test_per_class,
-                       overwrite=True)
+                       pretrain_per_class=settings.pretrain_per_class, version=2, overwrite=True)
+
+    def pretrain_stage() -> None:
+        from attribmap.train import train_classifier
+
+        train_classifier(suite, models / "pretrain.pt", split="pretrain", epochs=settings.pretrain_epochs, **common)
+
+    def train_classifier_stage() -> None:
+        from attribmap.train import train_classifier
+
+        train_classifier(suite, models / "classifier.pt", init=pretrained, epochs=settings.classifier_epochs,
+                         **common)
+
+    def train_i2c_ce_stage() -> None:
+        from attribmap.train import train_i2c
+
+        # the converged CE model the I2C authors fine-tune: I2C architecture, CE only
+        train_i2c(suite, models / "i2c_ce.pt", init=pretrained, epochs=settings.i2c_ce_epochs, lr=0.01,
+                  lambda_sc=0.0, lambda_gc=0.0, **common)
+
+    def train_i2c_stage() -> None:
+        from attribmap.train import train_i2c
+
+        train_i2c(suite, models / "i2c.pt", init=str(models / "i2c_ce.pt"), epochs=settings.i2c_epochs, **common)
+
+    def train_weightmap_stage() -> None:
+        from attribmap.train import train_weightmap
+
+        train_weightmap(suite, models / "weightmap.pt", classifier=str(models / "classifier.pt"), method=1,
+                        init=pretrained, epochs=settings.weightmap_epochs,
+                        evaluations_per_epoch=settings.evaluations_per_epoch, **common)
 
     def bench_stage() -> None:
         config = BenchConfig(
             data=str(suite), split="test", checkpoint=str(models / "classifier.pt"),
-            methods=("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem", settings.captum_method),
-            i2c=str(models / "i2c.pt"), weightmap=str(models / "weightmap.pt"), delta=settings.delta,
+            methods=DEMO_METHODS + (settings.captum_method,),
+            extractors=(f"i2c={models / 'i2c.pt'}", f"weightmap={models / 'weightmap.pt'}"), delta=settings.delta,
             input_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
         run_benchmark(config, report, progress=progress, log=say)
 
     stages = (
         ("suite", suite / "suite.json", generate_suite_stage),
+        ("pretrain", models / "pretrain.pt", pretrain_stage),
         ("classifier", models / "classifier.pt", train_classifier_stage),
+        ("i2c_ce", models / "i2c_ce.pt", train_i2c_ce_stage),
         ("i2c", models / "i2c.pt", train_i2c_stage),
         ("weightmap", models / "weightmap.pt", train_weightmap_stage),
         ("bench", report / "results.json", bench_stage),

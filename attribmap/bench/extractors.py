@@ -94,6 +94,11 @@ class BenchExtractor:
         return SHARED_GROUP if self.shared else self.label
 
 
+def _passes(spec: ExtractorSpec) -> bool:
+    """Whether the spec asks for passes of its own (multi-scale or closing)."""
+    return bool({"scales", "close"} & set(spec.generic_options))
+
+
 def _method_label(spec: ExtractorSpec) -> str:
     """The spec as :meth:`attribmap.Explainer.explain_many` takes it: no checkpoint, no
     generic options (those become call arguments)."""
@@ -168,7 +173,7 @@ class ExtractorSuite:
             if entry.extractor is None:
                 raise MethodError(f"{spec.name!r} is built from its checkpoint: name it as "
                                   f"{spec.name}=CHECKPOINT (e.g. --extractor {spec.name}=runs/{spec.name}.pt)")
-            shared = isinstance(entry.extractor, Method) and not spec.generic_options
+            shared = isinstance(entry.extractor, Method) and not _passes(spec)
             kind = "shared" if shared else "standalone"
             run = None if shared else _explainer_run(self.explainer, spec, own_logits=False)
             return BenchExtractor(spec, shared, run, {"kind": kind, "checkpoint": None}, self.explainer)
@@ -176,7 +181,7 @@ class ExtractorSuite:
         task = info["task"]
         if entry.from_checkpoint is not None and (not entry.checkpoint_tasks or task in entry.checkpoint_tasks):
             built = entry.from_checkpoint(spec.checkpoint, self.device, **spec.method_options)
-            if spec.generic_options:
+            if _passes(spec):
                 raise MethodError(f"{spec.label!r}: scales / close are not supported for {spec.name!r}, "
                                   "a learned extractor built from its checkpoint")
 

@@ -51,19 +51,48 @@ def software_versions() -> Dict[str, str]:
 
 def _protocol_settings(config: BenchConfig) -> Dict[str, Any]:
     if config.protocol == "legacy":
-        return {"name": "legacy", "tau": config.tau, "resize": 256, "crop": 224, "iou_threshold": 0.5,
-                "maps": "ground-truth class (GT-known)", "box": "largest contour [x, y, x+w, y+h]"}
-    return {"name": "official", "delta": config.delta, "iou_thresholds": list(config.iou_thresholds),
-            "frame_size": config.frame_size, "pointing_tolerance": config.pointing_tolerance,
-            "maps": "ground-truth class (GT-known)",
-            "reference": "clovaai/wsolevaluation (Choe et al., CVPR 2020)"}
+        settings = {"name": "legacy", "tau": config.tau, "resize": 256, "crop": 224, "iou_threshold": 0.5,
+                    "maps": "ground-truth class (GT-known)", "box": "largest contour [x, y, x+w, y+h]"}
+    else:
+        settings = {"name": "official", "delta": config.delta, "iou_thresholds": list(config.iou_thresholds),
+                    "frame_size": config.frame_size, "pointing_tolerance": config.pointing_tolerance,
+                    "maps": "ground-truth class (GT-known)",
+                    "reference": "clovaai/wsolevaluation (Choe et al., CVPR 2020)"}
+    if config.faithfulness:
+        settings["faithfulness"] = {
+            "metrics": list(config.faithfulness), "target": "ground-truth class (softmax probability)",
+            "steps": config.steps, "deletion_baseline": config.deletion_baseline,
+            "insertion_baseline": config.insertion_baseline, "road_percents": list(config.road_percents),
+            "road_noise": config.road_noise, "batch_size": config.faithfulness_batch_size}
+    return settings
 
 
-def _progress_bar(total: int, initial: int, enabled: bool):
+def _progress_bar(total: int, initial: int, enabled: bool, desc: str = "bench", unit: str = "img"):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="img", desc="bench", disable=not enabled,
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled,
                 dynamic_ncols=True, leave=False)
+
+
+def _extractor_model(extractor, suite: ExtractorSuite) -> torch.nn.Module:
+    """The classifier an extractor's maps explain: its own explainer's model, else the main model."""
+    explainer = getattr(extractor, "explainer", None)
+    return explainer.model if explainer is not None else suite.model
+
+
+def _model_inputs(config: BenchConfig, scores: Dict[str, ExtractorScores], models: Dict[str, torch.nn.Module],
+                  batch: Dict[str, Any], device: torch.device, progress) -> Dict[int, Any]:
+    """One :class:`~attribmap.evaluate.ModelInputs` per distinct model of the extractors whose
+    metrics perturb the images (their shared forwards - clean images, baselines - run once)."""
+    from attribmap.evaluate import ModelInputs
+
+    inputs: Dict[int, Any] = {}
+    for name, score in scores.items():
+        model = models[name]
+        if score.needs_model and id(model) not in inputs:
+            inputs[id(model)] = ModelInputs(model, batch["image"].to(device), batch["label"],
+                                            batch_size=config.faithfulness_batch_size, progress=progress)
+    return inputs
 
 
 def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bool = False,
@@ -116,9 +145,8 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         suite = build_suite(config, ctx.device)
         names = suite.names
         layers = suite.layers(batch_items(dataset, [0])["image"].to(ctx.device))
-        scores = {n: ExtractorScores(config.protocol, dataset.has_boxes, dataset.has_masks, config.delta,
-                                     config.tau, config.frame_size, config.iou_thresholds,
-                                     config.pointing_tolerance) for n in names}
+        scores = {n: ExtractorScores(config, dataset.has_boxes, dataset.has_masks, dataset.num_classes) for n in names}
+        models = {e.label: _extractor_model(e, suite) for e in suite.extractors}
         plan = batch_plan(len(dataset), config.batch_size, ctx.rank, ctx.world_size)
         fingerprint = config.fingerprint(ctx.world_size)
         resume_file = progress_path(out_dir, ctx.rank, ctx.world_size)
@@ -146,6 +174,9 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         shown = progress if progress is not None else sys.stderr.isatty()
         my_images = sum(len(indices) for _, indices in plan)
         bar = _progress_bar(my_images, state["images"], shown and ctx.is_main)
+        perturbed = sum(s.forwards_per_image() for s in scores.values())
+        faithful_bar = _progress_bar(perturbed * my_images, perturbed * state["images"],
+                                     shown and ctx.is_main and perturbed > 0, desc="faithfulness", unit="fwd")
         scored_now = 0
         try:
             for position in range(state["position"], len(plan)):
@@ -156,8 +187,13 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                 for group, seconds in batch_maps.seconds.items():
                     group_seconds[group] = group_seconds.get(group, 0.0) + seconds
                 scoring_start = time.perf_counter()
+                inputs = _model_inputs(config, scores, models, batch, ctx.device, faithful_bar.update)
                 for name in names:
-                    scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name])
+                    started_scoring = time.perf_counter()
+                    scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name],
+                                        inputs.get(id(models[name])), indices)
+                    key = f"score:{name}"
+                    group_seconds[key] = group_seconds.get(key, 0.0) + time.perf_counter() - started_scoring
                 now = time.perf_counter()
                 state["evaluate_s"] += now - scoring_start
                 state["wall_s"] += now - started
@@ -173,17 +209,25 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                                            f"{resume_file}")
         finally:
             bar.close()
+            faithful_bar.close()
         for score in scores.values():
             score.sync()
-        metrics = {name: score.compute() for name, score in scores.items()}
+        computed = {name: score.compute() for name, score in scores.items()}
+        metrics = {name: numbers for name, (numbers, _) in computed.items()}
         results = _assemble(config, data_format, dataset, suite, layers, metrics, state, group_seconds,
                             ctx.world_size, fingerprint)
+        results["metrics"] = scores[names[0]].infos()
         if ctx.is_main:
+            from attribmap.bench.suite_report import blank_section, suite_section
+
+            probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
+            results["blank"] = blank_section(suite, config.input_size)
+            results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
             from attribmap.report import write_report
 
             sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \
                 if write_figures and grid_images > 0 else None
-            curves = {name: metric.get("curves", {}) for name, metric in metrics.items()}
+            curves = {name: series for name, (_, series) in computed.items()}
             write_report(results, curves, out_dir, sample=sample, figures=write_figures)
         barrier(ctx)
         if resume_file.exists():
@@ -198,12 +242,13 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
     extractors: Dict[str, Any] = {}
     for extractor in suite.extractors:
         name = extractor.label
-        entry = {k: v for k, v in metrics[name].items() if k != "curves"}
+        entry = dict(metrics[name])
         seconds = group_seconds.get(extractor.group, 0.0)
         entry["about"] = {"spec": str(extractor.spec), "layer": layers.get(name), **extractor.info}
         entry["extract_s"] = seconds
         entry["maps_per_s"] = images / seconds if seconds > 0 else float("nan")
         entry["shared_pass"] = extractor.group == SHARED_GROUP
+        entry["score_s"] = group_seconds.get(f"score:{name}", 0.0)
         extractors[name] = _jsonable(entry)
     wall = float(state["wall_s"])
     return {
@@ -223,7 +268,8 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
         "timing": {"wall_s": wall, "evaluate_s": float(state["evaluate_s"]),
                    "images_per_s": images / wall if wall > 0 else float("nan"),
                    "images_this_process": int(state["images"]),
-                   "groups_s": {k: float(v) for k, v in sorted(group_seconds.items())}},
+                   "groups_s": {k: float(v) for k, v in sorted(group_seconds.items())
+                                if not k.startswith("score:")}},
         "extractors": extractors,
     }
 
@@ -243,31 +289,27 @@ def _jsonable(value: Any) -> Any:
 def _qualitative_sample(suite: ExtractorSuite, dataset: Any, config: BenchConfig, results: Dict[str, Any],
                         count: int, device: torch.device) -> Dict[str, Any]:
     """Maps, GT boxes and predicted boxes of the first ``count`` images, in the evaluation frame."""
-    from attribmap.evaluate import official_maps
+    from attribmap.evaluate import Framer
     from attribmap.evaluate.contours import largest_contour_box
-    from attribmap.evaluate.frame import frame_boxes, to_uint8
-    from attribmap.evaluate.legacy import legacy_box, legacy_gt_boxes
+    from attribmap.evaluate.legacy import legacy_box
 
     indices = list(range(min(count, len(dataset))))
     batch = batch_items(dataset, indices)
     produced: BatchMaps = suite.run(batch["image"].to(device), batch["label"])
-    frame = 224 if config.protocol == "legacy" else config.frame_size
-    images = torch.nn.functional.interpolate(batch["image"].float(), size=(frame, frame), mode="bilinear",
+    size = 224 if config.protocol == "legacy" else config.frame_size
+    images = torch.nn.functional.interpolate(batch["image"].float(), size=(size, size), mode="bilinear",
                                              align_corners=False)
-    sizes = batch["size"].numpy()
     has_boxes = bool(dataset.has_boxes)
-    gt = None
-    if has_boxes:
-        raw_boxes = [b.numpy() for b in batch["boxes"]]
-        gt = ([legacy_gt_boxes(b, s) for b, s in zip(raw_boxes, sizes)] if config.protocol == "legacy"
-              else frame_boxes(raw_boxes, sizes, len(indices), frame))
-    maps, predicted = {}, {}
+    raw_boxes = [b.numpy() for b in batch["boxes"]] if has_boxes else None
+    sizes = batch["size"].numpy() if has_boxes else None
+    maps, predicted, gt = {}, {}, None
     for name in suite.names:
-        framed = official_maps(produced.maps[name], frame)
-        maps[name] = torch.from_numpy(framed)
+        frame = Framer(size).frame(produced.maps[name], boxes=raw_boxes, image_sizes=sizes)
+        maps[name] = torch.from_numpy(frame.maps)
         if not has_boxes:
             continue
-        s8 = to_uint8(framed)
+        gt = frame.legacy_boxes(256, 224) if config.protocol == "legacy" else frame.boxes
+        s8 = frame.s8()
         metric = results["extractors"][name]
         if config.protocol == "legacy":
             predicted[name] = [legacy_box(m, config.tau) for m in s8]

@@ -1,60 +1,45 @@
-"""The accumulators of one extractor under one protocol: :class:`ExtractorScores`.
+"""The metrics of one extractor in a benchmark run: :class:`ExtractorScores`.
 
-Official protocol: :class:`~attribmap.evaluate.BoxAccuracy` and
-:class:`~attribmap.evaluate.PointingGame` (where the split has boxes) and
-:class:`~attribmap.evaluate.PxAP` (where it has masks). Legacy protocol:
-:class:`~attribmap.evaluate.LegacyLocalization`. A raw map is brought to the evaluation
-frame once per batch and handed to every accumulator as ``preprocessed``.
+Each extractor gets one :class:`~attribmap.evaluate.Evaluator`: the classifier's top-1
+accuracy (``top1``), the protocol's localization metrics for what the split has
+(:func:`~attribmap.evaluate.default_metrics`: boxes, pointing and energy pointing with
+boxes; PxAP and peak IoU with masks; the legacy protocol's one metric) and the
+faithfulness metrics the configuration asks for. The evaluator frames each batch once and
+feeds every metric; nothing here assembles a protocol.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.accumulator import Accumulator
 
-__all__ = ["ExtractorScores", "TopOneCounter", "restore_state"]
+__all__ = ["ExtractorScores", "bench_metric_names", "PER_CLASS_METRICS"]
 
-
-def restore_state(accumulator: Any, state: Mapping[str, Any]) -> None:
-    """Put counts saved with ``accumulator.state()`` back (see ``Accumulator.load_state``)."""
-    accumulator.load_state(state)
+#: The metrics a ``per_class`` run also scores for each class separately.
+PER_CLASS_METRICS = ("boxes", "pxap")
 
 
-class TopOneCounter(Accumulator):
-    """Images seen and top-1 hits of a classifier; mergeable like the accumulators."""
+def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
+    """The metrics a benchmark run scores, in report order."""
+    from attribmap.evaluate import default_metrics
 
-    def _new_state(self) -> Dict[str, np.ndarray]:
-        return {"count": np.zeros((), np.int64), "hits": np.zeros((), np.int64)}
-
-    def _config(self) -> tuple:
-        return ()
-
-    def update(self, correct: torch.Tensor) -> None:
-        """Add a batch of (N,) bool flags."""
-        flags = np.asarray(correct.cpu().numpy(), dtype=bool).reshape(-1)
-        self._state["count"] += flags.size
-        self._state["hits"] += int(flags.sum())
-
-    def compute(self) -> float:
-        """Top-1 accuracy in percent."""
-        count = int(self._state["count"])
-        return 100.0 * int(self._state["hits"]) / count if count else float("nan")
+    if config.protocol == "legacy" and not has_boxes:
+        raise AttribmapError("the legacy protocol needs boxes; this split has masks only")
+    return ["top1"] + default_metrics(config.protocol, has_boxes, has_masks) + list(config.faithfulness)
 
 
 class ExtractorScores:
-    """Accumulators for one extractor.
+    """The evaluator of one extractor.
 
     Parameters
     ----------
-    protocol : {"official", "legacy"}
+    config : BenchConfig
+        Protocol settings and the faithfulness metrics asked for.
     has_boxes, has_masks : bool
-        What the split provides (box metrics need boxes, PxAP needs masks).
-    delta, tau, frame_size, iou_thresholds, pointing_tolerance
-        Protocol settings (see :class:`attribmap.bench.BenchConfig`).
+        What the split provides (box metrics need boxes, PxAP and peak IoU need masks).
 
     Notes
     -----
@@ -62,80 +47,97 @@ class ExtractorScores:
     model's input size (the crop is resized back to that frame).
     """
 
-    def __init__(self, protocol: str, has_boxes: bool, has_masks: bool, delta: float = 0.001,
-                 tau: float = 0.2, frame_size: int = 224, iou_thresholds=(30, 50, 70),
-                 pointing_tolerance: float = 15.0) -> None:
-        from attribmap.evaluate import BoxAccuracy, LegacyLocalization, PointingGame, PxAP
+    def __init__(self, config, has_boxes: bool, has_masks: bool, num_classes: int = 0) -> None:
+        from attribmap.evaluate import Evaluator
+        from attribmap.evaluate.registry import options_for
 
-        self.protocol = protocol
-        self.frame_size = int(frame_size)
-        self.accumulators: Dict[str, Any] = {"top1": TopOneCounter()}
-        if protocol == "legacy":
-            if not has_boxes:
-                raise AttribmapError("the legacy protocol needs boxes; this split has masks only")
-            self.accumulators["legacy"] = LegacyLocalization(tau=tau, resize_size=256, crop_size=224)
-            self.frame_size = 224
-        else:
-            if has_boxes:
-                self.accumulators["boxes"] = BoxAccuracy(delta, iou_thresholds, frame_size)
-                self.accumulators["pointing"] = PointingGame(pointing_tolerance, frame_size)
-            if has_masks:
-                self.accumulators["pxap"] = PxAP(delta, frame_size)
+        names = bench_metric_names(config, has_boxes, has_masks)
+        self.frame_size = 224 if config.protocol == "legacy" else int(config.frame_size)
+        self.has_masks = bool(has_masks) and config.protocol != "legacy"
+        self.evaluator = Evaluator(names, image_size=self.frame_size,
+                                   options=options_for(names, config.metric_options()))
+        # per class: the localization metrics only (boxes, PxAP), on the already framed maps
+        per_class = [n for n in names if n in PER_CLASS_METRICS] if getattr(config, "per_class", False) else []
+        self.classes: Dict[int, Any] = {
+            c: Evaluator(per_class, image_size=self.frame_size, options=options_for(per_class, config.metric_options()))
+            for c in range(int(num_classes))} if per_class else {}
 
-    def update(self, raw_maps: torch.Tensor, batch: Mapping[str, Any], correct: torch.Tensor) -> None:
-        """Add one batch: raw maps (N, h, w) of the GT class, the collated batch, top-1 flags (N,)."""
-        from attribmap.evaluate import official_maps
+    @property
+    def needs_model(self) -> bool:
+        """Whether some metric perturbs the images (and needs the model)."""
+        return "model" in self.evaluator.needs
 
-        frame = official_maps(raw_maps, self.frame_size)
+    def forwards_per_image(self) -> int:
+        """Perturbed forward passes per image of the faithfulness metrics (for the progress bar)."""
+        return sum(int(getattr(m, "forwards_per_image", lambda: 0)()) for m in self.evaluator.metrics.values())
+
+    def update(self, raw_maps: torch.Tensor, batch: Mapping[str, Any], correct: torch.Tensor, inputs=None,
+               indices: Optional[List[int]] = None) -> None:
+        """Add one batch: raw maps (N, h, w) of the GT class, the collated batch, top-1 flags (N,),
+        the :class:`~attribmap.evaluate.ModelInputs` of the extractor's model (faithfulness
+        metrics) and the dataset indices of the images."""
+        extra = {}
+        if self.has_masks:
+            extra = {"masks": [m.numpy() for m in batch["mask"]], "ignore": [m.numpy() for m in batch["ignore"]]}
+        boxes = [b.numpy() for b in batch["boxes"]] if "boxes" in self.evaluator.needs else None
+        sizes = batch["size"].numpy() if boxes else None
         flags = correct.cpu().numpy().astype(bool)
-        sizes = batch["size"].numpy()
-        boxes = [b.numpy() for b in batch["boxes"]]
-        self.accumulators["top1"].update(correct)
-        if "legacy" in self.accumulators:
-            self.accumulators["legacy"].update(frame, boxes, sizes, flags, preprocessed=True)
-        if "boxes" in self.accumulators:
-            self.accumulators["boxes"].update(frame, boxes, sizes, flags, preprocessed=True)
-            self.accumulators["pointing"].update(frame, boxes, sizes, preprocessed=True)
-        if "pxap" in self.accumulators:
-            masks = [m.numpy() for m in batch["mask"]]
-            ignore = [m.numpy() for m in batch["ignore"]]
-            self.accumulators["pxap"].update(frame, masks, ignore, preprocessed=True)
+        frame = self.evaluator.update(raw_maps, boxes=boxes, image_sizes=sizes, correct=flags,
+                                      inputs=inputs if self.needs_model else None, indices=indices, **extra)
+        if self.classes:
+            labels = batch["label"].cpu().numpy()
+            for label in np.unique(labels).tolist():
+                rows = np.flatnonzero(labels == label)
+                pick = lambda items: None if items is None else [items[i] for i in rows]  # noqa: E731
+                self.classes[int(label)].update(
+                    frame.maps[rows], preprocessed=True, boxes=pick(boxes), correct=flags[rows],
+                    image_sizes=None if sizes is None else sizes[rows],
+                    **{k: pick(v) for k, v in extra.items()})
 
     def state(self) -> Dict[str, Dict[str, np.ndarray]]:
-        """Every accumulator's counts (for the resume file)."""
-        return {name: acc.state() for name, acc in self.accumulators.items()}
+        """Every metric's state (for the resume file); per-class ones as ``class<c>.<metric>``."""
+        out = dict(self.evaluator.state())
+        for label, evaluator in self.classes.items():
+            out.update({f"class{label}.{name}": value for name, value in evaluator.state().items()})
+        return out
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
-        """Restore counts written by :meth:`state`."""
-        if set(state) != set(self.accumulators):
-            raise AttribmapError(f"saved scores hold {sorted(state)}, expected {sorted(self.accumulators)}")
-        for name, acc in self.accumulators.items():
-            restore_state(acc, state[name])
+        """Restore what :meth:`state` returned."""
+        self.evaluator.load_state({k: v for k, v in state.items() if not k.startswith("class")})
+        for label, evaluator in self.classes.items():
+            prefix = f"class{label}."
+            evaluator.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     def sync(self) -> None:
-        """Sum the counts of every process (torch.distributed; no-op in one process)."""
-        for acc in self.accumulators.values():
-            acc.sync()
+        """Sum the states of every process (torch.distributed; no-op in one process)."""
+        self.evaluator.sync()
+        for evaluator in self.classes.values():
+            evaluator.sync()
 
-    def compute(self) -> Dict[str, Any]:
-        """Metrics (percent) and, under ``"curves"``, the arrays for the figures."""
-        result: Dict[str, Any] = {"ClassifierTop1": self.accumulators["top1"].compute()}
-        curves: Dict[str, Any] = {}
-        if "legacy" in self.accumulators:
-            legacy = self.accumulators["legacy"].compute()
-            result.update({"GTKnownLoc": legacy["GTKnownLoc"], "num_images": legacy["num_images"]})
-            if "Top1Loc" in legacy:
-                result["Top1Loc"] = legacy["Top1Loc"]
-        if "boxes" in self.accumulators:
-            boxes = self.accumulators["boxes"].compute()
-            curves["box"] = boxes.pop("curves")
-            boxes.pop("delta", None)
-            result.update(boxes)
-            result["PointingGame"] = self.accumulators["pointing"].compute()["PointingGame"]
-        if "pxap" in self.accumulators:
-            pixel = self.accumulators["pxap"].compute()
-            result["PxAP"] = pixel["PxAP"]
-            curves["pr"] = {"precision": pixel["precision"], "recall": pixel["recall"]}
-            result.setdefault("num_images", int(self.accumulators["top1"].state()["count"]))
-        result["curves"] = curves
-        return result
+    def compute(self) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+        """The numbers (flat: every metric's columns and extras, ``num_images``) and the curves."""
+        results = self.evaluator.compute()
+        scores = self.evaluator.scores(results)
+        scores["num_images"] = int(results["top1"]["num_images"])
+        if self.classes:
+            scores["per_class"] = {}
+            for label, evaluator in self.classes.items():
+                if not _counted(evaluator):
+                    continue
+                numbers = evaluator.scores(evaluator.compute())
+                scores["per_class"][str(label)] = {k: numbers.get(k) for k in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP")
+                                                   if k in numbers}
+        return scores, self.evaluator.series(results)
+
+    def infos(self) -> List[Dict[str, Any]]:
+        """The metrics' metadata, JSON-ready."""
+        return [info.as_dict() for info in self.evaluator.infos()]
+
+
+def _counted(evaluator) -> bool:
+    """Whether an evaluator has seen at least one image (a class absent from this split has not)."""
+    for state in evaluator.state().values():
+        for key in ("count", "foreground"):  # box metrics count images; PxAP counts pixels
+            if state.get(key) is not None:
+                return int(np.asarray(state[key]).sum()) > 0
+    return False

@@ -9,6 +9,8 @@ Examples
     attribmap bench --data CUB_200_2011 --model resnet50 --weights resnet50_cub.pth \\
         --layer layer4 --methods cam --out cub_cam
     torchrun --nproc_per_node=2 -m attribmap bench --data suite --checkpoint runs/cls.pt --out bench_out
+    attribmap bench --data suite --checkpoint runs/cls.pt --methods cam,gradcam \\
+        --faithfulness deletion,insertion,drop,road --device cuda --out bench_faithful
 """
 from __future__ import annotations
 
@@ -62,6 +64,22 @@ def register(subparsers) -> None:
                                                                      "(default 0.001)")
     protocol.add_argument("--tau", type=float, default=0.2, help="fixed threshold of the legacy protocol "
                                                                  "(default 0.2)")
+    faithful = parser.add_argument_group("faithfulness (off by default: they cost perturbed forward passes)")
+    faithful.add_argument("--faithfulness", default="", metavar="LIST",
+                          help="faithfulness metrics to add: some of deletion,insertion,drop,road, or all; scored "
+                               "on the ground-truth class with the model behind each extractor")
+    faithful.add_argument("--faithfulness-batch-size", type=int, default=64, metavar="B",
+                          help="most perturbed images per forward pass (bounds memory; default 64)")
+    faithful.add_argument("--steps", type=int, default=50, help="steps of the deletion / insertion curves "
+                                                                "(default 50)")
+    faithful.add_argument("--deletion-baseline", choices=("zeros", "blur"), default="zeros",
+                          help="what deleted pixels become (default zeros, in the model's input space)")
+    faithful.add_argument("--insertion-baseline", choices=("zeros", "blur"), default="blur",
+                          help="what insertion starts from (default blur)")
+    faithful.add_argument("--road-percents", default="10,20,30,40,50,60,70,80,90", metavar="LIST",
+                          help="percentages of pixels ROAD removes (default 10,...,90)")
+    faithful.add_argument("--road-noise", type=float, default=0.01,
+                          help="standard deviation of ROAD's imputation noise (default 0.01)")
     run = parser.add_argument_group("run")
     run.add_argument("--input-size", type=int, default=224, metavar="S",
                      help="side of the model input in pixels (default 224; the evaluation frame stays 224)")
@@ -78,12 +96,15 @@ def register(subparsers) -> None:
                      help="images in the qualitative figure (default 4; 0 = none)")
     run.add_argument("--no-figures", action="store_true", help="write results.json / results.md only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    protocol.add_argument("--per-class", action="store_true",
+                          help="also report MaxBoxAcc, MaxBoxAccV2 and PxAP of each class")
     parser.set_defaults(func=run_bench)
 
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~attribmap.bench.BenchConfig` described by parsed arguments."""
     from attribmap.bench import BenchConfig, parse_methods
+    from attribmap.bench.config import parse_faithfulness
 
     if args.weights is not None and args.model is None:
         raise ValueError("--weights goes with --model NAME (a checkpoint carries its own weights)")
@@ -93,7 +114,17 @@ def config_from_args(args: argparse.Namespace):
         weightmap=args.weightmap,
         protocol=args.protocol, delta=args.delta, tau=args.tau, input_size=args.input_size,
         batch_size=args.batch_size, device=args.device, metadata=args.metadata, seed=args.seed,
+        faithfulness=parse_faithfulness(args.faithfulness), faithfulness_batch_size=args.faithfulness_batch_size,
+        steps=args.steps, deletion_baseline=args.deletion_baseline, insertion_baseline=args.insertion_baseline,
+        road_percents=_percents(args.road_percents), road_noise=args.road_noise, per_class=args.per_class,
     ).validated()
+
+
+def _percents(text: str):
+    try:
+        return tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError as exc:
+        raise ValueError(f"--road-percents must be integers separated by commas, e.g. 10,50,90; got {text!r}") from exc
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -116,6 +147,10 @@ def run_bench(args: argparse.Namespace) -> int:
                   "kept: run the same command with --resume to continue", file=sys.stderr)
         raise
     if main_process:
+        from attribmap.bench.suite_report import section_lines
+
         print(results_table(results))
+        for line in section_lines(results):
+            print(line)
         print(f"report: {os.path.join(os.path.abspath(args.out), 'results.md')}")
     return 0

@@ -1,8 +1,10 @@
 """``attribmap demo [--out demo_out] [--fast]``: the whole pipeline on the synthetic suite.
 
-Generates the suite, trains the small classifier, an I2C classifier and a weight-map
-generator, benchmarks every extractor on the test split, then prints the results table and
-the report path. Finished stages are cached in ``--out``, so a second run is quick.
+Generates the synthetic suite (version 2, with its pretrain split), trains the pretrain and
+CE classifiers, I2C (CE stage, then the SC + GC fine-tune) and a weight-map generator,
+benchmarks every extractor on the test split beside the reference rows from ground truth,
+then prints the results table, the suite's validity check, the blank-image entropy and the
+report path. Finished stages are cached in ``--out``, so a second run is quick.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ def register(subparsers) -> None:
     """Add the ``demo`` sub-command."""
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on the synthetic suite and print the results table",
-        description="End-to-end demo: synthetic suite -> classifier, I2C and weight-map training -> "
-                    "benchmark of cam, gradcam, gradcampp, dgl, dgl-psb, dgl-cem, a captum method, i2c "
-                    "and weightmap on the test split. Stages whose outputs exist with the same settings "
-                    "are reused.")
+        description="End-to-end demo: synthetic suite v2 -> pretrain classifier -> CE classifier, I2C "
+                    "(CE then SC + GC fine-tune) and weight-map training -> benchmark of cam, gradcam, "
+                    "gradcampp, dgl (layer4 and layer3), dgl-psb, dgl-cem, a captum method, i2c and weightmap "
+                    "on the test split beside the ground-truth reference rows. Stages whose outputs exist "
+                    "with the same settings are reused.")
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="working and cache directory "
                                                                           "(default demo_out)")
     parser.add_argument("--fast", action="store_true", help="smaller suite and budgets, delta 0.01 "
@@ -46,7 +49,11 @@ def run_demo_command(args: argparse.Namespace) -> int:
     outcome = run_demo(args.out, PRESETS["fast" if args.fast else "full"],
                        progress=False if args.no_progress else None,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    from attribmap.bench.suite_report import section_lines
+
     print(results_table(outcome.results))
+    for line in section_lines(outcome.results):
+        print(line)
     stages = ", ".join(f"{name} {'cached' if outcome.skipped[name] else f'{seconds:.0f} s'}"
                        for name, seconds in outcome.seconds.items())
     print(f"stages: {stages}; total {time.perf_counter() - started:.0f} s")

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Dict, List, Union
+
+from attribmap.errors import TargetError
+from attribmap.tokens import LAYOUTS
 
 
 def register(subparsers) -> None:
@@ -18,8 +22,16 @@ def register(subparsers) -> None:
     p.add_argument("--method", default="gradcam",
                    help="method name, or several separated by commas, each NAME[@LAYER][:KEY=VALUE...] "
                         "(see `attribmap methods`), e.g. gradcam,dgl@layer3:alpha=5")
-    p.add_argument("--layer", default=None, help="dotted layer name (default: automatic choice)")
-    p.add_argument("--target", type=int, default=None, help="class index (default: top-1 prediction)")
+    p.add_argument("--layer", default=None,
+                   help="dotted layer name (default: automatic choice, the last map before global pooling; "
+                        "for a ViT the input of its last block); the layer used is printed")
+    p.add_argument("--target", default=None,
+                   help="class index (default: top-1 prediction), several separated by commas (one map per "
+                        "class, e.g. 3,7), or 'all' (every class of a model with at most 100)")
+    p.add_argument("--reshape", default=None, choices=LAYOUTS,
+                   help="how the layer's output reads as a map when the automatic reading does not fit")
+    p.add_argument("--allow-1x1", action="store_true",
+                   help="accept a layer whose map has a single position (e.g. avgpool; refused by default)")
     p.add_argument("--size", type=int, default=224, help="side of the resized input (default 224)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     p.add_argument("-o", "--out", required=True, help="output PNG path")
@@ -45,13 +57,46 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--method names no method")
     for text in methods:
         attribmap.get_method(ExtractorSpec.parse(text).name)  # unknown names fail before any work
+    target = parse_target(args.target)
     image = load_image(args.image)
     model = load_classifier(args.model, args.weights, args.checkpoint)
     batch = to_batch(image, size=args.size)
-    maps, logits = attribmap.Explainer(model, layer=args.layer).explain_many(
-        batch, methods, target=args.target, return_logits=True)
-    method_grid(batch, maps, path=args.out, alpha=args.alpha)
+    explainer = attribmap.Explainer(model, layer=args.layer, reshape=args.reshape, allow_1x1=args.allow_1x1)
+    maps, logits = explainer.explain_many(batch, methods, target=target, return_logits=True)
     top = int(logits[0].argmax()) if logits is not None else None
-    print(f"wrote {args.out} (methods: {', '.join(methods)}; top-1 class {top}; "
-          f"target {args.target if args.target is not None else top})")
+    classes = None
+    if isinstance(target, list) or target == "all":  # maps (1, T, H, W): one column per method and class
+        classes = list(range(logits.shape[1])) if target == "all" else target[0]
+        maps = {f"{name} c{c}": m[:, j] for name, m in maps.items() for j, c in enumerate(classes)}
+    method_grid(batch, maps, path=args.out, alpha=args.alpha)
+    shown = ",".join(map(str, classes)) if classes is not None else (target if target is not None else top)
+    print(f"wrote {args.out} (methods: {', '.join(methods)}; {describe_layers(explainer, methods, args.layer)}; "
+          f"top-1 class {top}; target {shown})")
     return 0
+
+
+def parse_target(text) -> Union[None, int, str, List[List[int]]]:
+    """``--target``: None, ``"5"`` -> 5, ``"3,7"`` -> [[3, 7]] (one image, two classes), ``"all"``."""
+    if text is None or text == "all":
+        return text
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        classes = [int(p) for p in parts]
+    except ValueError:
+        raise TargetError(f"--target must be a class index, several separated by commas, or 'all'; got "
+                          f"{text!r}") from None
+    if not classes:
+        raise TargetError(f"--target names no class; got {text!r}")
+    return classes[0] if len(classes) == 1 and "," not in str(text) else [classes]
+
+
+def describe_layers(explainer, methods: List[str], given) -> str:
+    """``"layer layer4 (automatic choice)"``, or one layer per method when they differ."""
+    used: Dict[str, str] = {m: explainer.layers_used[m] for m in methods if m in explainer.layers_used}
+    if not used:
+        return "no layer tapped"
+    names = sorted(set(used.values()))
+    how = "" if given else " (automatic choice)"
+    if len(names) == 1:
+        return f"layer {names[0]}{how if all('@' not in m for m in used) else ''}"
+    return "layers " + ", ".join(f"{m}: {layer}" for m, layer in used.items())

@@ -1,133 +1,173 @@
-"""``attribmap train classifier|i2c|weightmap``: the training recipes from the command line.
+"""``attribmap train TASK [flags]`` / ``attribmap train --config recipe.toml``: run a recipe.
+
+Every field of the task's recipe (:mod:`attribmap.train.recipe`) is a flag of the same name
+with dashes (``lambda_sc`` -> ``--lambda-sc``, booleans as ``--hard-target`` /
+``--no-hard-target``); with ``--config`` the file gives the recipe and flags override its
+fields.
 
 Examples
 --------
 ::
 
-    attribmap train classifier --data suite --out runs/cls.pt --epochs 8
-    attribmap train i2c --data suite --out runs/i2c.pt --batch-size 16
-    attribmap train weightmap --data suite --out runs/wm.pt --classifier runs/cls.pt --method 1
-    attribmap train weightmap --data suite --out runs/wm2.pt --method 2
+    attribmap train classifier --data suite --out runs/pretrain.pt --split pretrain
+    attribmap train classifier --data suite --out runs/cls.pt --init runs/pretrain.pt
+    attribmap train i2c --data suite --out runs/i2c_ce.pt --init runs/pretrain.pt \\
+        --lr 0.01 --lambda-sc 0 --lambda-gc 0
+    attribmap train i2c --data suite --out runs/i2c.pt --init runs/i2c_ce.pt
+    attribmap train weightmap --data suite --out runs/wm.pt --classifier runs/cls.pt \\
+        --init runs/pretrain.pt --evaluations-per-epoch 4 --save-evaluations
+    attribmap train --config recipe.toml --data suite --out runs/x.pt --epochs 2
+    attribmap train i2c --print-recipe > i2c.toml
     torchrun --nproc_per_node=2 -m attribmap train classifier --data suite --out runs/cls.pt
 
-Every run writes ``CKPT`` (best epoch) and ``CKPT`` with ``.last`` before the suffix (latest
-epoch, used by ``--resume``).
+Every run writes ``CKPT`` (best evaluation) and ``CKPT`` with ``.last`` before the suffix
+(latest epoch, used by ``--resume``); both record the full recipe.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Any, Dict
+import typing
+from typing import Any, Dict, Iterable, List, Tuple
 
 __all__ = ["register", "run_train"]
 
-TASKS = ("classifier", "i2c", "weightmap")
+_HELP = {
+    "classifier": "cross-entropy classifier (blank images with a uniform target by default)",
+    "i2c": "I2C classifier: CE + SC + GC losses on paired-class batches (fine-tuning defaults)",
+    "weightmap": "weight-map generator (Shaharabany & Wolf), method I or II",
+    "embedding": "Siamese embedding of weight-map method II (triplet loss)",
+}
 
 
-def _common_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--data", required=True, metavar="DIR",
-                        help="dataset root in the wsolevaluation layout (e.g. from `attribmap synth`)")
-    parent.add_argument("--out", required=True, metavar="CKPT",
-                        help="best-checkpoint path; the resumable state goes next to it (.last)")
-    parent.add_argument("--epochs", type=int, metavar="E", help="number of epochs")
-    parent.add_argument("--batch-size", type=int, metavar="B", help="batch size per process")
-    parent.add_argument("--lr", type=float, metavar="LR", help="base learning rate")
-    parent.add_argument("--image-size", type=int, metavar="S", help="training image side in pixels")
-    parent.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer")
-    parent.add_argument("--schedule", choices=("none", "step", "cosine"), help="per-epoch lr schedule")
-    parent.add_argument("--holdout-fraction", type=float, metavar="F",
-                        help="share of each training class held out for checkpoint selection")
-    parent.add_argument("--grad-clip", type=float, metavar="G", help="clip the gradient norm to G")
-    parent.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    parent.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parent.add_argument("--num-workers", type=int, default=0, metavar="N", help="data-loading workers")
-    parent.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parent.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parent
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that say where and how to run, not how to train (defaults applied in run_train)."""
+    group = parser.add_argument_group("run")
+    group.add_argument("--config", metavar="TOML", default=argparse.SUPPRESS,
+                       help="recipe file (flat field = value lines); flags override its fields")
+    group.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS,
+                       help="dataset root in the wsolevaluation layout (e.g. from `attribmap synth`)")
+    group.add_argument("--out", metavar="CKPT", default=argparse.SUPPRESS,
+                       help="best-checkpoint path; the resumable state goes next to it (.last)")
+    group.add_argument("--device", default=argparse.SUPPRESS, help="cpu or cuda (default cpu)")
+    group.add_argument("--num-workers", type=int, metavar="N", default=argparse.SUPPRESS,
+                       help="data-loading workers (default 0)")
+    group.add_argument("--metadata-root", metavar="DIR", default=argparse.SUPPRESS,
+                       help="metadata folder when not DATA/metadata")
+    group.add_argument("--resume", action="store_true", default=argparse.SUPPRESS,
+                       help="continue from the last checkpoint")
+    group.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bar")
+    group.add_argument("--print-recipe", action="store_true", default=argparse.SUPPRESS,
+                       help="print the recipe as TOML and exit without training")
+
+
+_METAVARS = {int: "N", float: "X", str: "NAME"}
+
+
+def _parse_optional(kind: type):
+    def parse(text: str):
+        return None if text.lower() == "none" else kind(text)
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+def _field_flags(parser: argparse.ArgumentParser, fields: Iterable[Tuple[str, Any, Any, Dict[str, Any]]],
+                 show_defaults: bool) -> None:
+    """One flag per recipe field, typed from its annotation, with its help text and choices."""
+    from attribmap.train.recipe import split_optional
+
+    group = parser.add_argument_group("recipe fields")
+    for name, hint, default, meta in fields:
+        flag = "--" + name.replace("_", "-")
+        optional, base = split_optional(hint)
+        text = meta.get("help", "")
+        if show_defaults and default is not None:
+            shown = ",".join(default) if isinstance(default, tuple) else default
+            text += f" (default {shown})"
+        kwargs: Dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if typing.get_origin(base) is tuple:
+            kwargs.update(type=str, metavar="A,B")
+        else:
+            metavar = "CKPT" if name in ("init", "classifier") else _METAVARS[base]
+            kwargs.update(type=_parse_optional(base) if optional else base, metavar=metavar)
+            if meta.get("choices") is not None:
+                kwargs.update(choices=meta["choices"], metavar=None)
+        group.add_argument(flag, **kwargs)
+
+
+def _union_fields() -> List[Tuple[str, Any, Any, Dict[str, Any]]]:
+    from attribmap.train.recipe import RECIPES, recipe_fields
+
+    seen: Dict[str, Tuple[str, Any, Any, Dict[str, Any]]] = {}
+    for cls in RECIPES.values():
+        for name, hint, default, meta in recipe_fields(cls):
+            if name not in seen:  # the top-level parser cannot type a field's choices per task
+                seen[name] = (name, hint, default, {**meta, "choices": None})
+    return list(seen.values())
 
 
 def register(subparsers: Any) -> None:
-    """Add ``attribmap train`` and its three task sub-commands."""
+    """Add ``attribmap train`` and one sub-command per task."""
+    from attribmap.train.recipe import RECIPES, recipe_fields
+
     parser = subparsers.add_parser(
-        "train", help="train a classifier, an I2C classifier or a weight-map generator",
-        description="Train one of the models attribmap explains; checkpoints record their "
-                    "architecture so `explain` and `bench` can rebuild the model from the file.")
+        "train", help="train a classifier, an I2C classifier, a weight-map generator or an embedding",
+        description="Train a model from a recipe given by flags or a TOML file (--config). "
+                    "Checkpoints record their architecture and recipe, so `explain` and `bench` "
+                    "rebuild the model from the file alone.")
+    _run_flags(parser)
+    _field_flags(parser, _union_fields(), show_defaults=False)
     parser.set_defaults(func=run_train, task=None)
     tasks = parser.add_subparsers(dest="task", metavar="TASK")
-    parent = _common_parent()
-    for task, help_text in (("classifier", "cross-entropy classifier (GAP -> linear)"),
-                            ("i2c", "I2C classifier: CE + SC + GC losses on paired-class batches")):
-        sub = tasks.add_parser(task, parents=[parent], help=help_text, description=help_text)
-        sub.add_argument("--arch", metavar="A", help="architecture (see `attribmap.models.available_archs`)")
-        sub.add_argument("--weights", metavar="W", help="pretrained backbone weights, e.g. DEFAULT")
-        sub.add_argument("--lr-step-size", type=int, metavar="E",
-                         help="epochs between tenfold lr decays of --schedule step (default 30)")
+    for task, cls in RECIPES.items():
+        first_line = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
+        sub = tasks.add_parser(task, help=_HELP[task], description=first_line)
+        _run_flags(sub)
+        _field_flags(sub, recipe_fields(cls), show_defaults=True)
         sub.set_defaults(func=run_train)
-    sub = tasks.add_parser("weightmap", parents=[parent], help="weight-map generator, method I or II",
-                           description="Weight-map generator (Shaharabany & Wolf), method I or II.")
-    sub.add_argument("--classifier", metavar="CKPT",
-                     help="method 1: classifier checkpoint (required); method 2: embedding checkpoint "
-                          "(optional, trained first when absent)")
-    sub.add_argument("--method", type=int, choices=(1, 2), default=1, help="method I or II (default 1)")
-    sub.add_argument("--encoder", metavar="E", help="generator encoder: resnet18 (default), resnet34, resnet50")
-    sub.add_argument("--arch", metavar="A", help="generator architecture, weightmap_<encoder> (same as --encoder)")
-    sub.add_argument("--weights", metavar="W", help="pretrained encoder weights, e.g. DEFAULT")
-    sub.add_argument("--lam", type=float, help="weight of the area term mean(M) (default 1)")
-    sub.add_argument("--embedding-epochs", type=int, metavar="E", help="method 2: embedding epochs")
-    sub.set_defaults(func=run_train)
 
 
-def _given(args: argparse.Namespace, names: Dict[str, str]) -> Dict[str, Any]:
-    return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
+def _build_recipe(args: argparse.Namespace):
+    from attribmap.train.recipe import RECIPES, load_recipe, recipe_class
 
-
-def _encoder_from(args: argparse.Namespace) -> Any:
-    encoder = args.encoder
-    if args.arch is not None:
-        from_arch = args.arch[len("weightmap_"):] if args.arch.startswith("weightmap_") else args.arch
-        if encoder is not None and encoder != from_arch:
-            raise ValueError(f"--arch {args.arch!r} and --encoder {encoder!r} disagree")
-        encoder = from_arch
-    return encoder
+    names = {name for cls in RECIPES.values() for name in cls.field_names()}
+    overrides = {name: getattr(args, name) for name in sorted(names) if hasattr(args, name)}
+    config = getattr(args, "config", None)
+    if config is not None:
+        recipe = load_recipe(config, task=args.task)
+        return recipe.replace(**overrides) if overrides else recipe
+    if args.task is None:
+        raise ValueError(f"choose what to train: attribmap train {{{'|'.join(RECIPES)}}} --data DIR "
+                         "--out CKPT, or attribmap train --config RECIPE.toml --data DIR --out CKPT")
+    return recipe_class(args.task).from_dict(overrides)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run the chosen recipe; bad arguments raise ``ValueError`` / ``FileNotFoundError``."""
-    if args.task not in TASKS:
-        raise ValueError(f"choose what to train: attribmap train {{{'|'.join(TASKS)}}} --data DIR --out CKPT")
+    """Build the recipe, then train it; bad arguments raise ``ValueError`` / ``FileNotFoundError``."""
+    recipe = _build_recipe(args)
+    if getattr(args, "print_recipe", False):
+        sys.stdout.write(recipe.to_toml())
+        return 0
+    for flag in ("data", "out"):
+        if getattr(args, flag, None) is None:
+            raise ValueError(f"--{flag} is required to train (the recipe says how, --data and --out say what and where)")
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"--data folder not found: {args.data!r}")
-    from attribmap.train import train_classifier, train_i2c, train_weightmap
+    from attribmap.train import train
 
-    kwargs: Dict[str, Any] = _given(args, {
-        "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "image_size": "image_size",
-        "optimizer": "optimizer", "schedule": "schedule", "holdout_fraction": "holdout_fraction",
-        "grad_clip": "grad_clip",
-        "weights": "weights" if args.task != "weightmap" else "encoder_weights",
-    })
-    kwargs.update(seed=args.seed, device=args.device, num_workers=args.num_workers, resume=args.resume,
-                  progress=False if args.no_progress else None, log=_log)
-    if args.task == "weightmap":
-        encoder = _encoder_from(args)
-        kwargs.update(_given(args, {"lam": "lam", "embedding_epochs": "embedding_epochs"}))
-        if encoder is not None:
-            kwargs["encoder"] = encoder
-        if args.method == 1 and args.classifier is None:
-            raise ValueError("weightmap --method 1 needs --classifier CKPT (a trained classifier checkpoint)")
-        path, history = train_weightmap(args.data, args.out, classifier=args.classifier,
-                                        method=args.method, **kwargs)
-    else:
-        if args.arch is not None:
-            kwargs["arch"] = args.arch
-        kwargs.update(_given(args, {"lr_step_size": "lr_step_size"}))
-        recipe = train_classifier if args.task == "classifier" else train_i2c
-        path, history = recipe(args.data, args.out, **kwargs)
+    path, history = train(recipe, args.data, args.out, device=getattr(args, "device", "cpu"),
+                          num_workers=getattr(args, "num_workers", 0), resume=getattr(args, "resume", False),
+                          metadata_root=getattr(args, "metadata_root", None),
+                          progress=False if getattr(args, "no_progress", False) else None, log=_log)
     if int(os.environ.get("RANK", "0")) == 0:
         best = history["best_score"]
         score = "" if best is None else f", score {best:.4f}"
-        print(f"best checkpoint: {path} (epoch {history['best_epoch']}{score}); "
+        print(f"best checkpoint: {path} (epoch {history['best_epoch']}, step {history['best_step']}{score}); "
               f"resumable state: {history['last_checkpoint']}")
     return 0
 

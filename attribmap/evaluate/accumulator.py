@@ -1,10 +1,11 @@
-"""Common machinery of the evaluation accumulators: int64 counts that sum exactly."""
+"""Common machinery of the evaluation accumulators: int64 states that sum exactly."""
 from __future__ import annotations
 
 import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.distributed import all_reduce_sum
+from attribmap.evaluate.exact_sum import exact_normalize
 
 __all__ = ["Accumulator", "taus_for"]
 
@@ -21,8 +22,12 @@ class Accumulator:
     """Base class: the state is a dict of int64 numpy arrays that only ever get summed.
 
     Subclasses define ``_new_state()`` (name -> zero array) and ``_config()`` (a tuple
-    that must be equal for two accumulators to be merged).
+    that must be equal for two accumulators to be merged). State arrays named in
+    ``_exact_state`` hold exact float sums (:mod:`attribmap.evaluate.exact_sum`): their
+    carries are propagated after every merge, sync and restore.
     """
+
+    _exact_state: tuple = ()
 
     def __init__(self) -> None:
         self._state: dict[str, np.ndarray] = self._new_state()
@@ -46,6 +51,11 @@ class Accumulator:
                 "class and settings must match")
         for name, value in other._state.items():
             self._state[name] = self._state[name] + value
+        return self._settle()
+
+    def _settle(self) -> "Accumulator":
+        for name in self._exact_state:
+            exact_normalize(self._state[name])
         return self
 
     def sync(self, process_group=None) -> "Accumulator":
@@ -57,7 +67,7 @@ class Accumulator:
         names = sorted(self._state)
         summed = all_reduce_sum([self._state[n] for n in names], process_group)
         self._state = dict(zip(names, summed))
-        return self
+        return self._settle()
 
     def state(self) -> dict[str, np.ndarray]:
         """A copy of the raw int64 counts (for checkpoints and tests)."""
@@ -81,4 +91,4 @@ class Accumulator:
                                      f"expected {current[name].shape}")
             restored[name] = array.astype(np.int64).copy()
         self._state = restored
-        return self
+        return self._settle()

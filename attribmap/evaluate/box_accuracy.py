@@ -6,8 +6,9 @@ from typing import Sequence
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.accumulator import Accumulator, taus_for
-from attribmap.evaluate.frame import batch_correct, frame_boxes, frame_scoremaps
+from attribmap.evaluate.accumulator import taus_for
+from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 from attribmap.evaluate.threshold_boxes import best_ious_batch, resolve_engine
 
 __all__ = ["BoxAccuracy"]
@@ -17,7 +18,7 @@ __all__ = ["BoxAccuracy"]
 _CHUNK = 256
 
 
-class BoxAccuracy(Accumulator):
+class BoxAccuracy(Metric):
     """Box accuracy of the official WSOL protocol (wsolevaluation's BoxEvaluator).
 
     For every image and every threshold tau in ``arange(0, 1, delta)`` the map (bicubic
@@ -41,7 +42,13 @@ class BoxAccuracy(Accumulator):
     State (int64): ``count``, ``v1_hits`` / ``v2_hits`` (D, T), and for top-1
     localization ``predicted`` (images that came with a prediction flag),
     ``v1_top1_hits`` / ``v2_top1_hits`` (D, T).
+
+    References
+    ----------
+    Choe et al., "Evaluating Weakly Supervised Object Localization Methods Right", CVPR 2020.
     """
+
+    name = "boxes"
 
     def __init__(self, delta: float = 0.001, iou_thresholds: Sequence[int] = (30, 50, 70),
                  image_size: int = 224, engine: str = "auto") -> None:
@@ -69,29 +76,55 @@ class BoxAccuracy(Accumulator):
             "v2_top1_hits": np.zeros(shape, dtype=np.int64),
         }
 
-    def update(self, maps, boxes, image_sizes=None, correct=None, preprocessed: bool = False) -> "BoxAccuracy":
-        """Add a batch.
+    @property
+    def info(self) -> MetricInfo:
+        ious = self.iou_thresholds
+        columns = []
+        if 50 in ious:
+            columns.append(Column("MaxBoxAcc", "MaxBoxAcc"))
+        columns.append(Column("MaxBoxAccV2", "MaxBoxAccV2"))
+        columns += [Column("MaxBoxAccV2_per_iou", f"V2@{t}", sub=str(t)) for t in ious]
+        if 50 in ious:
+            columns.append(Column("Top1Loc", "top-1 loc"))
+        columns.append(Column("Top1LocV2", "top-1 loc V2", headline=False))
+        columns += [Column("best_tau", f"tau V2@{t}", sub=str(t), headline=False, digits=3, unit="")
+                    for t in ious]
+        curves = ("tau",) + tuple(f"BoxAccV1@{t}" for t in ious) + tuple(f"BoxAccV2@{t}" for t in ious)
+        plot = Plot("boxacc_curves.png", "BoxAcc(tau)", "tau", tuple(f"BoxAccV2@{t}" for t in ious),
+                    tuple(f"BoxAcc, IoU >= {t / 100:.1f}" for t in ious), "CAM threshold tau", "BoxAcc (%)",
+                    ylim=(0.0, 100.0))
+        return MetricInfo(
+            name=self.name, title="Box accuracy (MaxBoxAcc, MaxBoxAccV2, top-1 localization)",
+            family="localization", needs=("boxes",), columns=tuple(columns),
+            extras=("MaxBoxAcc_per_iou", "best_tau_v1", "Top1LocV2_per_iou"), curves=curves, plots=(plot,),
+            reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)")
+
+    def update(self, frame, boxes=None, image_sizes=None, correct=None, preprocessed: bool = False) -> "BoxAccuracy":
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their boxes.
 
         Parameters
         ----------
-        maps : Tensor (any device) or ndarray, shape (N, h, w)
-            Raw maps of the ground-truth class, any resolution (``preprocessed=True``:
-            already (N, S, S) in [0, 1]).
+        frame : Frame, or Tensor (any device) / ndarray (N, h, w)
+            A frame, or raw maps of the ground-truth class at any resolution
+            (``preprocessed=True``: already (N, S, S) in [0, 1]), framed here with
+            :class:`~attribmap.evaluate.framing.Framer`.
         boxes : sequence of N array-likes (k_i, 4)
-            GT boxes, inclusive x0, y0, x1, y1, in original-image pixels.
+            GT boxes, inclusive x0, y0, x1, y1, in original-image pixels (maps only).
         image_sizes : array-like (N, 2) as (W, H), or None
             Original sizes; None means the boxes are already in frame pixels.
         correct : array-like (N,) of bool, or None
             Whether the top-1 prediction equals the label (enables top-1 localization).
         """
-        frame = frame_scoremaps(maps, self.image_size, preprocessed)
-        count = frame.shape[0]
-        gt_boxes = frame_boxes(boxes, image_sizes, count, self.image_size)
-        flags = batch_correct(correct, count)
+        if not isinstance(frame, Frame):
+            frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes, correct=correct,
+                                                  preprocessed=preprocessed)
+        self.check_inputs(frame)
+        count = frame.count
+        gt_boxes, flags = frame.boxes, frame.correct
         cuts = np.asarray(self.iou_thresholds, dtype=np.float64)[:, None, None] / 100
         for start in range(0, count, _CHUNK):  # bounded memory: (D, chunk, T) at a time
             part = slice(start, min(start + _CHUNK, count))
-            v1_iou, v2_iou = best_ious_batch(frame[part], gt_boxes[part], self.taus, self.engine)
+            v1_iou, v2_iou = best_ious_batch(frame.maps[part], gt_boxes[part], self.taus, self.engine)
             v1 = v1_iou[None] >= cuts  # (D, n, T)
             v2 = v2_iou[None] >= cuts
             self._state["v1_hits"] += v1.sum(axis=1)
@@ -122,9 +155,7 @@ class BoxAccuracy(Accumulator):
         ``Top1LocV2_per_iou`` when every image came with ``correct``, ``num_images`` and
         ``curves`` = {"tau": (T,), "BoxAccV1": {iou: (T,)}, "BoxAccV2": {iou: (T,)}}.
         """
-        count = int(self._state["count"])
-        if count == 0:
-            raise AttribmapError("BoxAccuracy.compute() called before any update()")
+        count = self._count()
         v1_curves, v1_best, v1_tau = self._max_per_iou(self._state["v1_hits"], count)
         v2_curves, v2_best, v2_tau = self._max_per_iou(self._state["v2_hits"], count)
         result = {
@@ -151,3 +182,12 @@ class BoxAccuracy(Accumulator):
             result["Top1LocV2"] = float(np.average([top1_v2[t] for t in self.iou_thresholds]))
             result["Top1LocV2_per_iou"] = top1_v2
         return result
+
+    def series(self, result) -> dict:
+        """``tau`` and ``BoxAccV1@<iou>`` / ``BoxAccV2@<iou>`` (percent) from :meth:`compute`'s curves."""
+        curves = result["curves"]
+        out = {"tau": np.asarray(curves["tau"])}
+        for version in ("BoxAccV1", "BoxAccV2"):
+            out.update({f"{version}@{t}": np.asarray(v) for t, v in curves[version].items()})
+        return out
+

@@ -1,25 +1,39 @@
-"""One-call evaluation of a set of maps: :func:`evaluate_maps`."""
+"""One-call evaluation of a set of maps: :func:`evaluate_maps` (an :class:`Evaluator` underneath)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.box_accuracy import BoxAccuracy
-from attribmap.evaluate.frame import frame_scoremaps
-from attribmap.evaluate.legacy import LegacyLocalization
-from attribmap.evaluate.pointing import PointingGame
-from attribmap.evaluate.pxap import PxAP
+from attribmap.evaluate.evaluator import Evaluator
+from attribmap.evaluate.registry import options_for
 
-__all__ = ["evaluate_maps"]
+__all__ = ["evaluate_maps", "default_metrics", "PROTOCOLS"]
 
 PROTOCOLS = ("official", "legacy")
+
+
+def default_metrics(protocol: str = "official", has_boxes: bool = True, has_masks: bool = False) -> List[str]:
+    """The localization metrics a protocol reports for the data it has.
+
+    Official: ``boxes`` (MaxBoxAcc, MaxBoxAccV2, top-1 loc) with boxes, ``pxap`` and
+    ``peak_iou`` with masks, ``pointing`` and ``energy_pointing`` with boxes (in that
+    order, the report's column order). Legacy: ``legacy``.
+    """
+    if protocol not in PROTOCOLS:
+        raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+    if protocol == "legacy":
+        return ["legacy"]
+    names = ["boxes"] if has_boxes else []
+    names += ["pxap", "peak_iou"] if has_masks else []
+    return names + (["pointing", "energy_pointing"] if has_boxes else [])
 
 
 def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, correct=None,
                   delta: float = 0.001, protocol: str = "official", tau: float = 0.2,
                   image_size: int = 224, iou_thresholds: Sequence[int] = (30, 50, 70),
-                  pointing_tolerance: float = 15.0, engine: str = "auto") -> dict:
-    """Score maps with the WSOL protocol in one call (built on the accumulators).
+                  pointing_tolerance: float = 15.0, engine: str = "auto", metrics: Optional[Sequence[str]] = None,
+                  inputs=None, options: Optional[Mapping[str, Any]] = None) -> dict:
+    """Score maps with the WSOL protocol in one call.
 
     Parameters
     ----------
@@ -46,35 +60,51 @@ def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, c
         Pointing-game tolerance in frame pixels.
     engine : {"auto", "tree", "opencv", "numpy"}
         Contour engine for the box metrics (same numbers).
+    metrics : sequence of str, optional
+        Registered metric names (default :func:`default_metrics` of the protocol and data);
+        ``"deletion"``, ``"insertion"``, ``"drop"``, ``"road"`` need ``inputs``.
+    inputs : ModelInputs, optional
+        The model, the images the maps explain and their target classes.
+    options : mapping, optional
+        More metric options (``{"deletion.steps": 20}``, ...).
 
     Returns
     -------
     dict, percentages. Official protocol with boxes: ``MaxBoxAcc``, ``MaxBoxAcc_per_iou``,
     ``MaxBoxAccV2``, ``MaxBoxAccV2_per_iou`` ({30, 50, 70}), ``best_tau``, ``best_tau_v1``,
-    ``PointingGame``, ``curves``, and ``Top1Loc`` / ``Top1LocV2`` with ``correct``; with
-    masks: ``PxAP`` and ``pr_curve``. Legacy: ``GTKnownLoc`` and ``Top1Loc`` with
-    ``correct``. Always ``protocol`` and ``num_images``.
+    ``PointingGame``, ``EnergyPointing``, ``curves``, and ``Top1Loc`` / ``Top1LocV2`` with
+    ``correct``; with masks: ``PxAP``, ``pr_curve``, ``PeakIoU``, ``PeakIoU_tau``; the
+    faithfulness metrics' numbers when asked for; every curve by name under ``series``.
+    Legacy: ``GTKnownLoc`` and ``Top1Loc`` with ``correct``. Always ``protocol`` and
+    ``num_images``.
     """
     if protocol not in PROTOCOLS:
         raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
     if boxes is None and masks is None:
         raise AttribmapError("evaluate_maps needs boxes, masks, or both")
-    if protocol == "legacy":
-        if boxes is None or image_sizes is None:
-            raise AttribmapError("the legacy protocol needs boxes and image_sizes")
-        legacy = LegacyLocalization(tau=tau).update(maps, boxes, image_sizes, correct)
-        return legacy.compute()
+    if protocol == "legacy" and (boxes is None or image_sizes is None):
+        raise AttribmapError("the legacy protocol needs boxes and image_sizes")
+    names = list(metrics) if metrics is not None else default_metrics(protocol, boxes is not None, masks is not None)
+    settings = {"delta": delta, "tau": tau, "iou_thresholds": iou_thresholds, "tolerance": pointing_tolerance,
+                "engine": engine}
+    chosen = options_for(names, settings)  # the protocol settings go to the metrics that take them
+    chosen.update(options or {})
+    size = 224 if protocol == "legacy" else image_size
+    evaluator = Evaluator(names, image_size=size, options=chosen)
+    frame = evaluator.update(maps, boxes=boxes, image_sizes=image_sizes, masks=masks, ignore=ignore, correct=correct,
+                     inputs=inputs)
+    results = evaluator.compute()
+    if protocol == "legacy" and list(results) == ["legacy"]:
+        return results["legacy"]
+    merged: dict = {"protocol": protocol, "num_images": frame.count, "delta": float(delta)}
+    for name, result in results.items():
+        if name == "boxes":
+            merged.update(result)
+        elif name == "pxap":
+            merged["PxAP"] = result["PxAP"]
+            merged["pr_curve"] = {k: v for k, v in result.items() if k != "PxAP"}
+        else:
+            merged.update(evaluator.metrics[name].scores(result))
+    merged["series"] = evaluator.series(results)
+    return merged
 
-    frame = frame_scoremaps(maps, image_size)
-    result: dict = {"protocol": "official", "num_images": int(frame.shape[0]), "delta": float(delta)}
-    if boxes is not None:
-        boxes_metric = BoxAccuracy(delta, iou_thresholds, image_size, engine)
-        boxes_metric.update(frame, boxes, image_sizes, correct, preprocessed=True)
-        result.update(boxes_metric.compute())
-        pointing = PointingGame(pointing_tolerance, image_size)
-        result.update(pointing.update(frame, boxes, image_sizes, preprocessed=True).compute())
-    if masks is not None:
-        pixel = PxAP(delta, image_size).update(frame, masks, ignore, preprocessed=True).compute()
-        result["PxAP"] = pixel.pop("PxAP")
-        result["pr_curve"] = pixel
-    return result

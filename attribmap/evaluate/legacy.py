@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.accumulator import Accumulator
 from attribmap.evaluate.contours import mask_contours
-from attribmap.evaluate.frame import as_numpy, batch_correct, frame_scoremaps, rescale_boxes, to_uint8
+from attribmap.evaluate.frame import as_numpy, rescale_boxes
+from attribmap.evaluate.framing import Frame, Framer
 from attribmap.evaluate.iou import inclusive_iou
+from attribmap.evaluate.metric import Column, Metric, MetricInfo
 
 __all__ = ["LegacyLocalization", "legacy_box", "legacy_gt_boxes"]
 
@@ -47,7 +48,7 @@ def legacy_gt_boxes(boxes, image_size_wh, resize_size: int = 256, crop_size: int
     return np.clip(out, 0, crop_size - 1).astype(np.int64)
 
 
-class LegacyLocalization(Accumulator):
+class LegacyLocalization(Metric):
     """GT-known and top-1 localization accuracy at one fixed threshold (legacy protocol).
 
     Parameters
@@ -58,7 +59,14 @@ class LegacyLocalization(Accumulator):
         Resize then center-crop sizes of the legacy test transform (256 -> 224).
     iou_threshold : float
         IoU needed for a hit (0.5).
+
+    References
+    ----------
+    Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016, and
+    the tables of ACoL, SPG, I2C, DGL that follow its protocol.
     """
+
+    name = "legacy"
 
     def __init__(self, tau: float = 0.2, resize_size: int = 256, crop_size: int = 224,
                  iou_threshold: float = 0.5) -> None:
@@ -79,33 +87,45 @@ class LegacyLocalization(Accumulator):
         zero = lambda: np.zeros((), dtype=np.int64)  # noqa: E731
         return {"count": zero(), "hits": zero(), "predicted": zero(), "top1_hits": zero()}
 
-    def update(self, maps, boxes, image_sizes, correct=None, preprocessed: bool = False) -> "LegacyLocalization":
-        """Add a batch: raw maps (N, h, w) of the crop, GT boxes (k_i, 4) in original pixels,
-        original sizes (N, 2) as (W, H), optional top-1 flags (N,)."""
-        frame = frame_scoremaps(maps, self.crop_size, preprocessed)
-        count = frame.shape[0]
-        sizes = as_numpy(image_sizes)
-        if boxes is None or len(boxes) != count or sizes.shape != (count, 2):
-            raise AttribmapError(f"legacy update needs {count} box arrays and image_sizes of shape ({count}, 2)")
-        flags = batch_correct(correct, count)
-        s8 = to_uint8(frame)
-        for index in range(count):
-            gt = legacy_gt_boxes(boxes[index], sizes[index], self.resize_size, self.crop_size)
+    @property
+    def image_size(self) -> int:
+        """Side of the frame the maps are scored in (the crop)."""
+        return self.crop_size
+
+    @property
+    def info(self) -> MetricInfo:
+        return MetricInfo(name=self.name, title=f"Legacy localization (fixed tau = {self.tau})",
+                          family="localization", needs=("boxes",),
+                          columns=(Column("GTKnownLoc", "GT-known loc"), Column("Top1Loc", "top-1 loc")),
+                          reference="Zhou et al., CVPR 2016 (CAM); legacy fixed-threshold tables")
+
+    def update(self, frame, boxes=None, image_sizes=None, correct=None,
+               preprocessed: bool = False) -> "LegacyLocalization":
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame` (of the crop, with boxes
+        and image sizes), or raw maps (N, h, w) of the crop, GT boxes (k_i, 4) in original
+        pixels, original sizes (N, 2) as (W, H), optional top-1 flags (N,)."""
+        if not isinstance(frame, Frame):
+            if boxes is None or image_sizes is None:
+                raise AttribmapError("the legacy protocol needs boxes and image_sizes (N, 2) as (W, H)")
+            frame = Framer(self.crop_size).frame(frame, boxes=boxes, image_sizes=image_sizes, correct=correct,
+                                                 preprocessed=preprocessed)
+        self.check_inputs(frame)
+        flags = frame.correct
+        s8 = frame.s8()
+        for index, gt in enumerate(frame.legacy_boxes(self.resize_size, self.crop_size)):
             box = legacy_box(s8[index], self.tau)
             hit = bool((inclusive_iou(box[None], gt) >= self.iou_threshold).any())
             self._state["hits"] += hit
             if flags is not None and flags[index] and hit:
                 self._state["top1_hits"] += 1
-        self._state["count"] += count
+        self._state["count"] += frame.count
         if flags is not None:
-            self._state["predicted"] += count
+            self._state["predicted"] += frame.count
         return self
 
     def compute(self) -> dict:
         """``GTKnownLoc`` (and ``Top1Loc`` when every image had a prediction flag), percent."""
-        count = int(self._state["count"])
-        if count == 0:
-            raise AttribmapError("LegacyLocalization.compute() called before any update()")
+        count = self._count()
         result = {"GTKnownLoc": 100.0 * int(self._state["hits"]) / count, "num_images": count,
                   "protocol": "legacy", "tau": self.tau}
         if int(self._state["predicted"]) == count:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.accumulator import Accumulator
-from attribmap.evaluate.frame import frame_boxes, frame_scoremaps
+from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.metric import Column, Metric, MetricInfo
 
 __all__ = ["PointingGame", "peak_location"]
 
@@ -18,7 +18,7 @@ def peak_location(scoremap: np.ndarray) -> tuple[int, int] | None:
     return int(x), int(y)
 
 
-class PointingGame(Accumulator):
+class PointingGame(Metric):
     """Share of images whose map maximum falls in (or near) a ground-truth box.
 
     A hit: the Euclidean distance from the peak pixel (x, y) to some GT box (inclusive
@@ -31,7 +31,13 @@ class PointingGame(Accumulator):
         Distance in frame pixels (15 in the original pointing game).
     image_size : int
         Side of the evaluation frame.
+
+    References
+    ----------
+    Zhang et al., "Top-down Neural Attention by Excitation Backprop", ECCV 2016.
     """
+
+    name = "pointing"
 
     def __init__(self, tolerance: float = 15.0, image_size: int = 224) -> None:
         self.tolerance = float(tolerance)
@@ -46,11 +52,20 @@ class PointingGame(Accumulator):
     def _new_state(self) -> dict[str, np.ndarray]:
         return {"count": np.zeros((), dtype=np.int64), "hits": np.zeros((), dtype=np.int64)}
 
-    def update(self, maps, boxes, image_sizes=None, preprocessed: bool = False) -> "PointingGame":
-        """Add a batch: raw maps (N, h, w), GT boxes per image, original (W, H) or None."""
-        frame = frame_scoremaps(maps, self.image_size, preprocessed)
-        gt_boxes = frame_boxes(boxes, image_sizes, frame.shape[0], self.image_size)
-        for scoremap, gt in zip(frame, gt_boxes):
+    @property
+    def info(self) -> MetricInfo:
+        return MetricInfo(name=self.name, title="Pointing game", family="localization", needs=("boxes",),
+                          columns=(Column("PointingGame", "pointing"),),
+                          reference="Zhang et al., ECCV 2016 (excitation backprop)")
+
+    def update(self, frame, boxes=None, image_sizes=None, preprocessed: bool = False) -> "PointingGame":
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps (N, h, w)
+        with their GT boxes per image and original (W, H) sizes (or None: frame pixels)."""
+        if not isinstance(frame, Frame):
+            frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes,
+                                                  preprocessed=preprocessed)
+        self.check_inputs(frame)
+        for scoremap, gt in zip(frame.maps, frame.boxes):
             peak = peak_location(scoremap)
             if peak is None:
                 continue
@@ -59,12 +74,10 @@ class PointingGame(Accumulator):
             dy = np.maximum(0, np.maximum(gt[:, 1] - y, y - gt[:, 3]))
             if (dx * dx + dy * dy <= self.tolerance ** 2).any():
                 self._state["hits"] += 1
-        self._state["count"] += frame.shape[0]
+        self._state["count"] += frame.count
         return self
 
     def compute(self) -> dict:
         """``{"PointingGame": percent of hits, "num_images": N}``."""
-        count = int(self._state["count"])
-        if count == 0:
-            raise AttribmapError("PointingGame.compute() called before any update()")
+        count = self._count()
         return {"PointingGame": 100.0 * int(self._state["hits"]) / count, "num_images": count}

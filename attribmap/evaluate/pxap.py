@@ -4,22 +4,57 @@ from __future__ import annotations
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.accumulator import Accumulator, taus_for
-from attribmap.evaluate.frame import frame_scoremaps, union_mask
-from attribmap.evaluate.histogram import score_bins, score_histogram, split_histograms
+from attribmap.evaluate.accumulator import taus_for
+from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.histogram import score_bins, score_histogram
+from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 
-__all__ = ["PxAP", "score_bins", "score_histogram"]
-
-
-def _per_image(masks, count: int, name: str):
-    if masks is None:
-        return [None] * count
-    if len(masks) != count:
-        raise AttribmapError(f"{name} must hold {count} masks (one per map); got {len(masks)}")
-    return list(masks)
+__all__ = ["PxAP", "PooledHistograms", "score_bins", "score_histogram", "pxap_edges"]
 
 
-class PxAP(Accumulator):
+def pxap_edges(delta: float) -> np.ndarray:
+    """PxAP's histogram bin edges: ``arange(0, 1, delta)`` followed by 1, 2, 3."""
+    return np.append(taus_for(delta), [1.0, 2.0, 3.0])
+
+
+class PooledHistograms(Metric):
+    """Base of the metrics of the pooled foreground / background histograms (PxAP, peak IoU).
+
+    State (int64): ``foreground`` and ``background`` counts in the bins of
+    :func:`pxap_edges`; a batch's histograms come from
+    :meth:`~attribmap.evaluate.framing.Frame.histograms`, computed once per frame.
+    """
+
+    def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
+        self.delta = float(delta)
+        self.taus = taus_for(self.delta)
+        self.edges = pxap_edges(self.delta)
+        self.image_size = int(image_size)
+        super().__init__()
+
+    def _config(self) -> tuple:
+        return (self.delta, self.image_size)
+
+    def _new_state(self) -> dict[str, np.ndarray]:
+        bins = len(self.edges) - 1
+        return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
+
+    def update(self, frame) -> "PooledHistograms":
+        """Add a :class:`~attribmap.evaluate.framing.Frame` (with masks)."""
+        self.check_inputs(frame)
+        foreground, background = frame.histograms(self.edges)
+        self._state["foreground"] += foreground
+        self._state["background"] += background
+        return self
+
+    def _positives(self) -> int:
+        positives = int(self._state["foreground"].sum())
+        if positives <= 0:
+            raise AttribmapError(f"{type(self).__name__} needs at least one foreground pixel in the masks")
+        return positives
+
+
+class PxAP(PooledHistograms):
     """Pixel average precision over a whole dataset (pooled histograms).
 
     Map values at foreground pixels and at background pixels (ignore pixels dropped)
@@ -33,49 +68,37 @@ class PxAP(Accumulator):
         Bin width (0.001 default, 0.01 available).
     image_size : int
         Side of the evaluation frame the masks are resized to (nearest neighbour).
+
+    References
+    ----------
+    Choe et al., "Evaluating Weakly Supervised Object Localization Methods Right", CVPR 2020.
     """
 
-    def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
-        self.delta = float(delta)
-        self.taus = taus_for(self.delta)
-        self.edges = np.append(self.taus, [1.0, 2.0, 3.0])
-        self.image_size = int(image_size)
-        super().__init__()
+    name = "pxap"
 
-    def _config(self) -> tuple:
-        return (self.delta, self.image_size)
+    @property
+    def info(self) -> MetricInfo:
+        plot = Plot("pxap_pr_curves.png", "PxAP precision-recall", "recall", ("precision",),
+                    ("Pixel precision-recall (PxAP)",), "recall", "precision", ylim=(0.0, 1.02))
+        return MetricInfo(name=self.name, title="Pixel average precision (PxAP)", family="localization",
+                          needs=("masks",), columns=(Column("PxAP", "PxAP"),), curves=("precision", "recall"),
+                          plots=(plot,), reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)")
 
-    def _new_state(self) -> dict[str, np.ndarray]:
-        bins = len(self.edges) - 1
-        return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
-
-    def update(self, maps, masks, ignore=None, preprocessed: bool = False) -> "PxAP":
-        """Add a batch.
+    def update(self, frame, masks=None, ignore=None, preprocessed: bool = False) -> "PxAP":
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their masks.
 
         Parameters
         ----------
-        maps : Tensor or ndarray, shape (N, h, w)
-            Raw maps (``preprocessed=True``: (N, S, S) in [0, 1]).
+        frame : Frame, or Tensor / ndarray (N, h, w)
+            A frame, or raw maps (``preprocessed=True``: (N, S, S) in [0, 1]) framed here.
         masks : sequence of N arrays (Hm, Wm) or (k, Hm, Wm), or an array (N, Hm, Wm)
-            Foreground (> 0.5, union over instances), any resolution.
+            Foreground (> 0.5, union over instances), any resolution (maps only).
         ignore : same layout as ``masks``, or None
             Ignore region; its pixels outside the foreground are left out.
         """
-        frame = frame_scoremaps(maps, self.image_size, preprocessed)
-        count = frame.shape[0]
-        mask_list = _per_image(masks, count, "masks")
-        ignore_list = _per_image(ignore, count, "ignore")
-        foreground = np.empty(frame.shape, dtype=bool)
-        background = np.empty(frame.shape, dtype=bool)
-        for index in range(count):
-            foreground[index] = union_mask(mask_list[index], self.image_size)
-            np.logical_not(foreground[index], out=background[index])
-            if ignore_list[index] is not None:
-                background[index] &= ~union_mask(ignore_list[index], self.image_size)
-        # the whole batch in one pass (per-map calls cost more than the binning itself)
-        split_histograms(frame, foreground, background, self.edges,
-                         self._state["foreground"], self._state["background"])
-        return self
+        if not isinstance(frame, Frame):
+            frame = Framer(self.image_size).frame(frame, masks=masks, ignore=ignore, preprocessed=preprocessed)
+        return super().update(frame)
 
     def compute(self) -> dict:
         """PxAP in percent and the PR curve.
@@ -87,11 +110,9 @@ class PxAP(Accumulator):
         ``score_thresholds`` (B,) the threshold of each point (score >= threshold),
         ``num_foreground`` / ``num_background`` pixel counts.
         """
+        positives = float(self._positives())
         fg = self._state["foreground"].astype(np.float64)
         bg = self._state["background"].astype(np.float64)
-        positives = fg.sum()
-        if positives <= 0:
-            raise AttribmapError("PxAP needs at least one foreground pixel in the masks")
         tp = fg[::-1].cumsum()
         fp = bg[::-1].cumsum()
         predicted = (tp + fp) != 0
@@ -107,3 +128,7 @@ class PxAP(Accumulator):
             "num_foreground": int(positives),
             "num_background": int(bg.sum()),
         }
+
+    def series(self, result) -> dict:
+        """``precision`` and ``recall`` (B,), from the highest score threshold down."""
+        return {"precision": np.asarray(result["precision"]), "recall": np.asarray(result["recall"])}

@@ -8,10 +8,16 @@ with K seed vectors f_b^k = feat[b, :, seed_b^k] (C-vectors):
 * ``L_GC = mean over counted pairs of || C[y_i].detach() - c_i ||_2`` where a pair is counted
   only if class y_i had been seen before this batch (``counts[y_i] > 0`` at batch start);
   every pair of the batch is compared with the bank *as it was at the start of the batch*.
-* bank update, after the losses, pair by pair in batch order, without gradient:
-  ``eta = exp(-alpha * t_y)``, ``C[y] <- (1 - eta) C[y] + eta c_i``, ``t_y += 1``.
-  The first update of a class has eta = 1, so it copies c_i. Several pairs of one class in a
-  batch therefore give several successive updates with decreasing eta.
+* bank update, after the losses, without gradient, once per batch and class y present in
+  it, as the I2C slides write it: ``a^y`` = mean of all ``K * |B^y|`` seed vectors of
+  class y in the batch, ``eta = exp(-alpha * t_y)``, ``C[y] <- (1 - eta) C[y] + eta a^y``,
+  ``t_y += 1``. The first update of a class has eta = 1, so it copies a^y.
+
+References
+----------
+Zhang, Wei & Yang, "Inter-Image Communication for Weakly Supervised Localization", ECCV 2020
+(slides: global consistency, ``a^y = 1/(K|B^y|) sum_k V_k^y``, ``w^y = (1 - eta) w^y + eta a^y``,
+``eta = exp(-alpha t^y)``).
 """
 from __future__ import annotations
 
@@ -112,8 +118,8 @@ class I2CLoss(nn.Module):
         Seed threshold delta on the min-max normalised class map (0.7).
     alpha : float
         Decay of the centre update rate, ``eta = exp(-alpha * t_y)`` (0.002).
-    seed_sampling : {"random", "first"}
-        Random seeds (default) or the first K in raster order (the authors' code).
+    seed_sampling : {"first", "random"}
+        The first K in raster order (default, as the authors' code) or random seeds.
     generator : torch.Generator, optional
         CPU generator used for random seeds (for determinism).
 
@@ -135,7 +141,7 @@ class I2CLoss(nn.Module):
     counts: Tensor
 
     def __init__(self, num_classes: int, feat_dim: int, k: int = 3, threshold: float = 0.7,
-                 alpha: float = 0.002, seed_sampling: str = "random",
+                 alpha: float = 0.002, seed_sampling: str = "first",
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         for name, value in (("num_classes", num_classes), ("feat_dim", feat_dim), ("k", k)):
@@ -232,13 +238,28 @@ class I2CLoss(nn.Module):
         else:
             l_gc = pair_centres.new_zeros(())
         if update:
-            self.update_centers(pair_centres.detach(), pair_labels)
+            self.update_centers(vectors.detach(), labels)
         return l_sc, l_gc
 
     @torch.no_grad()
-    def update_centers(self, pair_centres: Tensor, pair_labels: Tensor) -> None:
-        """Sequential bank update: for each pair, eta = exp(-alpha t_y); C[y] moves to c_i."""
-        for centre, y in zip(pair_centres, pair_labels.tolist()):
+    def update_centers(self, vectors: Tensor, labels: Tensor) -> None:
+        """Once per class y of the batch: ``C[y] <- (1 - eta) C[y] + eta a^y``, ``t_y += 1``.
+
+        Parameters
+        ----------
+        vectors : Tensor (N, k, C)
+            Seed vectors of the batch (:meth:`seed_vectors`).
+        labels : LongTensor (N,)
+            Class of each image.
+
+        Notes
+        -----
+        ``a^y`` is the mean of the ``k * |B^y|`` seed vectors of the images of class y and
+        ``eta = exp(-alpha t_y)`` with ``t_y`` the updates class y had before this batch.
+        """
+        labels = labels.reshape(-1)
+        for y in torch.unique(labels).tolist():
+            a_y = vectors[labels == y].reshape(-1, vectors.shape[-1]).mean(dim=0)
             eta = math.exp(-self.alpha * int(self.counts[y]))
-            self.centers[y] = (1.0 - eta) * self.centers[y] + eta * centre.to(self.centers.dtype)
+            self.centers[y] = (1.0 - eta) * self.centers[y] + eta * a_y.to(self.centers.dtype)
             self.counts[y] += 1

@@ -10,7 +10,9 @@ Formulas as implemented (PROTOCOL.md section 2); ``M = g(I)`` in (0,1), shape (N
   ``L_outer = triplet(f(J_a^f), f(J_p^f), f(J_n^f))``, loss ``L_inner + L_outer + lam*mean(M_a)``;
 * stopping score: ``tau = max(M)/10``; ``M^ = M`` where ``M >= tau`` else 0; box = largest
   contour's box of ``M^ > 0`` (inclusive); ``S = sum(M^ in box) / sum(M^)``; 0 for an
-  all-zero (or non-finite) map.
+  all-zero (or non-finite) map;
+* robust stopping score: the same on ``max(M[m:H-m, m:W-m] - floor, 0)`` (border margin m,
+  floor = the minimum or a low percentile of that interior).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from torch import Tensor, nn
 
 from attribmap.errors import InputError
 
-__all__ = ["method1_loss", "triplet_loss", "method2_loss", "stopping_score"]
+__all__ = ["method1_loss", "triplet_loss", "method2_loss", "stopping_score", "robust_stopping_score",
+           "stopping_diagnostics", "STOPPING_FLOORS"]
 
 
 def _check_masks(images: Tensor, masks: Tensor) -> None:
@@ -145,9 +148,62 @@ def method2_loss(embed: nn.Module, generator: nn.Module, anchor: Tensor, positiv
 
 ArrayLike = Union[Tensor, np.ndarray]
 
+#: Floors the robust stopping score can subtract from a map.
+STOPPING_FLOORS = ("min", "percentile")
+
+
+def _largest_contour_box():
+    try:
+        from attribmap.evaluate import largest_contour_box
+    except ImportError:  # package namespace not assembled yet: take it from its module
+        from attribmap.evaluate.contours import largest_contour_box
+    return largest_contour_box
+
+
+def _as_maps(maps: ArrayLike, name: str) -> tuple[np.ndarray, bool]:
+    is_tensor = isinstance(maps, Tensor)
+    arr = maps.detach().cpu().double().numpy() if is_tensor else np.asarray(maps, np.float64)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 3:
+        raise InputError(f"{name} expects maps (N,H,W), got shape {arr.shape}")
+    return arr, is_tensor
+
+
+def _box_share(m: np.ndarray, box_of) -> tuple[float, float]:
+    """(S, share of pixels >= tau) of one map, with the paper's tau = max / 10."""
+    peak = m.max() if m.size else 0.0
+    if not np.isfinite(peak) or peak <= 0 or not np.isfinite(m).all():
+        return 0.0, 0.0
+    keep = m >= peak / 10.0
+    m_hat = np.where(keep, m, 0.0)
+    x0, y0, x1, y1 = (int(v) for v in box_of(m_hat > 0))
+    return float(m_hat[y0:y1 + 1, x0:x1 + 1].sum() / m_hat.sum()), float(keep.mean())
+
+
+def _floored(m: np.ndarray, floor: str, percentile: float, margin: int) -> tuple[np.ndarray, float]:
+    """The robust score's map: border margin cut off, then the floor subtracted (clipped at 0)."""
+    h, w = m.shape
+    inner = m[margin:h - margin, margin:w - margin] if margin else m
+    if not np.isfinite(inner).all():
+        return np.zeros_like(inner), float("nan")
+    value = float(inner.min()) if floor == "min" else float(np.percentile(inner, percentile))
+    return np.maximum(inner - value, 0.0), value
+
+
+def _check_robust(floor: str, percentile: float, margin: int, shape: tuple) -> None:
+    if floor not in STOPPING_FLOORS:
+        raise InputError(f"floor must be one of {STOPPING_FLOORS}, got {floor!r}")
+    if not 0.0 <= float(percentile) <= 100.0:
+        raise InputError(f"percentile must be in [0, 100], got {percentile!r}")
+    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
+        raise InputError(f"margin must be an integer >= 0, got {margin!r}")
+    if 2 * margin >= min(shape[-2:]):
+        raise InputError(f"margin {margin} leaves nothing of {shape[-2]}x{shape[-1]} maps")
+
 
 def stopping_score(maps: ArrayLike) -> ArrayLike:
-    """Label-free early-stopping score S of each weight map (higher = more complete box).
+    """Label-free early-stopping score S of each weight map, exactly as the paper defines it.
 
     Parameters
     ----------
@@ -164,26 +220,81 @@ def stopping_score(maps: ArrayLike) -> ArrayLike:
     :func:`attribmap.evaluate.largest_contour_box` of ``M^ > 0`` (largest contour by polygon
     area, box ``[x, y, min(x+w, W-1), min(y+h, H-1)]``, inclusive);
     ``S = sum of M^ inside the box / sum of M^``. A map whose maximum is <= 0 or not finite
-    scores 0. Average S over held-out *training* images after each epoch and keep the
-    checkpoint with the highest mean.
-    """
-    try:
-        from attribmap.evaluate import largest_contour_box
-    except ImportError:  # package namespace not assembled yet: take it from its module
-        from attribmap.evaluate.contours import largest_contour_box
+    scores 0. Average S over held-out *training* images and keep the checkpoint with the
+    highest mean. A map whose floor is above max/10 (every pixel kept) or that has a bright
+    frame scores S = 1 whatever its interior holds: see :func:`robust_stopping_score`.
 
-    is_tensor = isinstance(maps, Tensor)
-    arr = maps.detach().cpu().double().numpy() if is_tensor else np.asarray(maps, np.float64)
-    if arr.ndim == 4 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 3:
-        raise InputError(f"stopping_score expects maps (N,H,W), got shape {arr.shape}")
-    scores = np.zeros(arr.shape[0], dtype=np.float64)
-    for i, m in enumerate(arr):
-        peak = m.max() if m.size else 0.0
-        if not np.isfinite(peak) or peak <= 0 or not np.isfinite(m).all():
-            continue
-        m_hat = np.where(m >= peak / 10.0, m, 0.0)
-        x0, y0, x1, y1 = (int(v) for v in largest_contour_box(m_hat > 0))
-        scores[i] = m_hat[y0:y1 + 1, x0:x1 + 1].sum() / m_hat.sum()
+    References
+    ----------
+    Shaharabany & Wolf, "Learning a Weight Map for Weakly-Supervised Localization"
+    (section "early stopping without labels").
+    """
+    arr, is_tensor = _as_maps(maps, "stopping_score")
+    box_of = _largest_contour_box()
+    scores = np.array([_box_share(m, box_of)[0] for m in arr], dtype=np.float64)
     return torch.from_numpy(scores) if is_tensor else scores
+
+
+def robust_stopping_score(maps: ArrayLike, floor: str = "min", percentile: float = 5.0,
+                          margin: int = 2) -> ArrayLike:
+    """Stopping score S with the map's floor subtracted and a border margin ignored.
+
+    Parameters
+    ----------
+    maps : Tensor or ndarray (N,H,W) (or (N,1,H,W))
+        Weight maps.
+    floor : {"min", "percentile"}
+        Subtracted from each map (after the margin is cut off): its minimum, or its
+        ``percentile``-th percentile; values below the floor become 0.
+    percentile : float
+        In [0, 100], for ``floor="percentile"``.
+    margin : int
+        Pixels within ``margin`` of the border are left out (a frame artefact cannot form
+        the largest contour).
+
+    Returns
+    -------
+    (N,) float64 in [0, 1], same kind as the input.
+
+    Notes
+    -----
+    Per map: ``R = max(M[m:H-m, m:W-m] - floor, 0)``, then :func:`stopping_score` of R
+    (``tau = max(R) / 10``, largest contour's box, mass share). With ``floor="min"`` and
+    ``margin=0`` a map of values in [a, b] is scored as if it were in [0, b - a].
+    """
+    arr, is_tensor = _as_maps(maps, "robust_stopping_score")
+    _check_robust(floor, percentile, margin, arr.shape)
+    box_of = _largest_contour_box()
+    scores = np.array([_box_share(_floored(m, floor, percentile, margin)[0], box_of)[0] for m in arr],
+                      dtype=np.float64)
+    return torch.from_numpy(scores) if is_tensor else scores
+
+
+def stopping_diagnostics(maps: ArrayLike, floor: str = "min", percentile: float = 5.0,
+                         margin: int = 2) -> dict[str, np.ndarray]:
+    """Both stopping scores of each map and why they are what they are.
+
+    Parameters
+    ----------
+    maps : Tensor or ndarray (N,H,W) (or (N,1,H,W))
+        Weight maps.
+    floor, percentile, margin
+        As in :func:`robust_stopping_score`.
+
+    Returns
+    -------
+    dict of (N,) float64 arrays
+        ``S_paper`` (:func:`stopping_score`), ``above`` (share of pixels >= max/10, the
+        support the paper's S boxes), ``S_robust`` (:func:`robust_stopping_score`),
+        ``above_robust`` (the same share for the floored map) and ``floor`` (the value
+        subtracted, in the map's units).
+    """
+    arr, _ = _as_maps(maps, "stopping_diagnostics")
+    _check_robust(floor, percentile, margin, arr.shape)
+    box_of = _largest_contour_box()
+    out = {key: np.zeros(arr.shape[0]) for key in ("S_paper", "above", "S_robust", "above_robust", "floor")}
+    for i, m in enumerate(arr):
+        out["S_paper"][i], out["above"][i] = _box_share(m, box_of)
+        floored, out["floor"][i] = _floored(m, floor, percentile, margin)
+        out["S_robust"][i], out["above_robust"][i] = _box_share(floored, box_of)
+    return out

@@ -15,6 +15,7 @@ spec                                            meaning
 ``i2c=runs/i2c.pt``                             the method run on a checkpoint's model
 ``weightmap=runs/wm.pt``                        a learned extractor built from its checkpoint
 ``captum:IntegratedGradients:n_steps=16``       a name with a registered prefix
+``i2c=ablation.pt:label=i2c-ablation``          named ``i2c-ablation`` in results
 ==============================================  =============================================
 
 Examples
@@ -40,8 +41,9 @@ from attribmap.errors import MethodError
 
 __all__ = ["ExtractorSpec", "split_specs", "GENERIC_OPTIONS"]
 
-#: Options that every extractor accepts (handled by the caller, not by the method).
-GENERIC_OPTIONS = ("scales", "close")
+#: Options that every extractor accepts (handled by the caller, not by the method):
+#: multi-scale averaging, morphological closing, and the name results use.
+GENERIC_OPTIONS = ("scales", "close", "label")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.+\-]*")
 _SUFFIX = re.compile(r"[A-Za-z0-9_.+\-]+")  # after a prefix: "captum:Saliency", "const:2"
@@ -169,12 +171,16 @@ class ExtractorSpec:
 
     @property
     def generic_options(self) -> Dict[str, Any]:
-        """``scales`` / ``close`` when given."""
+        """``scales`` / ``close`` / ``label`` when given."""
         return {k: v for k, v in self.options if k in GENERIC_OPTIONS}
 
     @property
     def label(self) -> str:
-        """How results name this extractor: the spec without its checkpoint."""
+        """How results name this extractor: the ``label`` option, else the spec without its
+        checkpoint."""
+        given = self.option_dict.get("label")
+        if given is not None:
+            return str(given)
         text = self.name + (f"@{self.layer}" if self.layer else "")
         return text + "".join(f":{k}={_format(v)}" for k, v in self.options)
 

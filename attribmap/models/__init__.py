@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from attribmap.models.base import GapLinearClassifier, I2CClassifier
-from attribmap.models.registry import arch_config, available_archs, build_model
+from attribmap.models.blank import blank_entropy, blank_images
+from attribmap.models.registry import arch_config, available_archs, build_model, check_arch
 from attribmap.models.weightmap_generator import WeightMapGenerator
 
-__all__ = ["build_model", "available_archs", "arch_config", "WeightMapGenerator",
-           "GapLinearClassifier", "I2CClassifier"]
+__all__ = ["build_model", "available_archs", "arch_config", "check_arch", "WeightMapGenerator",
+           "GapLinearClassifier", "I2CClassifier", "blank_entropy", "blank_images"]

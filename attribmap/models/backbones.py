@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-__all__ = ["vgg16_body", "inception_v3_body", "resnet_body", "RESNET_DEPTHS"]
+__all__ = ["vgg16_body", "inception_v3_body", "resnet_body", "narrow_resnet", "RESNET_DEPTHS"]
 
 RESNET_DEPTHS = (18, 34, 50)
 
@@ -100,18 +100,80 @@ def inception_v3_body(weights: Any = None, large_feature_map: bool = False
     return body, 768
 
 
-def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1
+#: Blocks per stage of the BasicBlock ResNets that :func:`narrow_resnet` builds.
+_BASIC_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+def narrow_resnet(depth: int, width: int) -> nn.Module:
+    """A torchvision-layout ResNet-18/34 whose stages have ``width * (1, 2, 4, 8)`` channels.
+
+    torchvision fixes the stage widths at 64..512; this builds the same modules (same names:
+    ``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer2.0.downsample.0``, ...) from torchvision's
+    ``BasicBlock`` with a base width ``width`` and torchvision's initialisation, so a narrow
+    classifier's weights load into a narrow weight-map encoder key for key. No pretrained
+    weights exist for it. ``width=64`` gives the standard architecture.
+
+    Parameters
+    ----------
+    depth : {18, 34}
+        Number of layers.
+    width : int
+        Channels of ``conv1`` and ``layer1`` (>= 4); ``layer4`` has ``8 * width``.
+
+    Returns
+    -------
+    nn.Module
+        With children ``conv1, bn1, relu, maxpool, layer1 .. layer4`` (no pooling / fc).
+    """
+    from torchvision.models.resnet import BasicBlock, conv1x1
+
+    if depth not in _BASIC_BLOCKS:
+        raise ValueError(f"a narrow ResNet has depth 18 or 34, got {depth!r}")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 4:
+        raise ValueError(f"ResNet width must be an integer >= 4, got {width!r}")
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.relu = nn.ReLU(inplace=True)
+    net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    inplanes = width
+    for index, blocks in enumerate(_BASIC_BLOCKS[depth]):
+        planes, stride = width * 2 ** index, 1 if index == 0 else 2
+        downsample = None
+        if stride != 1 or inplanes != planes:
+            downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(inplanes, planes, stride, downsample)]
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        setattr(net, f"layer{index + 1}", nn.Sequential(*layers))
+        inplanes = planes
+    for module in net.modules():  # torchvision's ResNet initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1, width: int = 64
                 ) -> tuple["OrderedDict[str, nn.Module]", int]:
     """ResNet-``depth`` (18/34/50) without pooling/fc, ``layer4`` at stride ``layer4_stride``.
 
     With ``layer4_stride=1`` (the WSOL convention) the output stride is 16: 14x14 at 224.
-    Channels: 512 (18/34) or 2048 (50).
+    Channels: 512 (18/34) or 2048 (50); ``8 * width`` for a narrow ResNet-18/34
+    (``width != 64``, see :func:`narrow_resnet`; random initialisation only).
     """
     if depth not in RESNET_DEPTHS:
         raise ValueError(f"ResNet depth must be one of {RESNET_DEPTHS}, got {depth!r}")
     if layer4_stride not in (1, 2):
         raise ValueError(f"layer4_stride must be 1 or 2, got {layer4_stride!r}")
-    net = getattr(torchvision.models, f"resnet{depth}")(weights=weights)
+    if width != 64:
+        if weights is not None:
+            raise ValueError(f"no pretrained weights exist for a ResNet of width {width}; "
+                             "use weights=None (or width 64)")
+        net = narrow_resnet(depth, width)
+    else:
+        net = getattr(torchvision.models, f"resnet{depth}")(weights=weights)
     if layer4_stride == 1:
         first = net.layer4[0]
         strided = first.conv2 if depth == 50 else first.conv1  # torchvision puts stride here
@@ -120,4 +182,4 @@ def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1
             first.downsample[0].stride = (1, 1)
     names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
     body = OrderedDict((name, getattr(net, name)) for name in names)
-    return body, 2048 if depth == 50 else 512
+    return body, 2048 if depth == 50 else 8 * width

@@ -3,8 +3,9 @@
 * :class:`GapLinearClassifier`: ``body`` stages -> global average pooling -> ``fc`` (Linear).
   The CAM layer is the last body stage; ``logits = fc(GAP(F_cam))`` exactly.
 * :class:`I2CClassifier`: ``body`` stages (the last one is the I2C *feature* layer) ->
-  ``head`` (conv 3x3 -> ReLU -> conv 3x3 -> ReLU) -> ``classifier`` (1x1 conv giving class
-  maps ``A`` of shape (N,K,h,w)) -> logits = spatial mean of ``A``.
+  ``head`` (conv 3x3 -> ReLU [-> Dropout] -> conv 3x3 -> ReLU [-> Dropout]) ->
+  ``classifier`` (1x1 conv giving class maps ``A`` of shape (N,K,h,w)) -> logits = spatial
+  mean of ``A``.
 
 The body stages are registered as direct children under their torchvision names
 (``layer4``, ``Mixed_6e``, ``features``, ...), so ``model.named_modules()`` exposes the
@@ -41,17 +42,23 @@ def init_fresh(module: nn.Module) -> nn.Module:
     return module
 
 
-def conv_relu_head(in_channels: int, channels: int, depth: int) -> nn.Sequential:
-    """``depth`` blocks of (3x3 conv, padding 1, bias) + ReLU, freshly initialised.
+def conv_relu_head(in_channels: int, channels: int, depth: int, dropout: float = 0.0) -> nn.Sequential:
+    """``depth`` blocks of (3x3 conv, padding 1, bias) + ReLU [+ Dropout], freshly initialised.
 
-    Children are named ``conv1, relu1, conv2, relu2, ...``; the ReLUs are not in-place so a
-    hook on any of them sees an intact tensor.
+    Children are named ``conv1, relu1, [drop1,] conv2, relu2, [drop2,] ...``; the ReLUs are
+    not in-place so a hook on any of them sees an intact tensor. ``dropout`` > 0 adds an
+    ``nn.Dropout(dropout)`` after every ReLU (active in train mode only; no parameters, so
+    the state dict is the same with or without it).
     """
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     c_in = in_channels
     for i in range(1, depth + 1):
         layers[f"conv{i}"] = nn.Conv2d(c_in, channels, kernel_size=3, padding=1)
         layers[f"relu{i}"] = nn.ReLU(inplace=False)
+        if dropout > 0:
+            layers[f"drop{i}"] = nn.Dropout(float(dropout))
         c_in = channels
     return init_fresh(nn.Sequential(layers))
 
@@ -129,6 +136,9 @@ class I2CClassifier(_StagedBody):
         Architecture name.
     head_channels : int
         Width of the two 3x3 convolutions of the head (1024 in the paper).
+    dropout : float
+        Dropout probability after each ReLU of the head (0.5 in the authors' code; 0 = no
+        dropout layers).
     arch_kwargs : dict
         Builder keyword arguments needed to rebuild this model.
 
@@ -145,13 +155,13 @@ class I2CClassifier(_StagedBody):
     """
 
     def __init__(self, body: "OrderedDict[str, nn.Module]", feat_channels: int, num_classes: int,
-                 *, arch: str, head_channels: int = 1024,
+                 *, arch: str, head_channels: int = 1024, dropout: float = 0.0,
                  arch_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if int(head_channels) < 1:
             raise ValueError(f"head_channels must be a positive int, got {head_channels!r}")
         self._register_body(body)
-        self.head = conv_relu_head(feat_channels, int(head_channels), depth=2)
+        self.head = conv_relu_head(feat_channels, int(head_channels), depth=2, dropout=dropout)
         # The 1x1 class-map conv is a per-pixel linear classifier: initialise it like one
         # (normal(0, 0.01), zero bias). Kaiming fan-out init (std sqrt(2/K)) gave logits of
         # ~30 and exploding cross-entropy in the first I2C steps for small K.

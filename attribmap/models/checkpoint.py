@@ -18,8 +18,11 @@ key                content
 ``best_epoch``     epoch (1-based) that reached ``best_score``
 ``history``        one dict of floats per completed epoch
 ``rng``            torch / CUDA / numpy / python random states after the epoch
-``extra``          task data: ``"i2c_bank"`` (centre bank state), ``"generator"`` config, ...
-``kind``           ``"last"`` (full state, used by ``resume``) or ``"best"``
+``extra``          task data: ``"i2c_bank"`` (centre bank state), ``"init"`` report, ...
+``recipe``         the full training recipe as a plain dict (``None`` / absent in old files)
+``step``           steps into ``epoch`` when the file was taken (a mid-epoch evaluation)
+``evaluations``    one dict per held-out evaluation (score and diagnostics)
+``kind``           ``"last"`` (full state, used by ``resume``), ``"best"`` or ``"evaluation"``
 =================  ==========================================================================
 
 Files written by :func:`attribmap.train.fit` (:mod:`attribmap.train.checkpoint`) for
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -46,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "build_from_arch",
     "load_model",
+    "read_recipe",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -127,8 +131,10 @@ def build_from_arch(arch: Mapping[str, Any]) -> nn.Module:
         (classifiers, I2C classifiers, ``siamese_resnet18``, ``weightmap_<encoder>``).
     """
     from attribmap.models import build_model
+    from attribmap.models.zoo import LEGACY_KWARGS
 
-    kwargs = dict(arch.get("kwargs") or {})
+    # options a checkpoint does not record take the value it was trained with, not today's default
+    kwargs = {**LEGACY_KWARGS.get(str(arch.get("arch")), {}), **dict(arch.get("kwargs") or {})}
     kwargs.pop("weights", None)  # the checkpoint supplies every weight
     num_classes = arch.get("num_classes")
     return build_model(arch["arch"], int(num_classes or 0), weights=None, **kwargs)
@@ -167,3 +173,30 @@ def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.M
             f"the weights in {str(path)!r} do not fit architecture {state['arch']!r}: {first_line}"
         ) from exc
     return model.to(device).eval()
+
+
+def read_recipe(path: PathLike) -> Optional[Dict[str, Any]]:
+    """The training recipe recorded in a checkpoint, as a plain dict (None for older files).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A checkpoint written by :mod:`attribmap.train`.
+
+    Returns
+    -------
+    dict or None
+        ``{"task": ..., "arch": ..., "epochs": ..., ...}`` exactly as
+        :meth:`attribmap.train.Recipe.to_dict` wrote it (JSON-ready: strings, numbers,
+        booleans, lists, None); ``None`` when the checkpoint predates recorded recipes.
+        :func:`attribmap.train.recipe_from_dict` turns it back into a recipe.
+
+    Example
+    -------
+    ::
+
+        recipe = read_recipe("runs/i2c.pt")
+        results["recipes"]["i2c"] = recipe       # e.g. into a results.json
+    """
+    recipe = load_checkpoint(path).get("recipe")
+    return dict(recipe) if isinstance(recipe, Mapping) else None

@@ -10,12 +10,21 @@ from torch import nn
 from attribmap.errors import AttribmapError
 from attribmap.models.zoo import BUILDERS, NO_CLASSIFIER
 
-__all__ = ["build_model", "available_archs", "arch_config"]
+__all__ = ["build_model", "available_archs", "arch_config", "check_arch"]
 
 
 def available_archs() -> list[str]:
     """Names accepted by :func:`build_model`, sorted."""
     return sorted(BUILDERS)
+
+
+def check_arch(arch: str) -> str:
+    """``arch`` when :func:`build_model` knows it, else an AttribmapError with close matches."""
+    if arch not in BUILDERS:
+        close = difflib.get_close_matches(str(arch), BUILDERS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise AttribmapError(f"unknown arch {arch!r}: expected one of {available_archs()}{hint}")
+    return arch
 
 
 def build_model(arch: str, num_classes: int, weights: Any = None, **kwargs: Any) -> nn.Module:
@@ -46,10 +55,7 @@ def build_model(arch: str, num_classes: int, weights: Any = None, **kwargs: Any)
     AttribmapError
         Unknown ``arch`` (with close matches), bad ``num_classes`` or unknown kwargs.
     """
-    if arch not in BUILDERS:
-        close = difflib.get_close_matches(str(arch), BUILDERS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise AttribmapError(f"unknown arch {arch!r}: expected one of {available_archs()}{hint}")
+    check_arch(arch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise AttribmapError(f"num_classes must be an int, got {num_classes!r}")
     minimum = 0 if arch in NO_CLASSIFIER else 1

@@ -1,6 +1,9 @@
 """Weight-map generator g of Shaharabany & Wolf: ResNet encoder + five-block U-Net decoder.
 
 ``M = g(I)`` is a per-pixel weight in (0, 1) with the same height and width as ``I``.
+The decoder convolutions pad by reflection (``padding="reflect"``): zero padding there put a
+bright one-pixel frame on every map (issue 10: border ring mean 0.234 against an interior
+median of 0.133 on the demo's maps), whose outer contour then boxed the whole image.
 """
 from __future__ import annotations
 
@@ -11,13 +14,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribmap.errors import InputError
-from attribmap.models.backbones import RESNET_DEPTHS, resnet_body
+from attribmap.models.backbones import resnet_body
 from attribmap.models.base import init_fresh
 
-__all__ = ["WeightMapGenerator", "DECODER_CHANNELS"]
+__all__ = ["WeightMapGenerator", "DECODER_CHANNELS", "ENCODERS", "PADDINGS"]
 
-#: Output channels of the five decoder blocks (coarse to fine); the last block ends in 1.
+#: Output channels of the five decoder blocks (coarse to fine) for a width-64 encoder; the
+#: last block ends in 1. A narrow encoder of width w scales them by w / 64 (at least 4).
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
+
+#: Encoder name -> (ResNet depth, default base width).
+ENCODERS = {"resnet18": (18, 64), "resnet34": (34, 64), "resnet50": (50, 64),
+            "resnet18_narrow": (18, 32)}
+
+#: ``padding_mode`` values accepted for the decoder convolutions.
+PADDINGS = ("reflect", "replicate", "zeros")
 
 
 class UpBlock(nn.Module):
@@ -28,15 +39,17 @@ class UpBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
-                 last: bool = False) -> None:
+                 last: bool = False, padding: str = "reflect") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1, bias=False,
+                               padding_mode=padding)
         self.bn1 = nn.BatchNorm2d(out_channels)
         if last:
-            self.conv2 = nn.Conv2d(out_channels, 1, 3, padding=1)
+            self.conv2 = nn.Conv2d(out_channels, 1, 3, padding=1, padding_mode=padding)
             self.bn2 = None
         else:
-            self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False,
+                                   padding_mode=padding)
             self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: Tensor, skip: Tensor | None) -> Tensor:
@@ -56,34 +69,51 @@ class WeightMapGenerator(nn.Module):
 
     Parameters
     ----------
-    encoder : {"resnet18", "resnet34", "resnet50"}
-        Encoder architecture (standard strides: the deepest map is at H/32).
+    encoder : {"resnet18", "resnet34", "resnet50", "resnet18_narrow"}
+        Encoder architecture (standard strides: the deepest map is at H/32);
+        ``resnet18_narrow`` is the ResNet-18 of base width ``width`` (32) that
+        :func:`attribmap.models.build_model` calls ``resnet18_narrow``.
     weights : None, str or torchvision weights enum
         Passed to the torchvision ResNet constructor (e.g. ``"DEFAULT"``); the decoder is
         always initialised fresh.
+    padding : {"reflect", "replicate", "zeros"}
+        ``padding_mode`` of the decoder's 3x3 convolutions (the encoder keeps torchvision's
+        zero padding, so pretrained weights mean what they meant).
+    width : int, optional
+        Base width of a narrow encoder (default 32); only for ``resnet18_narrow``.
 
     Notes
     -----
+    The encoder modules are direct children named as in torchvision (``conv1``, ``bn1``,
+    ``layer1`` .. ``layer4``), so the body of a classifier of the same ResNet loads into
+    them key for key (``init=`` of :class:`attribmap.train.WeightMapRecipe`).
     Skip connections: stem output (H/2), ``layer1`` (H/4), ``layer2`` (H/8), ``layer3``
     (H/16); the fifth decoder block (H/2 -> H) has no skip. Input height and width must be
     multiples of 32.
     """
 
-    def __init__(self, encoder: str = "resnet18", weights: Any = None) -> None:
+    def __init__(self, encoder: str = "resnet18", weights: Any = None, padding: str = "reflect",
+                 width: int | None = None) -> None:
         super().__init__()
-        depths = {f"resnet{d}": d for d in RESNET_DEPTHS}
-        if encoder not in depths:
-            raise ValueError(f"encoder must be one of {sorted(depths)}, got {encoder!r}")
-        body, _ = resnet_body(depths[encoder], weights=weights, layer4_stride=2)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {encoder!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        depth, default_width = ENCODERS[encoder]
+        if width is not None and default_width == 64:
+            raise ValueError(f"width is an option of narrow encoders only, not of {encoder!r}")
+        width = default_width if width is None else width
+        body, _ = resnet_body(depth, weights=weights, layer4_stride=2, width=width)
         for name, module in body.items():
             self.add_module(name, module)
-        expansion = 4 if depths[encoder] == 50 else 1
-        skips = (256 * expansion, 128 * expansion, 64 * expansion, 64)
-        c = 512 * expansion
+        expansion = 4 if depth == 50 else 1
+        skips = (4 * width * expansion, 2 * width * expansion, width * expansion, width)
+        c = 8 * width * expansion
         blocks = []
-        for i, out in enumerate(DECODER_CHANNELS):
+        for i, wide in enumerate(DECODER_CHANNELS):
+            out = max(4, wide * width // 64)
             skip = skips[i] if i < len(skips) else 0
-            blocks.append(UpBlock(c, skip, out, last=i == len(DECODER_CHANNELS) - 1))
+            blocks.append(UpBlock(c, skip, out, last=i == len(DECODER_CHANNELS) - 1, padding=padding))
             c = out
         self.decoder = init_fresh(nn.ModuleList(blocks))
         # start from an almost uniform map M ~ 0.5 (small output conv), not a saturated one
@@ -91,7 +121,9 @@ class WeightMapGenerator(nn.Module):
         self.encoder_name = encoder
         self.arch = f"weightmap_{encoder}"
         self.num_classes = 0
-        self.arch_kwargs: dict[str, Any] = {}
+        self.arch_kwargs: dict[str, Any] = {"padding": padding}
+        if default_width != 64:
+            self.arch_kwargs["width"] = int(width)
 
     def forward(self, x: Tensor) -> Tensor:
         """Images (N,3,H,W), H and W multiples of 32 -> weight maps M (N,1,H,W) in (0,1)."""

@@ -14,7 +14,10 @@ from attribmap.models.backbones import inception_v3_body, resnet_body, vgg16_bod
 from attribmap.models.base import GapLinearClassifier, I2CClassifier, conv_relu_head
 from attribmap.models.weightmap_generator import WeightMapGenerator
 
-__all__ = ["BUILDERS"]
+__all__ = ["BUILDERS", "NO_CLASSIFIER", "LEGACY_KWARGS", "NARROW_WIDTH"]
+
+#: Base width of the ``*_narrow`` ResNet-18 archs (torchvision's is 64).
+NARROW_WIDTH = 32
 
 
 def _with_head(body: "OrderedDict[str, nn.Module]", channels: int, width: int, depth: int
@@ -47,41 +50,67 @@ def resnet50_wsol(num_classes: int, weights: Any = None) -> nn.Module:
 def resnet18_small(num_classes: int, weights: Any = None) -> nn.Module:
     """CPU-sized ResNet18 (``layer4`` stride 1, 512 channels) -> GAP -> Linear.
 
-    Meant for tests and the demo at 64-128 px (a 64 px input gives a 4x4 CAM).
+    Meant for tests and the demo at 64-128 px (a 64 px input gives a 4x4 CAM, 128 px 8x8).
     """
     body, c = resnet_body(18, weights, layer4_stride=1)
     return GapLinearClassifier(body, c, num_classes, arch="resnet18_small")
 
 
+def resnet18_narrow(num_classes: int, weights: Any = None, width: int = NARROW_WIDTH) -> nn.Module:
+    """ResNet18 of base width ``width`` (32: stages 32..256 channels), ``layer4`` stride 1 -> GAP -> fc.
+
+    The default CPU backbone of the synthetic suite: at 128 px its CAM layer is 8x8, and a
+    training step costs about a fifth of ``resnet18_small``'s (docs/training.rst). Random
+    initialisation only (no pretrained weights exist for this width).
+    """
+    body, c = resnet_body(18, weights, layer4_stride=1, width=int(width))
+    return GapLinearClassifier(body, c, num_classes, arch="resnet18_narrow",
+                               arch_kwargs={"width": int(width)})
+
+
 def _i2c(arch: str, body_and_channels: tuple, num_classes: int, head_channels: int,
-         extra: dict[str, Any] | None = None) -> nn.Module:
+         dropout: float, extra: dict[str, Any] | None = None) -> nn.Module:
     body, c = body_and_channels
-    kwargs = {"head_channels": int(head_channels), **(extra or {})}
+    kwargs = {"head_channels": int(head_channels), "dropout": float(dropout), **(extra or {})}
     return I2CClassifier(body, c, num_classes, arch=arch, head_channels=head_channels,
-                         arch_kwargs=kwargs)
+                         dropout=float(dropout), arch_kwargs=kwargs)
 
 
-def vgg16_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024) -> nn.Module:
+def vgg16_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024,
+              dropout: float = 0.0) -> nn.Module:
     """VGG16 conv layers (feature layer ``features``) + I2C head."""
-    return _i2c("vgg16_i2c", vgg16_body(weights), num_classes, head_channels)
+    return _i2c("vgg16_i2c", vgg16_body(weights), num_classes, head_channels, dropout)
 
 
 def inception_v3_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024,
-                     large_feature_map: bool = False) -> nn.Module:
+                     large_feature_map: bool = False, dropout: float = 0.0) -> nn.Module:
     """InceptionV3 to Mixed_6e (feature layer ``Mixed_6e``) + I2C head."""
     return _i2c("inception_v3_i2c", inception_v3_body(weights, large_feature_map), num_classes,
-                head_channels, {"large_feature_map": bool(large_feature_map)})
+                head_channels, dropout, {"large_feature_map": bool(large_feature_map)})
 
 
-def resnet50_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024) -> nn.Module:
+def resnet50_i2c(num_classes: int, weights: Any = None, head_channels: int = 1024,
+                 dropout: float = 0.0) -> nn.Module:
     """ResNet50, ``layer4`` stride 1 (feature layer ``layer4``) + I2C head."""
-    return _i2c("resnet50_i2c", resnet_body(50, weights, 1), num_classes, head_channels)
+    return _i2c("resnet50_i2c", resnet_body(50, weights, 1), num_classes, head_channels, dropout)
 
 
-def resnet18_small_i2c(num_classes: int, weights: Any = None,
-                       head_channels: int = 256) -> nn.Module:
+def resnet18_small_i2c(num_classes: int, weights: Any = None, head_channels: int = 256,
+                       dropout: float = 0.0) -> nn.Module:
     """CPU-sized ResNet18 (``layer4`` stride 1) + I2C head of width 256 by default."""
-    return _i2c("resnet18_small_i2c", resnet_body(18, weights, 1), num_classes, head_channels)
+    return _i2c("resnet18_small_i2c", resnet_body(18, weights, 1), num_classes, head_channels,
+                dropout)
+
+
+def resnet18_narrow_i2c(num_classes: int, weights: Any = None, head_channels: int = 256,
+                        dropout: float = 0.0, width: int = NARROW_WIDTH) -> nn.Module:
+    """:func:`resnet18_narrow`'s body (feature layer ``layer4``, ``8 * width`` channels) + I2C head.
+
+    Its body has the same parameter names and shapes as ``resnet18_narrow`` of the same
+    width, so a GAP classifier initialises it (``init=``; the head starts fresh).
+    """
+    return _i2c("resnet18_narrow_i2c", resnet_body(18, weights, 1, width=int(width)), num_classes,
+                head_channels, dropout, {"width": int(width)})
 
 
 def siamese_resnet18(num_classes: int = 0, weights: Any = None,
@@ -101,13 +130,36 @@ def siamese_resnet18(num_classes: int = 0, weights: Any = None,
     return model
 
 
-def _weightmap(encoder: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int = 0, weights: Any = None) -> nn.Module:
-        return WeightMapGenerator(encoder=encoder, weights=weights)
+def siamese_resnet18_narrow(num_classes: int = 0, weights: Any = None, embedding_dim: int = 200,
+                            width: int = NARROW_WIDTH) -> nn.Module:
+    """:func:`siamese_resnet18` on the narrow ResNet-18 body (base ``width``, ``8 * width``
+    channels -> Linear to ``embedding_dim``); same parameter names as ``resnet18_narrow``'s
+    body, so a narrow classifier initialises it (``init=``)."""
+    if int(embedding_dim) < 1:
+        raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    body, c = resnet_body(18, weights, layer4_stride=2, width=int(width))
+    model = GapLinearClassifier(body, c, int(embedding_dim), arch="siamese_resnet18_narrow",
+                                arch_kwargs={"embedding_dim": int(embedding_dim), "width": int(width)})
+    model.num_classes = int(num_classes)
+    model.embedding_dim = int(embedding_dim)
+    return model
 
-    build.__name__ = f"weightmap_{encoder}"
-    build.__doc__ = f"Weight-map generator with a {encoder} encoder (``num_classes`` unused)."
-    return build
+
+def _weightmap(encoder: str) -> Callable[..., nn.Module]:
+    narrow = encoder.endswith("_narrow")
+
+    def build(num_classes: int = 0, weights: Any = None, padding: str = "reflect") -> nn.Module:
+        return WeightMapGenerator(encoder=encoder, weights=weights, padding=padding)
+
+    def build_narrow(num_classes: int = 0, weights: Any = None, padding: str = "reflect",
+                     width: int = NARROW_WIDTH) -> nn.Module:
+        return WeightMapGenerator(encoder=encoder, weights=weights, padding=padding, width=width)
+
+    chosen = build_narrow if narrow else build
+    chosen.__name__ = f"weightmap_{encoder}"
+    chosen.__doc__ = (f"Weight-map generator with a {encoder} encoder (``num_classes`` unused; "
+                      "``padding`` of the decoder convolutions).")
+    return chosen
 
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
@@ -119,12 +171,21 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet50_i2c": resnet50_i2c,
     "resnet18_small": resnet18_small,
     "resnet18_small_i2c": resnet18_small_i2c,
+    "resnet18_narrow": resnet18_narrow,
+    "resnet18_narrow_i2c": resnet18_narrow_i2c,
     "siamese_resnet18": siamese_resnet18,
+    "siamese_resnet18_narrow": siamese_resnet18_narrow,
     "weightmap_resnet18": _weightmap("resnet18"),
     "weightmap_resnet34": _weightmap("resnet34"),
     "weightmap_resnet50": _weightmap("resnet50"),
+    "weightmap_resnet18_narrow": _weightmap("resnet18_narrow"),
 }
 
 #: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
-NO_CLASSIFIER = frozenset({"siamese_resnet18", "weightmap_resnet18", "weightmap_resnet34",
-                           "weightmap_resnet50"})
+NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
+                           "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow"})
+
+#: Builder options that checkpoints written before the option existed were trained with:
+#: a generator checkpoint that records no ``padding`` had zero-padded decoder convolutions.
+LEGACY_KWARGS: dict[str, dict[str, Any]] = {
+    f"weightmap_{e}": {"padding": "zeros"} for e in ("resnet18", "resnet34", "resnet50")}

@@ -1,13 +1,18 @@
-"""Training: one loop shared by the classifier, I2C and weight-map recipes.
+"""Training: recipes as data, one entry point, one loop shared by every task.
 
-* :func:`fit` - the loop (optimizer, schedule, progress bar, atomic checkpoints, bit-for-bit
-  resume, DistributedDataParallel under torchrun);
-* :func:`train_classifier`, :func:`train_i2c`, :func:`train_weightmap`,
-  :func:`train_embedding` - the task recipes on a WSOL dataset folder;
-* :func:`load_checkpoint`, :func:`load_model` - read what they wrote.
+* :class:`ClassifierRecipe`, :class:`I2CRecipe`, :class:`WeightMapRecipe`,
+  :class:`EmbeddingRecipe` - what to train and how (frozen, validated dataclasses;
+  :func:`load_recipe` reads TOML, :func:`recipe_from_dict` a checkpoint's ``"recipe"``);
+* :func:`train` - run a recipe on a WSOL dataset folder; :func:`train_classifier`,
+  :func:`train_i2c`, :func:`train_weightmap`, :func:`train_embedding` take the recipe's
+  fields as keyword arguments;
+* :func:`fit` - the loop (optimizer, schedule, evaluations, progress bar, atomic
+  checkpoints, bit-for-bit resume, DistributedDataParallel under torchrun);
+* :func:`load_checkpoint`, :func:`load_model`, :func:`read_recipe` - read what they wrote.
 """
 from __future__ import annotations
 
+from attribmap.models.checkpoint import read_recipe
 from attribmap.train.checkpoint import (
     CheckpointError,
     last_checkpoint_path,
@@ -16,13 +21,38 @@ from attribmap.train.checkpoint import (
     save_checkpoint,
 )
 from attribmap.train.classifier import train_classifier
+from attribmap.train.common import evaluation_dir
 from attribmap.train.i2c import train_i2c
 from attribmap.train.loop import FitResult, TrainingError, fit
 from attribmap.train.optim import OptimConfig, head_parameter_groups
+from attribmap.train.recipe import (
+    RECIPES,
+    ClassifierRecipe,
+    EmbeddingRecipe,
+    I2CRecipe,
+    Recipe,
+    RecipeError,
+    WeightMapRecipe,
+    load_recipe,
+    recipe_from_dict,
+)
+from attribmap.train.runner import train
 from attribmap.train.seeding import seed_everything
+from attribmap.train.warmstart import InitReport, load_matching_weights
 from attribmap.train.weightmap import embedding_checkpoint_path, train_embedding, train_weightmap
 
 __all__ = [
+    "train",
+    "Recipe",
+    "ClassifierRecipe",
+    "I2CRecipe",
+    "WeightMapRecipe",
+    "EmbeddingRecipe",
+    "RECIPES",
+    "RecipeError",
+    "load_recipe",
+    "recipe_from_dict",
+    "read_recipe",
     "fit",
     "FitResult",
     "TrainingError",
@@ -34,6 +64,9 @@ __all__ = [
     "load_model",
     "last_checkpoint_path",
     "CheckpointError",
+    "load_matching_weights",
+    "InitReport",
+    "evaluation_dir",
     "train_classifier",
     "train_i2c",
     "train_weightmap",

@@ -1,41 +1,53 @@
-"""Pieces shared by the task recipes: argument checks, optimizer config, result summary."""
+"""Pieces shared by the task runners: run options, model building with ``init``, the fit call."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from attribmap.train.loop import FitResult
-from attribmap.train.optim import OptimConfig
+from attribmap.train.loop import FitResult, fit
+from attribmap.train.optim import head_parameter_groups
+
+if TYPE_CHECKING:  # pragma: no cover
+    from attribmap.distributed import DistributedContext
+    from attribmap.train.data import TrainingData
+    from attribmap.train.recipe import Recipe
 
 __all__ = [
-    "check_int",
-    "check_image_size",
+    "RunOptions",
     "check_out_path",
-    "make_optim_config",
     "summarize",
     "FrozenAware",
     "freeze",
     "mean_over_loader",
+    "evaluation_dir",
+    "open_data",
+    "build_initialised",
+    "fit_recipe",
 ]
 
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+PathArg = Union[str, "os.PathLike[str]"]
 
 
-def check_image_size(value: Any, multiple: int = 1) -> int:
-    """Image side >= 32 and a multiple of ``multiple`` (32 for the weight-map generator)."""
-    size = check_int("image_size", value, 32)
-    if size % multiple:
-        raise ValueError(f"image_size must be a multiple of {multiple}, got {size}")
-    return size
+@dataclass(frozen=True)
+class RunOptions:
+    """How a recipe runs (not what it trains): the keyword arguments of :func:`attribmap.train.train`."""
+
+    device: Union[str, torch.device] = "cpu"
+    resume: bool = False
+    progress: Optional[bool] = None
+    log: Optional[Callable[[str], None]] = None
+    num_workers: int = 0
+    metadata_root: Optional[PathArg] = None
+
+    def say(self, line: str, ctx: "DistributedContext") -> None:
+        """Log ``line`` on rank 0."""
+        if self.log is not None and ctx.is_main:
+            self.log(line)
 
 
 def check_out_path(out: "os.PathLike[str] | str") -> Path:
@@ -48,22 +60,13 @@ def check_out_path(out: "os.PathLike[str] | str") -> Path:
     return path
 
 
-def make_optim_config(optimizer: str, lr: float, momentum: float, weight_decay: float,
-                      schedule: str, step_size: int = 30) -> OptimConfig:
-    """Validated :class:`OptimConfig` from recipe keyword arguments."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if isinstance(step_size, bool) or not isinstance(step_size, int):
-        raise ValueError(f"lr_step_size must be an integer >= 1 (epochs), got {step_size!r}")
-    return OptimConfig(name=optimizer, lr=float(lr), momentum=float(momentum),
-                       weight_decay=float(weight_decay), schedule=schedule, step_size=step_size).validate()
-
-
 def summarize(result: FitResult) -> Dict[str, Any]:
     """The small history dict returned by every recipe."""
     return {
         "epochs": [dict(h) for h in result.history],
+        "evaluations": [dict(e) for e in result.evaluations],
         "best_epoch": result.best_epoch,
+        "best_step": result.best_step,
         "best_score": result.best_score,
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
@@ -108,3 +111,68 @@ def mean_over_loader(loader: Any, device: torch.device,
     if count == 0:
         raise ValueError("the held-out loader gave no image")
     return total / count
+
+
+def evaluation_dir(out: PathArg) -> Path:
+    """Where ``save_evaluations`` puts the model of every evaluation: ``wm.pt`` -> ``wm.evals/``.
+
+    The folder holds ``epoch<E>_step<S>.pt`` checkpoints and ``index.json`` (one entry per
+    file: epoch, step, position, score and the diagnostics of that evaluation).
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}.evals")
+
+
+def open_data(recipe: "Recipe", data: PathArg, options: RunOptions) -> "TrainingData":
+    """The recipe's split of ``data`` at its image size, with its holdout."""
+    from attribmap.train.data import load_training_data
+
+    return load_training_data(data, recipe.image_size, recipe.holdout_fraction, recipe.seed,
+                              options.metadata_root, split=recipe.split)
+
+
+def build_initialised(recipe: "Recipe", num_classes: int, options: RunOptions, ctx: "DistributedContext",
+                      **arch_kwargs: Any) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
+    """Build ``recipe.arch`` and copy the matching weights of ``recipe.init`` into it.
+
+    Returns the model and the init report (:meth:`attribmap.train.warmstart.InitReport.summary`)
+    or None without ``init``.
+    """
+    from attribmap.models import build_model
+    from attribmap.train.warmstart import load_matching_weights
+
+    model = build_model(recipe.arch, num_classes, weights=recipe.weights, **arch_kwargs)
+    if recipe.init is None:
+        return model, None
+    report = load_matching_weights(model, recipe.init, log=lambda line: options.say(line, ctx))
+    return model, report.summary()
+
+
+def fit_recipe(recipe: "Recipe", model: nn.Module, step: Callable, loader: Any, out: Path, data: PathArg,
+               options: RunOptions, ctx: "DistributedContext", *, train_module: Optional[nn.Module] = None,
+               evaluate_fn: Optional[Callable] = None, init: Optional[Dict[str, Any]] = None,
+               extra: Optional[Mapping[str, Any]] = None, extra_modules: Optional[Mapping[str, nn.Module]] = None,
+               head_groups: bool = False) -> FitResult:
+    """:func:`attribmap.train.fit` with the recipe's budget, optimiser, schedule and evaluations.
+
+    ``head_groups`` splits the parameters into backbone and head (the head at
+    ``head_lr_mult``: default 10 with pretrained ``weights``, else 1).
+    """
+    from attribmap.models import arch_config
+
+    params = None
+    if head_groups:
+        mult = recipe.head_lr_mult
+        if mult is None:
+            mult = 10.0 if recipe.weights is not None else 1.0
+        params = head_parameter_groups(model, mult)
+    return fit(
+        model, step, loader, epochs=recipe.epochs, optim=recipe.optim_config(), params=params,
+        train_module=train_module, checkpoint=out, task=recipe.task, arch=arch_config(model),
+        extra={"data": os.path.abspath(os.fspath(data)), "init": init, **dict(extra or {})},
+        extra_modules=extra_modules, recipe=recipe.to_dict(), evaluate_fn=evaluate_fn,
+        evaluations_per_epoch=recipe.evaluations_per_epoch,
+        evaluation_dir=evaluation_dir(out) if recipe.save_evaluations and evaluate_fn is not None else None,
+        seed=recipe.seed, resume=options.resume, progress=options.progress, device=ctx.device,
+        grad_clip=recipe.grad_clip, log=options.log,
+    )

@@ -1,4 +1,4 @@
-"""Training data for the recipes: the train split, a held-out part of it, loaders, triplets."""
+"""Training data for the recipes: a training split, a held-out part of it, loaders, triplets."""
 from __future__ import annotations
 
 import os
@@ -76,9 +76,9 @@ def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> Tuple[Li
 
 def load_training_data(
     data: "os.PathLike[str] | str", image_size: int, holdout_fraction: float = 0.0, seed: int = 0,
-    metadata_root: "os.PathLike[str] | str | None" = None,
+    metadata_root: "os.PathLike[str] | str | None" = None, split: str = "train",
 ) -> TrainingData:
-    """Open the ``train`` split of a WSOL dataset folder and hold out part of it.
+    """Open a training split of a WSOL dataset folder and hold out part of it.
 
     Parameters
     ----------
@@ -94,18 +94,21 @@ def load_training_data(
         Seed of the holdout choice.
     metadata_root : path, optional
         Metadata folder when it is not ``data/metadata``.
+    split : str
+        The split trained on: ``"train"``, or e.g. ``"pretrain"`` (the synthetic suite's
+        disjoint pretraining images). Held-out images come from the same split.
     """
     from attribmap.data import WSOLDataset, official_transform, train_transform
 
     if not os.path.isdir(os.fspath(data)):
         raise FileNotFoundError(f"data folder not found: {os.fspath(data)!r}")
-    augmented = WSOLDataset(data, "train", metadata_root, transform=train_transform(image_size))
-    plain = WSOLDataset(data, "train", metadata_root, transform=official_transform(image_size))
+    augmented = WSOLDataset(data, split, metadata_root, transform=train_transform(image_size))
+    plain = WSOLDataset(data, split, metadata_root, transform=official_transform(image_size))
     for dataset in (augmented, plain):
         dataset.has_masks = False  # training never reads masks: skip loading them
     labels = list(augmented.labels)
     if len(labels) == 0:
-        raise ValueError(f"the train split of {os.fspath(data)!r} has no images")
+        raise ValueError(f"the {split} split of {os.fspath(data)!r} has no images")
     train_idx, holdout_idx = split_holdout(labels, holdout_fraction, seed)
     return TrainingData(
         train=Subset(augmented, train_idx),

@@ -1,12 +1,13 @@
 """The one training loop shared by every recipe (classifier, I2C, weight map, embedding).
 
 :func:`fit` runs ``epochs`` passes of ``step_fn`` over a loader with an optimizer and a
-per-epoch schedule, shows a tqdm bar, scores each epoch with ``evaluate_fn`` (higher is
-better), writes checkpoints atomically after every epoch and can resume bit-for-bit.
+per-epoch schedule, shows a tqdm bar, scores the model with ``evaluate_fn`` once or several
+times per epoch (higher is better), writes checkpoints atomically and can resume bit-for-bit.
 Under torchrun it wraps the trained module in ``DistributedDataParallel``.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from attribmap.errors import AttribmapError
+from attribmap.fileio import atomic_write_text
 from attribmap.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -40,6 +42,7 @@ from attribmap.train.seeding import begin_epoch
 __all__ = ["fit", "FitResult", "TrainingError", "move_to_device"]
 
 StepFn = Callable[[nn.Module, Any], Tuple[torch.Tensor, Mapping[str, Any]]]
+EvaluateFn = Callable[[int], Union[float, Mapping[str, float]]]
 
 
 class TrainingError(AttribmapError):
@@ -55,11 +58,19 @@ class FitResult:
     history : list of dict
         One entry per completed epoch (including epochs done before a resume):
         ``epoch`` (1-based), ``loss`` (mean over steps and processes), each metric's mean,
-        ``lr`` (first group's rate during the epoch), ``score`` (or None), ``best`` (bool).
+        ``lr`` (first group's rate during the epoch), ``score`` (of the epoch's last
+        evaluation, or None), ``best`` (an evaluation of this epoch became the best).
+    evaluations : list of dict
+        One entry per held-out evaluation: ``epoch`` (1-based, the epoch in progress),
+        ``step`` (steps done in it), ``steps`` (steps per epoch), ``position``
+        (``epoch - 1 + step / steps``), ``score``, the other values ``evaluate_fn``
+        returned, ``best`` (bool) and ``file`` (the saved model, or None).
     best_score : float or None
         Highest score (None without ``evaluate_fn``).
     best_epoch : int
         1-based epoch of the best checkpoint (the last epoch without ``evaluate_fn``).
+    best_step : int
+        Steps into ``best_epoch`` at which the best checkpoint was taken.
     checkpoint : pathlib.Path or None
         Best checkpoint path (None when no checkpoint was asked for).
     last_checkpoint : pathlib.Path or None
@@ -67,8 +78,10 @@ class FitResult:
     """
 
     history: List[Dict[str, Any]] = field(default_factory=list)
+    evaluations: List[Dict[str, Any]] = field(default_factory=list)
     best_score: Optional[float] = None
     best_epoch: int = 0
+    best_step: int = 0
     checkpoint: Optional[Path] = None
     last_checkpoint: Optional[Path] = None
 
@@ -158,7 +171,10 @@ def fit(
     arch: Optional[Mapping[str, Any]] = None,
     extra: Optional[Mapping[str, Any]] = None,
     extra_modules: Optional[Mapping[str, nn.Module]] = None,
-    evaluate_fn: Optional[Callable[[int], float]] = None,
+    recipe: Optional[Mapping[str, Any]] = None,
+    evaluate_fn: Optional[EvaluateFn] = None,
+    evaluations_per_epoch: int = 1,
+    evaluation_dir: Union[str, Path, None] = None,
     later_wins_ties: bool = False,
     seed: int = 0,
     resume: bool = False,
@@ -196,7 +212,8 @@ def fit(
     checkpoint : str or path, optional
         Best-checkpoint path ``CKPT``; ``CKPT`` minus suffix + ``.last`` + suffix holds the
         resumable state (see :func:`attribmap.train.checkpoint.last_checkpoint_path`).
-        Written on rank 0 only, atomically, after every epoch.
+        Written on rank 0 only, atomically: the last file after every epoch, the best file
+        whenever an evaluation improves (every epoch without ``evaluate_fn``).
     task : str
         Recorded in the checkpoint (``load_model`` and resume check it).
     arch : dict, optional
@@ -206,11 +223,25 @@ def fit(
     extra_modules : dict of str to nn.Module, optional
         Modules whose ``state_dict`` is stored under ``extra[name]`` and restored on resume
         (e.g. ``{"i2c_bank": criterion}``).
+    recipe : dict, optional
+        The training recipe (plain types, :meth:`attribmap.train.Recipe.to_dict`), stored
+        under ``"recipe"``.
     evaluate_fn : callable, optional
-        ``evaluate_fn(epoch) -> float`` (epoch 1-based), called after each epoch with the
-        model in eval mode; higher is better. Rank 0's score decides the best checkpoint.
+        ``evaluate_fn(epoch) -> float`` or ``-> dict`` with a ``"score"`` and any other
+        floats (diagnostics kept in the evaluation history and logged); ``epoch`` is the
+        1-based epoch in progress. Called with the model in eval mode, under
+        ``torch.no_grad()``, with every random generator saved and restored around it (an
+        evaluation never changes the training run); higher is better. Rank 0's score
+        decides the best checkpoint.
+    evaluations_per_epoch : int
+        Evaluations per epoch, after ``round(i * steps / n)`` steps for ``i = 1..n`` (the
+        last at the epoch's end; only that one for a loader without ``len``).
+    evaluation_dir : str or path, optional
+        Save the model at every evaluation into this folder
+        (``epoch<E>_step<S>.pt``, loadable with :func:`attribmap.train.load_model`) and list
+        them, with their scores, in ``index.json`` there.
     later_wins_ties : bool
-        When a later epoch equals the best score, it becomes the best (default: the
+        When a later evaluation equals the best score, it becomes the best (default: the
         earlier one stays).
     seed : int
         Every epoch starts from generators seeded by ``(seed, epoch, rank)``.
@@ -223,13 +254,17 @@ def fit(
     grad_clip : float, optional
         Clip the global gradient norm to this value.
     log : callable, optional
-        Receives one summary line per epoch (rank 0 only).
+        Receives one summary line per epoch, and one per evaluation when there are several
+        per epoch or ``evaluate_fn`` returns diagnostics (rank 0 only).
 
     Returns
     -------
     FitResult
     """
     _validate(epochs, checkpoint, resume, step_fn)
+    if isinstance(evaluations_per_epoch, bool) or not isinstance(evaluations_per_epoch, int) \
+            or evaluations_per_epoch < 1:
+        raise ValueError(f"evaluations_per_epoch must be an integer >= 1, got {evaluations_per_epoch!r}")
     optim = (optim or OptimConfig()).validate()
     arch = dict(arch or {"arch": type(model).__name__, "num_classes": None, "kwargs": {}})
     train_module = train_module if train_module is not None else model
@@ -249,8 +284,10 @@ def fit(
             _restore(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
             start_epoch = int(state["epoch"])
             result.history = [dict(h) for h in state.get("history", [])]
+            result.evaluations = [dict(e) for e in state.get("evaluations", [])]
             result.best_score = state.get("best_score")
             result.best_epoch = int(state.get("best_epoch", start_epoch))
+            result.best_step = int(state.get("best_step", 0))
             if log and ctx.is_main:
                 log(f"resuming {task} from {last_path} after epoch {start_epoch}")
         elif resume and log and ctx.is_main:
@@ -259,6 +296,24 @@ def fit(
             raise CheckpointError(
                 f"{str(last_path)!r} already holds {start_epoch} epochs, more than epochs={epochs}"
             )
+
+        def snapshot(epoch: int, step: int, kind: str) -> Dict[str, Any]:
+            return {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
+                "arch": arch, "model": model.state_dict(), "epoch": epoch, "step": step, "kind": kind,
+                "best_score": result.best_score, "best_epoch": result.best_epoch,
+                "best_step": result.best_step, "history": [dict(h) for h in result.history],
+                "evaluations": [dict(e) for e in result.evaluations], "optim_config": optim.to_dict(),
+                "seed": int(seed), "recipe": dict(recipe) if recipe is not None else None,
+                "extra": {**dict(extra or {}), **{k: m.state_dict() for k, m in extra_modules.items()}},
+                "optimizer": None, "scheduler": None, "rng": None,
+            }
+
+        evaluator = None
+        if evaluate_fn is not None:
+            evaluator = _Evaluator(evaluate_fn, train_module, result, ctx, snapshot, best_path,
+                                   Path(evaluation_dir) if evaluation_dir is not None else None,
+                                   later_wins_ties, task, log, evaluations_per_epoch > 1)
 
         runner: nn.Module = train_module
         if ctx.enabled:
@@ -269,57 +324,117 @@ def fit(
 
         show = _show_progress(progress, ctx)
         for epoch in range(start_epoch, epochs):
+            marks = _evaluation_steps(loader, evaluations_per_epoch) if evaluator else set()
+            before = len(result.evaluations)
             entry = _run_epoch(runner, train_module, step_fn, loader, optimizer, ctx, seed, epoch,
-                               epochs, task, show, grad_clip)
+                               epochs, task, show, grad_clip,
+                               (lambda step, total: evaluator(epoch + 1, step, total)) if marks else None,
+                               marks)
+            steps = int(entry["steps"])
+            if evaluator is not None:
+                evaluator(epoch + 1, steps, steps)
             if scheduler is not None:
                 scheduler.step()
-            score = None
-            if evaluate_fn is not None:
-                train_module.eval()
-                with torch.no_grad():
-                    score = float(evaluate_fn(epoch + 1))
-                score = broadcast_float(score, ctx)
-                if score is None or not math.isfinite(score):
-                    raise TrainingError(f"evaluate_fn returned a non-finite score {score!r} after epoch {epoch + 1}")
-            improved = (score is None or result.best_score is None or score > result.best_score
-                        or (later_wins_ties and score == result.best_score))
-            if improved:
-                result.best_score, result.best_epoch = score, epoch + 1
-            entry.update(score=score, best=bool(improved))
+            new = result.evaluations[before:]
+            improved = any(e["best"] for e in new) if evaluator is not None else True
+            if evaluator is None:
+                result.best_epoch, result.best_step = epoch + 1, steps
+            entry.update(score=new[-1]["score"] if new else None, best=bool(improved))
             result.history.append(entry)
             if ctx.is_main and best_path is not None:
-                _save_epoch(best_path, last_path, improved, {
-                    "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
-                    "arch": arch, "model": model.state_dict(), "epoch": epoch + 1,
-                    "best_score": result.best_score, "best_epoch": result.best_epoch,
-                    "history": [dict(h) for h in result.history], "optim_config": optim.to_dict(),
-                    "seed": int(seed),
-                    "extra": {**dict(extra or {}), **{k: m.state_dict() for k, m in extra_modules.items()}},
-                }, optimizer, scheduler)
+                if evaluator is None:
+                    save_checkpoint(snapshot(epoch + 1, steps, "best"), best_path)
+                save_checkpoint({**snapshot(epoch + 1, steps, "last"), "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                 "rng": capture_rng_state()}, last_path)
             if log and ctx.is_main:
                 metrics = " ".join(f"{k}={v:.4g}" for k, v in entry.items()
                                    if k not in ("epoch", "best", "score") and isinstance(v, float))
+                score = entry["score"]
                 score_text = "" if score is None else f" score={score:.4f}{' *' if improved else ''}"
                 log(f"{task} epoch {epoch + 1}/{epochs} {metrics}{score_text}")
             barrier(ctx)
     return result
 
 
-def _save_epoch(best_path: Path, last_path: Path, improved: bool, common: Dict[str, Any],
-                optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-    """Write the resumable last checkpoint, and the best one when this epoch improved."""
-    save_checkpoint({**common, "kind": "last", "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "rng": capture_rng_state()}, last_path)
-    if improved:
-        save_checkpoint({**common, "kind": "best", "optimizer": None, "scheduler": None, "rng": None},
-                        best_path)
+def _evaluation_steps(loader: Iterable, per_epoch: int) -> set:
+    """Steps after which an epoch is evaluated before its end (the end itself is implicit)."""
+    try:
+        total = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return set()
+    return {max(1, round(i * total / per_epoch)) for i in range(1, per_epoch)} - {total}
+
+
+class _Evaluator:
+    """One held-out evaluation: score, best-checkpoint update, optional saved model, log line."""
+
+    def __init__(self, evaluate_fn: EvaluateFn, train_module: nn.Module, result: FitResult,
+                 ctx: DistributedContext, snapshot: Callable[[int, int, str], Dict[str, Any]],
+                 best_path: Optional[Path], folder: Optional[Path], later_wins_ties: bool, task: str,
+                 log: Optional[Callable[[str], None]], several: bool) -> None:
+        self.evaluate_fn = evaluate_fn
+        self.train_module = train_module
+        self.result = result
+        self.ctx = ctx
+        self.snapshot = snapshot
+        self.best_path = best_path
+        self.folder = folder
+        self.later_wins_ties = later_wins_ties
+        self.task = task
+        self.log = log
+        self.several = several
+
+    def _measure(self, epoch: int) -> Dict[str, float]:
+        was_training = self.train_module.training
+        rng = capture_rng_state()
+        self.train_module.eval()
+        try:
+            with torch.no_grad():
+                value = self.evaluate_fn(epoch)
+        finally:
+            restore_rng_state(rng)
+            self.train_module.train(was_training)
+        values = dict(value) if isinstance(value, Mapping) else {"score": value}
+        if "score" not in values:
+            raise TrainingError(f"evaluate_fn returned a mapping without 'score': {sorted(values)}")
+        out = {str(k): float(v) for k, v in values.items()}
+        out["score"] = broadcast_float(out["score"], self.ctx)
+        if out["score"] is None or not math.isfinite(out["score"]):
+            raise TrainingError(f"evaluate_fn returned a non-finite score {out['score']!r} in epoch {epoch}")
+        return out
+
+    def __call__(self, epoch: int, step: int, steps: int) -> None:
+        values = self._measure(epoch)
+        score, best = values["score"], self.result.best_score
+        improved = best is None or score > best or (self.later_wins_ties and score == best)
+        if improved:
+            self.result.best_score, self.result.best_epoch, self.result.best_step = score, epoch, step
+        entry: Dict[str, Any] = {"epoch": epoch, "step": step, "steps": steps,
+                                 "position": epoch - 1 + step / max(steps, 1), **values,
+                                 "best": bool(improved), "file": None}
+        if self.folder is not None:
+            entry["file"] = str(self.folder / f"epoch{epoch:03d}_step{step:05d}.pt")
+        self.result.evaluations.append(entry)
+        if self.ctx.is_main:
+            if improved and self.best_path is not None:
+                save_checkpoint(self.snapshot(epoch, step, "best"), self.best_path)
+            if self.folder is not None:
+                save_checkpoint({**self.snapshot(epoch, step, "evaluation"), "evaluation": dict(entry)},
+                                entry["file"])
+                index = [e for e in self.result.evaluations if e.get("file")]
+                atomic_write_text(self.folder / "index.json", json.dumps(index, indent=1) + "\n")
+            if self.log and (self.several or len(values) > 1):
+                details = " ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "score")
+                self.log(f"{self.task} eval {entry['position']:.2f} (epoch {epoch}, step {step}/{steps}) "
+                         f"score={score:.4f}{' *' if improved else ''} {details}".rstrip())
 
 
 def _run_epoch(
     runner: nn.Module, train_module: nn.Module, step_fn: StepFn, loader: Iterable,
     optimizer: torch.optim.Optimizer, ctx: DistributedContext, seed: int, epoch: int, epochs: int,
     task: str, show: bool, grad_clip: Optional[float],
+    evaluate: Optional[Callable[[int, int], None]] = None, marks: Optional[set] = None,
 ) -> Dict[str, Any]:
     begin_epoch(loader, seed, epoch, ctx.rank)
     train_module.train()
@@ -327,6 +442,7 @@ def _run_epoch(
     sums: Dict[str, float] = {}
     steps = 0
     bar = _make_bar(loader, show, f"{task} {epoch + 1}/{epochs}")
+    total = len(loader) if marks else 0  # type: ignore[arg-type]
     try:
         for batch in loader:
             batch = move_to_device(batch, ctx.device)
@@ -349,6 +465,8 @@ def _run_epoch(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+            if evaluate is not None and marks and steps in marks:
+                evaluate(steps, total)
     finally:
         if bar is not None:
             bar.close()
@@ -358,6 +476,6 @@ def _run_epoch(
             "shard) is smaller than one batch with drop_last=True"
         )
     entry: Dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "steps": steps}
-    for key, total in sums.items():
-        entry[key] = all_reduce_mean(total / steps, ctx)
+    for key, total_value in sums.items():
+        entry[key] = all_reduce_mean(total_value / steps, ctx)
     return entry

@@ -2,36 +2,41 @@
 
 Method I trains the generator g against a frozen classifier f; method II first trains a
 Siamese embedding with the triplet loss (:func:`train_embedding`), then g against it.
-After every epoch the mean label-free stopping score S of g's maps on a held-out part of
-the *training* split picks the best checkpoint (val/test labels are never touched).
+At every evaluation (``evaluations_per_epoch`` per epoch) both label-free stopping scores
+(the paper's S and the robust variant) of g's maps on a held-out part of the *training*
+split are computed; the one the recipe names picks the best checkpoint (val/test labels
+are never touched).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple, Union
 
+import numpy as np
 import torch
 from torch import nn
 
+from attribmap.distributed import DistributedContext, distributed_session
 from attribmap.train.checkpoint import load_checkpoint, load_model
 from attribmap.train.common import (
     FrozenAware,
-    check_image_size,
-    check_int,
-    check_out_path,
+    RunOptions,
+    build_initialised,
+    fit_recipe,
     freeze,
-    make_optim_config,
-    mean_over_loader,
+    open_data,
     summarize,
 )
-from attribmap.train.data import TrainingData, TripletDataset, load_training_data, make_loader
-from attribmap.distributed import DistributedContext, distributed_session
-from attribmap.train.loop import fit
+from attribmap.train.data import TrainingData, TripletDataset, make_loader
 from attribmap.train.seeding import seed_everything
 
-__all__ = ["train_weightmap", "train_embedding", "embedding_checkpoint_path", "Method1Objective",
-           "Method2Objective", "TripletObjective", "stopping_score_fn"]
+if TYPE_CHECKING:  # pragma: no cover
+    from attribmap.train.recipe import EmbeddingRecipe, WeightMapRecipe
+
+__all__ = ["train_weightmap", "train_embedding", "run_weightmap", "run_embedding",
+           "embedding_checkpoint_path", "Method1Objective", "Method2Objective", "TripletObjective",
+           "stopping_score_fn"]
 
 PathArg = Union[str, "os.PathLike[str]"]
 CLASSIFIER_TASKS = ("classifier", "i2c")
@@ -105,12 +110,31 @@ def _triplet_step(module: nn.Module, batch: Dict[str, Any]):
     return out if isinstance(out, tuple) else (out, {})
 
 
-def stopping_score_fn(generator: nn.Module, loader: Any, device: torch.device) -> Callable[[int], float]:
-    """``evaluate_fn``: mean stopping score S (in [0, 1]) of ``generator``'s maps on ``loader``."""
-    from attribmap.learned.weightmap import stopping_score
+def stopping_score_fn(generator: nn.Module, loader: Any, device: torch.device, select: str = "robust",
+                      floor: str = "min", percentile: float = 5.0,
+                      margin: int = 2) -> Callable[[int], Dict[str, float]]:
+    """``evaluate_fn``: both mean stopping scores of ``generator``'s maps on ``loader``.
 
-    def evaluate(epoch: int) -> float:
-        return mean_over_loader(loader, device, lambda b: stopping_score(generator(b["image"])[:, 0]))
+    Returns a function giving ``{"score", "S_paper", "S_robust", "floor", "above",
+    "above_robust"}`` (means over the held-out images, see
+    :func:`attribmap.learned.stopping_diagnostics`); ``score`` is ``S_<select>``.
+    """
+    from attribmap.learned.weightmap import stopping_diagnostics
+
+    if select not in ("robust", "paper"):
+        raise ValueError(f"select must be 'robust' or 'paper', got {select!r}")
+
+    def evaluate(epoch: int) -> Dict[str, float]:
+        parts: Dict[str, list] = {}
+        with torch.no_grad():
+            for batch in loader:
+                maps = generator(batch["image"].to(device))[:, 0]
+                for key, values in stopping_diagnostics(maps, floor, percentile, margin).items():
+                    parts.setdefault(key, []).append(values)
+        if not parts:
+            raise ValueError("the held-out loader gave no image")
+        means = {key: float(np.concatenate(chunks).mean()) for key, chunks in parts.items()}
+        return {"score": means[f"S_{select}"], **means}
     return evaluate
 
 
@@ -120,49 +144,20 @@ def _triplet_loader(parts: TrainingData, batch_size: int, ctx: DistributedContex
     return make_loader(triplets, batch_size, ctx, seed, num_workers=num_workers)
 
 
-def _common_checks(out: PathArg, epochs: int, batch_size: int, image_size: int, seed: int,
-                   multiple: int) -> Tuple[Path, int, int, int]:
-    out = check_out_path(out)
-    epochs = check_int("epochs", epochs)
-    batch_size = check_int("batch_size", batch_size, 2)
-    image_size = check_image_size(image_size, multiple)
-    check_int("seed", seed, 0)
-    return out, epochs, batch_size, image_size
+def run_embedding(recipe: "EmbeddingRecipe", data: PathArg, out: Path, options: RunOptions) -> Tuple[Path, Dict[str, Any]]:
+    """Train an :class:`attribmap.train.EmbeddingRecipe`: triplets of the training split, last epoch kept.
 
-
-def train_embedding(
-    data: PathArg, out: PathArg, *, arch: str = "siamese_resnet18", embedding_dim: int = 200,
-    epochs: int = 4, batch_size: int = 16, lr: float = 1e-3, image_size: int = 64, margin: float = 1.0,
-    optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 1e-4, schedule: str = "none",
-    weights: Any = None, holdout_fraction: float = 0.1, seed: int = 0, resume: bool = False,
-    progress: Optional[bool] = None, device: Union[str, torch.device] = "cpu", num_workers: int = 0,
-    metadata_root: Optional[PathArg] = None, grad_clip: Optional[float] = None,
-    log: Optional[Callable[[str], None]] = None,
-) -> Tuple[Path, Dict[str, Any]]:
-    """Train the Siamese embedding of method II with the triplet loss (margin 1).
-
-    Triplets come from :class:`attribmap.train.data.TripletDataset` over the training images
-    left after holding out ``holdout_fraction`` (the same split as :func:`train_weightmap`
-    with the same ``seed``). The last epoch is kept. Parameters and return value as in
-    :func:`attribmap.train.train_classifier`; ``embedding_dim`` is the output size.
+    Triplets come from :class:`attribmap.train.data.TripletDataset` over the images left
+    after holding out ``holdout_fraction`` (the same split as the weight map's with the
+    same ``seed``).
     """
-    out, epochs, batch_size, image_size = _common_checks(out, epochs, batch_size, image_size, seed, 1)
-    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule)
-    from attribmap.models import arch_config, build_model
-
-    with distributed_session(device) as ctx:
-        seed_everything(seed)
-        parts = load_training_data(data, image_size, holdout_fraction, seed, metadata_root)
-        embed = build_model(arch, 0, weights=weights, embedding_dim=embedding_dim)
-        loader = _triplet_loader(parts, batch_size, ctx, seed, num_workers)
-        result = fit(
-            embed, _triplet_step, loader, epochs=epochs, optim=optim,
-            train_module=TripletObjective(embed, margin), checkpoint=out, task="embedding",
-            arch=arch_config(embed),
-            extra={"image_size": image_size, "holdout_fraction": float(holdout_fraction),
-                   "margin": float(margin), "data": os.path.abspath(os.fspath(data))},
-            seed=seed, resume=resume, progress=progress, device=ctx.device, grad_clip=grad_clip, log=log,
-        )
+    with distributed_session(options.device) as ctx:
+        seed_everything(recipe.seed)
+        parts = open_data(recipe, data, options)
+        embed, init = build_initialised(recipe, 0, options, ctx, embedding_dim=recipe.embedding_dim)
+        loader = _triplet_loader(parts, recipe.batch_size, ctx, recipe.seed, options.num_workers)
+        result = fit_recipe(recipe, embed, _triplet_step, loader, out, data, options, ctx,
+                            train_module=TripletObjective(embed, recipe.margin), init=init)
     return out, summarize(result)
 
 
@@ -174,105 +169,117 @@ def _load_frozen(path: PathArg, tasks: Tuple[str, ...], role: str, device: torch
     return freeze(load_model(path, device=device))
 
 
-def train_weightmap(
-    data: PathArg, out: PathArg, *, classifier: Optional[PathArg] = None, method: int = 1,
-    encoder: str = "resnet18", encoder_weights: Any = None, epochs: int = 6, batch_size: int = 16,
-    lr: float = 1e-3, image_size: int = 64, lam: float = 1.0, hard_target: bool = False,
-    embedding_epochs: Optional[int] = None, optimizer: str = "adam", momentum: float = 0.9,
-    weight_decay: float = 1e-4, schedule: str = "none", holdout_fraction: float = 0.1, seed: int = 0,
-    resume: bool = False, progress: Optional[bool] = None, device: Union[str, torch.device] = "cpu",
-    num_workers: int = 0, metadata_root: Optional[PathArg] = None, grad_clip: Optional[float] = None,
-    log: Optional[Callable[[str], None]] = None,
-) -> Tuple[Path, Dict[str, Any]]:
-    """Train a weight-map generator g (U-Net, ResNet encoder) with method I or II.
+def _embedding_recipe(recipe: "WeightMapRecipe") -> "EmbeddingRecipe":
+    """The embedding that method II trains first: the weight map's split, size, batch and seed."""
+    from attribmap.train.recipe import EmbeddingRecipe
+
+    return EmbeddingRecipe(split=recipe.split, image_size=recipe.image_size, batch_size=recipe.batch_size,
+                           epochs=recipe.embedding_epochs or recipe.epochs,
+                           holdout_fraction=recipe.holdout_fraction, seed=recipe.seed,
+                           grad_clip=recipe.grad_clip)
+
+
+def run_weightmap(recipe: "WeightMapRecipe", data: PathArg, out: Path, options: RunOptions) -> Tuple[Path, Dict[str, Any]]:
+    """Train a :class:`attribmap.train.WeightMapRecipe` (see :func:`attribmap.train.train`).
+
+    Method I freezes ``recipe.classifier`` (a ``classifier`` or ``i2c`` checkpoint: eval mode,
+    ``requires_grad=False``); method II freezes an ``embedding`` checkpoint, trained first
+    into :func:`embedding_checkpoint_path` when ``recipe.classifier`` is None. Every
+    evaluation computes both stopping scores on the held-out training images; the one
+    ``recipe.stopping`` names picks the checkpoint (the first of equal scores: no
+    tie rule favours later epochs).
+    """
+    from attribmap.data import collate_wsol
+
+    if recipe.method == 1 and recipe.classifier is None:
+        raise ValueError("method 1 needs a trained classifier checkpoint (classifier=CKPT, --classifier CKPT)")
+    if recipe.classifier is not None and not os.path.isfile(recipe.classifier):
+        raise FileNotFoundError(f"classifier checkpoint not found: {recipe.classifier!r}")
+    with distributed_session(options.device) as ctx:
+        summary_extra: Dict[str, Any] = {}
+        if recipe.method == 1:
+            frozen = _load_frozen(recipe.classifier, CLASSIFIER_TASKS, "classifier", ctx.device)
+            frozen_path = os.path.abspath(recipe.classifier)
+        elif recipe.classifier is not None:
+            frozen = _load_frozen(recipe.classifier, ("embedding",), "embedding", ctx.device)
+            frozen_path = os.path.abspath(recipe.classifier)
+        else:
+            embed_path, embed_summary = run_embedding(_embedding_recipe(recipe), data,
+                                                      embedding_checkpoint_path(out), options)
+            frozen = _load_frozen(embed_path, ("embedding",), "embedding", ctx.device)
+            frozen_path = os.path.abspath(embed_path)
+            summary_extra["embedding"] = embed_summary
+
+        seed_everything(recipe.seed)
+        parts = open_data(recipe, data, options)
+        generator, init = build_initialised(recipe, 0, options, ctx)
+        if recipe.method == 1:
+            objective: nn.Module = Method1Objective(generator, frozen, recipe.lam, recipe.hard_target)
+            loader = make_loader(parts.train, recipe.batch_size, ctx, recipe.seed,
+                                 num_workers=options.num_workers, collate_fn=collate_wsol)
+            step = _image_step
+        else:
+            objective = Method2Objective(generator, frozen, recipe.lam)
+            loader = _triplet_loader(parts, recipe.batch_size, ctx, recipe.seed, options.num_workers)
+            step = _triplet_step
+        evaluate_fn = None
+        if parts.holdout is not None:
+            holdout = make_loader(parts.holdout, recipe.batch_size, ctx, recipe.seed, shuffle=False, shard=False,
+                                  num_workers=options.num_workers, collate_fn=collate_wsol)
+            evaluate_fn = stopping_score_fn(generator, holdout, ctx.device, recipe.stopping,
+                                            recipe.stopping_floor, recipe.stopping_percentile,
+                                            recipe.stopping_margin)
+        result = fit_recipe(recipe, generator, step, loader, out, data, options, ctx, train_module=objective,
+                            evaluate_fn=evaluate_fn, init=init,
+                            extra={"frozen_model": frozen_path,
+                                   "selection": f"mean stopping score S ({recipe.stopping}) on held-out "
+                                                f"images of the {recipe.split} split"})
+    return out, {**summarize(result), **summary_extra}
+
+
+def train_embedding(data: PathArg, out: PathArg, **options: Any) -> Tuple[Path, Dict[str, Any]]:
+    """Train the Siamese embedding of method II: :func:`attribmap.train.train` of an
+    ``EmbeddingRecipe(**fields)`` (fields and run options as keyword arguments).
+
+    Returns
+    -------
+    (pathlib.Path, dict)
+        As :func:`attribmap.train.train`.
+    """
+    from attribmap.train.recipe import EmbeddingRecipe
+    from attribmap.train.runner import train_with
+
+    return train_with(EmbeddingRecipe, data, out, options)
+
+
+def train_weightmap(data: PathArg, out: PathArg, **options: Any) -> Tuple[Path, Dict[str, Any]]:
+    """Train a weight-map generator: :func:`attribmap.train.train` of a ``WeightMapRecipe(**fields)``.
 
     Parameters
     ----------
     data, out : path
-        Dataset root and best-checkpoint path (see :func:`attribmap.train.train_classifier`).
-    classifier : path, optional
-        Method I: a ``classifier`` or ``i2c`` checkpoint, required; it is frozen (eval mode,
-        ``requires_grad=False``). Method II: an ``embedding`` checkpoint to reuse; when None
-        one is trained first into :func:`embedding_checkpoint_path` (``embedding_epochs``,
-        default ``epochs``).
-    method : {1, 2}
-        Method I (CE to the classifier's soft prediction + ``lam`` mean(M)) or method II
-        (inner/outer triplet losses + ``lam`` mean(M_a)).
-    encoder : {"resnet18", "resnet34", "resnet50"}
-        Generator encoder; ``encoder_weights`` (e.g. ``"DEFAULT"``) loads torchvision weights.
-    image_size : int
-        Multiple of 32 (the generator downsamples 5 times).
-    lam : float
-        Weight of the area term mean(M).
-    hard_target : bool
-        Method I with the argmax of the classifier's prediction as target.
-    holdout_fraction : float
-        Share of each training class held out for the stopping score S; the checkpoint with
-        the highest mean S is kept at ``out`` (the last epoch when 0). Among epochs with the
-        same mean S the later one is kept: an almost uniform early map also scores S = 1,
-        and training makes maps more specific until S drops (over-segmentation).
+        Dataset root and best-checkpoint path.
+    **options
+        Fields of :class:`attribmap.train.WeightMapRecipe` (``classifier``, ``method``,
+        ``lam``, ``stopping``, ``evaluations_per_epoch``, ``save_evaluations``, ``init``, ...)
+        and the run options of :func:`attribmap.train.train`; unknown names raise
+        :class:`attribmap.train.RecipeError`.
 
     Returns
     -------
     (pathlib.Path, dict)
         Best checkpoint (task ``"weightmap"``; :func:`attribmap.train.load_model` gives the
         generator) and the history dict; method II adds ``"embedding"`` (its history).
+
+    Example
+    -------
+    ::
+
+        wm, history = train_weightmap("suite", "runs/wm.pt", classifier="runs/cls.pt",
+                                      init="runs/pretrain.pt", evaluations_per_epoch=4,
+                                      save_evaluations=True)
     """
-    if method not in (1, 2) or isinstance(method, bool):
-        raise ValueError(f"method must be 1 or 2, got {method!r}")
-    out, epochs, batch_size, image_size = _common_checks(out, epochs, batch_size, image_size, seed, 32)
-    optim = make_optim_config(optimizer, lr, momentum, weight_decay, schedule)
-    if method == 1 and classifier is None:
-        raise ValueError("method 1 needs a trained classifier checkpoint (--classifier CKPT)")
-    if classifier is not None and not os.path.isfile(os.fspath(classifier)):
-        raise FileNotFoundError(f"classifier checkpoint not found: {os.fspath(classifier)!r}")
-    from attribmap.data import collate_wsol
-    from attribmap.models import arch_config, build_model
+    from attribmap.train.recipe import WeightMapRecipe
+    from attribmap.train.runner import train_with
 
-    with distributed_session(device) as ctx:
-        summary_extra: Dict[str, Any] = {}
-        if method == 1:
-            frozen = _load_frozen(classifier, CLASSIFIER_TASKS, "classifier", ctx.device)
-            frozen_path = os.path.abspath(os.fspath(classifier))
-        elif classifier is not None:
-            frozen = _load_frozen(classifier, ("embedding",), "embedding", ctx.device)
-            frozen_path = os.path.abspath(os.fspath(classifier))
-        else:
-            embed_path, embed_summary = train_embedding(
-                data, embedding_checkpoint_path(out), epochs=embedding_epochs or epochs,
-                batch_size=batch_size, image_size=image_size, holdout_fraction=holdout_fraction,
-                seed=seed, resume=resume, progress=progress, device=ctx.device,
-                num_workers=num_workers, metadata_root=metadata_root, grad_clip=grad_clip, log=log)
-            frozen = _load_frozen(embed_path, ("embedding",), "embedding", ctx.device)
-            frozen_path = os.path.abspath(embed_path)
-            summary_extra["embedding"] = embed_summary
-
-        seed_everything(seed)
-        parts = load_training_data(data, image_size, holdout_fraction, seed, metadata_root)
-        generator = build_model(f"weightmap_{encoder}", 0, weights=encoder_weights)
-        if method == 1:
-            objective: nn.Module = Method1Objective(generator, frozen, lam, hard_target)
-            loader = make_loader(parts.train, batch_size, ctx, seed, num_workers=num_workers,
-                                 collate_fn=collate_wsol)
-            step = _image_step
-        else:
-            objective = Method2Objective(generator, frozen, lam)
-            loader = _triplet_loader(parts, batch_size, ctx, seed, num_workers)
-            step = _triplet_step
-        evaluate_fn = None
-        if parts.holdout is not None:
-            holdout_loader = make_loader(parts.holdout, batch_size, ctx, seed, shuffle=False, shard=False,
-                                         num_workers=num_workers, collate_fn=collate_wsol)
-            evaluate_fn = stopping_score_fn(generator, holdout_loader, ctx.device)
-        result = fit(
-            generator, step, loader, epochs=epochs, optim=optim, train_module=objective,
-            checkpoint=out, task="weightmap", arch=arch_config(generator),
-            extra={"method": int(method), "encoder": encoder, "lam": float(lam),
-                   "hard_target": bool(hard_target), "image_size": image_size,
-                   "holdout_fraction": float(holdout_fraction), "frozen_model": frozen_path,
-                   "data": os.path.abspath(os.fspath(data)),
-                   "selection": "mean stopping score S on held-out training images"},
-            evaluate_fn=evaluate_fn, later_wins_ties=True, seed=seed, resume=resume,
-            progress=progress, device=ctx.device, grad_clip=grad_clip, log=log,
-        )
-    return out, {**summarize(result), **summary_extra}
+    return train_with(WeightMapRecipe, data, out, options)

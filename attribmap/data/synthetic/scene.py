@@ -15,6 +15,8 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
+from attribmap.errors import AttribmapError
+
 __all__ = ["SceneConfig", "Scene", "render_scene", "part_style", "MAX_CLASSES", "PART_SHAPES"]
 
 PART_SHAPES = ("disc", "square", "triangle", "plus", "diamond", "ring", "bar", "cross")
@@ -219,6 +221,31 @@ def _ring(mask: np.ndarray) -> np.ndarray:
     return grown & ~mask
 
 
+def check_label(label: int, num_classes: int) -> None:
+    """Refuse a class count outside [1, MAX_CLASSES] or a label outside [0, num_classes)."""
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise AttribmapError(f"num_classes must be in [1, {MAX_CLASSES}], got {num_classes}")
+    if not 0 <= label < num_classes:
+        raise AttribmapError(f"class label must be in [0, {num_classes}), got {label}")
+
+
+def draw_image_size(rng: np.random.Generator, size: int, jitter: float) -> Tuple[int, int]:
+    """(height, width), each ``round(size * U(1 - jitter, 1 + jitter))`` (two draws)."""
+    height, width = (int(round(size * rng.uniform(1 - jitter, 1 + jitter))) for _ in range(2))
+    return height, width
+
+
+def tight_boxes(masks: List[np.ndarray]) -> np.ndarray:
+    """int64 ``(k, 4)``: the inclusive ``x0, y0, x1, y1`` box of each non-empty mask."""
+    return np.array([[xs.min(), ys.min(), xs.max(), ys.max()] for ys, xs in (np.nonzero(m) for m in masks)],
+                    dtype=np.int64)
+
+
+def to_uint8(canvas: np.ndarray) -> np.ndarray:
+    """A float canvas in [0, 1] as rounded uint8 RGB."""
+    return (canvas * 255 + 0.5).astype(np.uint8)
+
+
 def render_scene(rng: np.random.Generator, label: int, num_classes: int,
                  config: SceneConfig = SceneConfig()) -> Scene:
     """Draw one scene of class ``label`` with the random stream ``rng``.
@@ -240,12 +267,8 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
     Scene
         Image, instance masks, boxes and ignore ring.
     """
-    if not 1 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be in [1, {MAX_CLASSES}], got {num_classes}")
-    if not 0 <= label < num_classes:
-        raise ValueError(f"class label must be in [0, {num_classes}), got {label}")
-    s, jitter = config.size, config.size_jitter
-    height, width = (int(round(s * rng.uniform(1 - jitter, 1 + jitter))) for _ in range(2))
+    check_label(label, num_classes)
+    height, width = draw_image_size(rng, config.size, config.size_jitter)
     painter = _Painter(rng, config, height, width)
     for _ in range(rng.integers(config.clutter_shapes[0], config.clutter_shapes[1] + 1)):
         painter.clutter()
@@ -282,8 +305,5 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
         body = painter.body(geometry)
         part = painter.part(py, px, radius, label)
         instance_masks.append(body | part)
-    union = np.any(instance_masks, axis=0)
-    boxes = np.array([[xs.min(), ys.min(), xs.max(), ys.max()]
-                      for ys, xs in (np.nonzero(m) for m in instance_masks)], dtype=np.int64)
-    image = (painter.canvas * 255 + 0.5).astype(np.uint8)
-    return Scene(image=image, instance_masks=instance_masks, boxes=boxes, ignore=_ring(union))
+    return Scene(image=to_uint8(painter.canvas), instance_masks=instance_masks, boxes=tight_boxes(instance_masks),
+                 ignore=_ring(np.any(instance_masks, axis=0)))

@@ -1,0 +1,502 @@
+"""Evidence for the seed methods on the synthetic suite v2 (``benchmarks/learned_vs_cam.py``).
+
+Does each seed method beat CAM in the direction its paper claims, with an interval that
+excludes zero? For every seed ``k`` (the suite generator and every training run use ``k``):
+
+1. ``suite``: a version-2 suite (bodies with weak class evidence, discriminative parts) with a
+   ``pretrain`` split, the stand-in for ImageNet pretraining;
+2. ``pretrain``: a CE classifier on the pretrain split; its weights initialise every network
+   below, as the papers start from ImageNet weights;
+3. ``classifier``: the CE classifier (GAP -> linear) fine-tuned on the train split: CAM,
+   Grad-CAM, DGL (last layer and ``layer3``, with and without multi-scale / closing) read it,
+   and the weight map's method I is trained against it;
+4. ``i2c_ce`` -> ``i2c`` / ``i2c_ablation``: I2C as its authors ran it, a converged CE model of
+   the I2C architecture fine-tuned with SC + GC (lr 0.001, head dropout 0.5, first-K seeds),
+   and the same fine-tune with CE only (lambda1 = lambda2 = 0), the ablation;
+5. ``weightmap1``; ``embedding`` -> ``weightmap2``: the weight-map generator, method I
+   against the classifier and method II against a Siamese embedding; the encoder starts from
+   the pretrain classifier; every label-free stopping evaluation is saved;
+6. ``bench``: the official protocol on the test split for every extractor, the reference rows
+   (computed from ground truth) and the blank-image entropy of each classifier;
+7. ``curves``: every saved weight-map evaluation scored on the test split (for the Spearman
+   correlation of each stopping-score variant with test MaxBoxAccV2; never used to select).
+
+:func:`summarize` turns the seeds into mean +- std per row, the paired difference to CAM with
+a 95 % t-interval, a per-class table and the Spearman correlations; :func:`render` writes the
+Markdown report. Every stage is cached in ``OUT/seed<k>/stages/<stage>.json`` and reruns when
+its record is missing or the settings changed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from attribmap.fileio import atomic_write_bytes
+from attribmap.report import jsonable, mean_std
+
+__all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "SeedRun", "summarize", "render",
+           "paired_difference", "spearman", "run_evidence"]
+
+#: Metrics copied from each benchmark (official protocol, GT-known maps).
+METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
+
+#: Table rows: (label in the benchmark results, what it is, the paper's claim vs CAM).
+ROWS: Tuple[Tuple[str, str, str], ...] = (
+    ("cam", "CAM of the CE classifier (layer4)", "baseline"),
+    ("gradcam", "Grad-CAM, layer4", ""),
+    ("gradcampp", "Grad-CAM++, layer4", ""),
+    ("dgl", "DGL fused, layer4 (equals CAM up to scale on a GAP -> linear head)", ""),
+    ("dgl@layer3", "DGL fused, layer3", "DGL: > CAM"),
+    ("dgl-psb@layer3", "DGL pixel-level selection branch, layer3", ""),
+    ("dgl-cem@layer3", "DGL class-aware enhanced map branch, layer3", ""),
+    ("dgl@layer3+MS", "DGL fused, layer3, multi-scale", "DGL: > CAM"),
+    ("dgl@layer3+MS+MC", "DGL fused, layer3, multi-scale + closing", "DGL: > CAM"),
+    ("i2c", "I2C class maps, SC + GC fine-tune of the CE model", "I2C: > CAM and > ablation"),
+    ("i2c-ablation", "I2C architecture, the same fine-tune with CE only", ""),
+    ("i2c-ce", "I2C architecture after the CE stage (before fine-tuning)", ""),
+    ("weightmap-I", "weight map, method I (classifier), stopping-score selected", "weight map: > CAM"),
+    ("weightmap-II", "weight map, method II (Siamese), stopping-score selected", "weight map: > CAM"),
+)
+#: Reference rows from ground truth (attribmap.data.synthetic.reference).
+REFERENCE = ("object", "parts", "body", "centre", "pooled")
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """Suite size and training budgets shared by every seed.
+
+    Attributes
+    ----------
+    classes, per_class, pretrain_per_class, test_per_class, scene_size
+        The version-2 suite (images per class of each split, nominal side).
+    image_size : int
+        Training crop and benchmark input side (128: an 8 x 8 CAM layer).
+    batch_size : int
+        Even (I2C pairs).
+    pretrain_epochs, classifier_epochs, i2c_ce_epochs, finetune_epochs, weightmap_epochs,
+    embedding_epochs : int
+        Budgets of the stages.
+    evaluations_per_epoch : int
+        Label-free stopping evaluations of the weight-map generators per epoch.
+    ms_scales : tuple of float
+        Input scales of DGL's multi-scale test (MS).
+    close : int
+        Disk radius (input pixels) of DGL's morphological closing (MC).
+    delta, curve_delta : float
+        Threshold step of the final table and of the per-evaluation weight-map scores.
+    """
+
+    classes: int = 8
+    per_class: int = 80
+    pretrain_per_class: int = 80
+    test_per_class: int = 25
+    scene_size: int = 128
+    image_size: int = 128
+    batch_size: int = 16
+    pretrain_epochs: int = 10
+    classifier_epochs: int = 6
+    i2c_ce_epochs: int = 6
+    finetune_epochs: int = 4
+    weightmap_epochs: int = 6
+    embedding_epochs: int = 6
+    evaluations_per_epoch: int = 2
+    ms_scales: Tuple[float, ...] = (0.75, 1.0, 1.25)
+    close: int = 4
+    delta: float = 0.001
+    curve_delta: float = 0.01
+
+    def key(self, seed: int, *fields: str) -> str:
+        """Short hash of the named fields (all when none) and the seed."""
+        values = dataclasses.asdict(self)
+        chosen = {name: values[name] for name in (fields or sorted(values))}
+        text = json.dumps({**chosen, "seed": seed}, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+PRESETS: Dict[str, EvidenceSettings] = {
+    "full": EvidenceSettings(),
+    "small": EvidenceSettings(classes=2, per_class=6, pretrain_per_class=6, test_per_class=3, scene_size=64,
+                              image_size=64, batch_size=4, pretrain_epochs=1, classifier_epochs=1, i2c_ce_epochs=1,
+                              finetune_epochs=1, weightmap_epochs=1, embedding_epochs=1, evaluations_per_epoch=2,
+                              close=2, delta=0.01, curve_delta=0.05),
+}
+
+#: The settings each stage depends on (a change reruns that stage and the later ones).
+_SUITE = ("classes", "per_class", "pretrain_per_class", "test_per_class", "scene_size")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def _metrics(entry: Mapping[str, Any]) -> Dict[str, Optional[float]]:
+    return {m: (float(entry[m]) if entry.get(m) is not None else None) for m in METRICS}
+
+
+class SeedRun:
+    """The stages of one seed in ``root`` (``suite/``, ``models/``, ``bench/``, ``stages/``).
+
+    Parameters
+    ----------
+    root : Path
+        Working directory of this seed.
+    settings : EvidenceSettings
+    seed : int
+    say : callable
+        Receives one line per stage.
+    """
+
+    def __init__(self, root: Path, settings: EvidenceSettings, seed: int, say: Callable[[str], None]) -> None:
+        self.root, self.settings, self.seed, self.say = Path(root), settings, int(seed), say
+        self.suite, self.models, self.reports = self.root / "suite", self.root / "models", self.root / "bench"
+        self._stale = False
+
+    def stage(self, name: str, action: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        """Run ``action`` (returning a JSON-able record) unless its cached record is current.
+
+        A stage reruns when its record is missing, its settings changed, or an earlier stage
+        of this seed reran.
+        """
+        record_path = self.root / "stages" / f"{name}.json"
+        key = self.settings.key(self.seed)
+        if record_path.is_file() and not self._stale:
+            with open(record_path, encoding="utf-8") as handle:
+                record = json.load(handle)
+            if record.get("key") == key:
+                self.say(f"[seed {self.seed}] {name}: cached")
+                return record
+        self._stale = True
+        self.say(f"[seed {self.seed}] {name}: running")
+        started = time.perf_counter()
+        record = {"key": key, **action()}
+        record["seconds"] = time.perf_counter() - started
+        _write_json(record_path, record)
+        self.say(f"[seed {self.seed}] {name}: done in {record['seconds']:.1f} s")
+        return record
+
+    # -- stages --------------------------------------------------------------------------
+    def _common(self) -> Dict[str, Any]:
+        s = self.settings
+        return dict(image_size=s.image_size, batch_size=s.batch_size, seed=self.seed, progress=False)
+
+    def _suite(self) -> Dict[str, Any]:
+        from attribmap.data.synthetic import generate_suite
+
+        s = self.settings
+        summary = generate_suite(self.suite, classes=s.classes, per_class=s.per_class, size=s.scene_size,
+                                 seed=self.seed, val_per_class=0, test_per_class=s.test_per_class,
+                                 pretrain_per_class=s.pretrain_per_class, overwrite=True, version=2)
+        return {"splits": summary.get("splits", {})}
+
+    def _train(self, task: str, name: str, **options: Any) -> Dict[str, Any]:
+        from attribmap.train import train_classifier, train_embedding, train_i2c, train_weightmap
+
+        function = {"classifier": train_classifier, "i2c": train_i2c, "embedding": train_embedding,
+                    "weightmap": train_weightmap}[task]
+        path, history = function(self.suite, self.models / f"{name}.pt", **self._common(), **options)
+        last = history["epochs"][-1] if history.get("epochs") else {}
+        return {"checkpoint": str(path), "best_epoch": history.get("best_epoch"),
+                "best_step": history.get("best_step"), "best_score": history.get("best_score"),
+                "last_epoch": {k: v for k, v in last.items() if isinstance(v, (int, float))},
+                "evaluations": history.get("evaluations", [])}
+
+    def run(self) -> Dict[str, Dict[str, Any]]:
+        """Run (or reuse) every stage; returns the stage records."""
+        s, m = self.settings, self.models
+        records: Dict[str, Dict[str, Any]] = {}
+        records["suite"] = self.stage("suite", self._suite)
+        records["pretrain"] = self.stage("pretrain", lambda: self._train(
+            "classifier", "pretrain", split="pretrain", epochs=s.pretrain_epochs))
+        pre = str(m / "pretrain.pt")
+        records["classifier"] = self.stage("classifier", lambda: self._train(
+            "classifier", "classifier", init=pre, epochs=s.classifier_epochs))
+        records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
+            "i2c", "i2c_ce", init=pre, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0))
+        ce = str(m / "i2c_ce.pt")
+        records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", init=ce, epochs=s.finetune_epochs))
+        records["i2c_ablation"] = self.stage("i2c_ablation", lambda: self._train(
+            "i2c", "i2c_ablation", init=ce, epochs=s.finetune_epochs, lambda_sc=0.0, lambda_gc=0.0))
+        records["weightmap1"] = self.stage("weightmap1", lambda: self._train(
+            "weightmap", "weightmap1", method=1, classifier=str(m / "classifier.pt"), init=pre,
+            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True))
+        records["embedding"] = self.stage("embedding", lambda: self._train(
+            "embedding", "embedding", init=pre, epochs=s.embedding_epochs))
+        records["weightmap2"] = self.stage("weightmap2", lambda: self._train(
+            "weightmap", "weightmap2", method=2, classifier=str(m / "embedding.pt"), init=pre,
+            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True))
+        records["bench"] = self.stage("bench", self._bench)
+        records["curves"] = self.stage("curves", self._curves)
+        return records
+
+    def _bench_config(self, methods: Sequence[str], extractors: Sequence[str], delta: float,
+                      per_class: bool = False):
+        from attribmap.bench import BenchConfig
+
+        s = self.settings
+        return BenchConfig(data=str(self.suite), split="test", checkpoint=str(self.models / "classifier.pt"),
+                           methods=tuple(methods), extractors=tuple(extractors), delta=delta,
+                           input_size=s.image_size, batch_size=s.batch_size, seed=self.seed, per_class=per_class)
+
+    def _run_bench(self, out: Path, config, figures: bool) -> Dict[str, Any]:
+        from attribmap.bench import run_benchmark
+
+        if out.exists():
+            shutil.rmtree(out)
+        return run_benchmark(config, out, progress=False, write_figures=figures, grid_images=6 if figures else 0)
+
+    def _bench(self) -> Dict[str, Any]:
+        from attribmap.data.synthetic import score_reference_rows
+        from attribmap.models import blank_entropy
+        from attribmap.models.checkpoint import load_model
+
+        s, m = self.settings, self.models
+        scales = "(" + ",".join(f"{v:g}" for v in s.ms_scales) + ")"
+        methods = ["cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb@layer3", "dgl-cem@layer3",
+                   f"dgl@layer3:scales={scales}:label=dgl@layer3+MS",
+                   f"dgl@layer3:scales={scales}:close={s.close}:label=dgl@layer3+MS+MC"]
+        extractors = [f"i2c={m / 'i2c.pt'}", f"i2c={m / 'i2c_ablation.pt'}:label=i2c-ablation",
+                      f"i2c={m / 'i2c_ce.pt'}:label=i2c-ce", f"weightmap={m / 'weightmap1.pt'}:label=weightmap-I",
+                      f"weightmap={m / 'weightmap2.pt'}:label=weightmap-II"]
+        results = self._run_bench(self.reports / "main", self._bench_config(methods, extractors, s.delta, True),
+                                  figures=True)
+        rows = {name: _metrics(entry) for name, entry in results["extractors"].items()}
+        per_class = {name: entry.get("per_class") for name, entry in results["extractors"].items()
+                     if entry.get("per_class")}
+        section = results.get("suite_check") or {}
+        reference = section.get("rows") or score_reference_rows(self.suite, "test", grid=s.image_size // 16,
+                                                                 delta=s.delta)
+        rows.update({f"ref:{name}": _metrics(reference[name]) for name in REFERENCE})
+        blank = {name: blank_entropy(load_model(m / f"{name}.pt"), s.image_size, normalized=True)
+                 for name in ("classifier", "i2c", "i2c_ablation")}
+        top1 = {name: entry.get("ClassifierTop1") for name, entry in results["extractors"].items()}
+        return {"rows": rows, "per_class": per_class, "blank_entropy": blank, "classifier_top1": top1,
+                "suite_check": section.get("lines"), "report": str(self.reports / "main")}
+
+    def _curves(self) -> Dict[str, Any]:
+        """Every saved weight-map evaluation scored on the test split (analysis only)."""
+        from attribmap.train import evaluation_dir
+
+        s = self.settings
+        points: List[Dict[str, Any]] = []
+        for method in (1, 2):
+            index_path = evaluation_dir(self.models / f"weightmap{method}.pt") / "index.json"
+            with open(index_path, encoding="utf-8") as handle:
+                entries = json.load(handle)
+            with open(self.root / "stages" / f"weightmap{method}.json", encoding="utf-8") as handle:
+                kept = json.load(handle)
+            for number, entry in enumerate(entries):
+                path = Path(entry["file"])
+                if not path.is_absolute():
+                    path = index_path.parent / path
+                config = self._bench_config((), (f"weightmap={path}",), s.curve_delta)
+                results = self._run_bench(self.reports / f"curve{method}", config, figures=False)
+                test = _metrics(results["extractors"]["weightmap"])
+                points.append({"method": method, "evaluation": number,
+                               **{k: entry.get(k) for k in ("epoch", "step", "S_paper", "S_robust", "floor",
+                                                            "above")},
+                               "selected": (entry.get("epoch"), entry.get("step")) == (kept.get("best_epoch"),
+                                                                                      kept.get("best_step")),
+                               "test": test})
+        return {"points": points}
+
+
+# -- statistics -------------------------------------------------------------------------
+def paired_difference(values: Sequence[Optional[float]], baseline: Sequence[Optional[float]],
+                      confidence: float = 0.95) -> Dict[str, float]:
+    """Mean paired difference ``values - baseline`` over seeds with a t-interval.
+
+    Parameters
+    ----------
+    values, baseline : sequences of float (None / NaN pairs are dropped)
+        One value per seed, in the same seed order.
+    confidence : float
+        Two-sided confidence level of the interval.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``low``, ``high`` (NaN with fewer than two pairs), ``n``, ``excludes_zero``.
+    """
+    from scipy import stats
+
+    pairs = [(float(v), float(b)) for v, b in zip(values, baseline)
+             if v is not None and b is not None and math.isfinite(v) and math.isfinite(b)]
+    n = len(pairs)
+    if n == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "excludes_zero": False}
+    diffs = [v - b for v, b in pairs]
+    mean = sum(diffs) / n
+    if n < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n, "excludes_zero": False}
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    low, high = mean - half, mean + half
+    return {"mean": mean, "low": low, "high": high, "n": n, "excludes_zero": bool(low > 0 or high < 0)}
+
+
+def spearman(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> Dict[str, float]:
+    """Spearman rank correlation of paired values (None / NaN pairs dropped).
+
+    Returns
+    -------
+    dict
+        ``rho`` and two-sided ``p`` (NaN with fewer than three pairs or a constant side), ``n``.
+    """
+    from scipy import stats
+
+    pairs = [(float(a), float(b)) for a, b in zip(x, y)
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return {"rho": float("nan"), "p": float("nan"), "n": len(pairs)}
+    result = stats.spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return {"rho": float(result.statistic), "p": float(result.pvalue), "n": len(pairs)}
+
+
+def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Any]:
+    """Rows -> metric -> mean/std/n; paired differences to CAM; per class; Spearman.
+
+    Parameters
+    ----------
+    per_seed : mapping seed -> stage records (as :meth:`SeedRun.run` returns them)
+
+    Returns
+    -------
+    dict
+        ``table``, ``differences`` (row -> metric -> :func:`paired_difference` vs ``cam``),
+        ``i2c_vs_ablation``, ``per_class``, ``spearman`` (variant -> metric -> pooled over
+        every evaluation of every seed and method), ``blank_entropy``, ``per_seed``,
+        ``seconds``.
+    """
+    seeds = sorted(per_seed)
+    rows = [r for r, _, _ in ROWS] + [f"ref:{name}" for name in REFERENCE]
+    value = lambda k, row, metric: per_seed[k]["bench"]["rows"].get(row, {}).get(metric)  # noqa: E731
+    table = {row: {metric: mean_std([value(k, row, metric) for k in seeds]) for metric in METRICS} for row in rows}
+    differences = {row: {metric: paired_difference([value(k, row, metric) for k in seeds],
+                                                   [value(k, "cam", metric) for k in seeds])
+                         for metric in ("MaxBoxAccV2", "PxAP")} for row in rows if row != "cam"}
+    i2c_vs_ablation = {metric: paired_difference([value(k, "i2c", metric) for k in seeds],
+                                                 [value(k, "i2c-ablation", metric) for k in seeds])
+                       for metric in ("MaxBoxAccV2", "PxAP")}
+    per_class: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for k in seeds:
+        for row, classes in (per_seed[k]["bench"].get("per_class") or {}).items():
+            for label, metrics in (classes or {}).items():
+                per_class.setdefault(row, {}).setdefault(str(label), {}).setdefault("values", []).append(
+                    metrics.get("MaxBoxAccV2"))
+    per_class_table = {row: {label: mean_std(entry["values"]) for label, entry in sorted(classes.items())}
+                       for row, classes in per_class.items()}
+    points = [p for k in seeds for p in per_seed[k].get("curves", {}).get("points", [])]
+    correlations = {variant: {metric: spearman([p.get(variant) for p in points],
+                                               [p["test"].get(metric) for p in points])
+                              for metric in ("MaxBoxAccV2", "PxAP")}
+                    for variant in ("S_paper", "S_robust")}
+    blank = {name: mean_std([per_seed[k]["bench"]["blank_entropy"].get(name) for k in seeds])
+             for name in ("classifier", "i2c", "i2c_ablation")}
+    seconds = {str(k): {name: rec.get("seconds") for name, rec in per_seed[k].items()} for k in seeds}
+    checks = {str(k): per_seed[k]["bench"].get("suite_check") or [] for k in seeds}
+    return {"seeds": seeds, "suite_checks": checks, "table": table, "differences": differences,
+            "i2c_vs_ablation": i2c_vs_ablation,
+            "per_class": per_class_table, "spearman": correlations, "curve_points": len(points),
+            "blank_entropy": blank, "per_seed": {str(k): per_seed[k]["bench"]["rows"] for k in seeds},
+            "seconds": seconds}
+
+
+def _cell(value: Mapping[str, float]) -> str:
+    return "-" if not math.isfinite(value["mean"]) else f"{value['mean']:.1f} +- {value['std']:.1f}"
+
+
+def _interval(diff: Mapping[str, float]) -> str:
+    if not math.isfinite(diff["mean"]):
+        return "-"
+    if not math.isfinite(diff["low"]):
+        return f"{diff['mean']:+.1f}"
+    mark = " *" if diff["excludes_zero"] else ""
+    return f"{diff['mean']:+.1f} [{diff['low']:+.1f}, {diff['high']:+.1f}]{mark}"
+
+
+def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float, command: str = "") -> str:
+    """The Markdown report: main table with paired differences, reference rows, per class,
+    Spearman correlations of the stopping scores, blank-image entropy, times."""
+    seeds = summary["seeds"]
+    s = settings
+    lines = [f"Synthetic WSOL suite v2: {s.classes} classes, {s.per_class} train / {s.pretrain_per_class} pretrain / "
+             f"{s.test_per_class} test images per class, input {s.image_size} px; official protocol (delta "
+             f"{s.delta}), test split, GT-known maps; mean +- std over seeds {', '.join(map(str, seeds))}; "
+             "difference to CAM: mean paired difference over seeds with its 95 % t-interval "
+             "(* = the interval excludes zero).", ""]
+    if command:
+        lines += [f"Command: `{command}`; wall time {wall_s / 60:.0f} min.", ""]
+    lines += ["| extractor | MaxBoxAccV2 | PxAP | MaxBoxAcc | Top1Loc | V2 - CAM | PxAP - CAM | claim |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for row, _, claim in ROWS:
+        t = summary["table"][row]
+        diff = summary["differences"].get(row)
+        cells = [_cell(t[m]) for m in METRICS]
+        cells += [_interval(diff["MaxBoxAccV2"]), _interval(diff["PxAP"])] if diff else ["", ""]
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {claim} |")
+    lines += ["", "Reference rows (ground truth, the same protocol):", "",
+              "| reference | MaxBoxAccV2 | PxAP | MaxBoxAcc |", "|---|---:|---:|---:|"]
+    for name in REFERENCE:
+        t = summary["table"][f"ref:{name}"]
+        lines.append(f"| {name} | {_cell(t['MaxBoxAccV2'])} | {_cell(t['PxAP'])} | {_cell(t['MaxBoxAcc'])} |")
+    verdicts = [f"seed {seed}: {lines_[-1]}" for seed, lines_ in summary.get("suite_checks", {}).items() if lines_]
+    if verdicts:
+        lines += ["", "Suite validity check (reference rows and each seed's CAM): " + "; ".join(verdicts) + "."]
+    lines += ["", "I2C vs its CE-only ablation (paired): MaxBoxAccV2 "
+              f"{_interval(summary['i2c_vs_ablation']['MaxBoxAccV2'])}, PxAP "
+              f"{_interval(summary['i2c_vs_ablation']['PxAP'])}.", ""]
+    if summary["per_class"]:
+        rows = [r for r, _, _ in ROWS if r in summary["per_class"]]
+        labels = sorted({label for r in rows for label in summary["per_class"][r]}, key=lambda v: int(v))
+        lines += ["Per class (MaxBoxAccV2, mean over seeds):", "",
+                  "| extractor | " + " | ".join(f"class {c}" for c in labels) + " |",
+                  "|---|" + "---:|" * len(labels)]
+        for r in rows:
+            cells = [summary["per_class"][r].get(c, {"mean": float("nan")}) for c in labels]
+            lines.append(f"| {r} | " + " | ".join("-" if not math.isfinite(v["mean"]) else f"{v['mean']:.1f}"
+                                                  for v in cells) + " |")
+        lines.append("")
+    lines += [f"Label-free stopping score vs test localization: Spearman rank correlation over all "
+              f"{summary['curve_points']} saved weight-map evaluations (both methods, every seed; test scores "
+              f"with delta {s.curve_delta}, used for this analysis only):", "",
+              "| stopping score | rho vs MaxBoxAccV2 (p) | rho vs PxAP (p) |", "|---|---:|---:|"]
+    for variant, title in (("S_paper", "S as the paper defines it"), ("S_robust", "robust S (floor, margin)")):
+        c = summary["spearman"][variant]
+        cells = [("-" if not math.isfinite(c[m]["rho"]) else f"{c[m]['rho']:+.2f} ({c[m]['p']:.2g})")
+                 for m in ("MaxBoxAccV2", "PxAP")]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += ["", "Entropy of the prediction on a blank (mean-grey) image, as a share of log K (1 = uniform): "
+              + ", ".join(f"{n} {_cell(v) if math.isfinite(v['mean']) else '-'}" for n, v in
+                          summary["blank_entropy"].items()).replace(" +- ", " +- ") + ".", ""]
+    lines.append("Stage wall times (s): " + "; ".join(
+        f"seed {seed}: " + ", ".join(f"{n} {v:.0f}" for n, v in stages.items() if v is not None)
+        for seed, stages in summary["seconds"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], say: Callable[[str], None],
+                 command: str = "") -> Tuple[Dict[str, Any], str]:
+    """Run every seed (cached) and write ``summary.json`` and ``summary.md`` to ``out``.
+
+    Returns
+    -------
+    (summary, markdown)
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    per_seed = {seed: SeedRun(out / f"seed{seed}", settings, seed, say).run() for seed in seeds}
+    wall_s = time.perf_counter() - started
+    summary = summarize(per_seed)
+    text = render(summary, settings, wall_s, command)
+    _write_json(out / "summary.json", {"settings": dataclasses.asdict(settings), "seeds": list(seeds),
+                                       "rows": [list(r) for r in ROWS], "wall_s": wall_s, **summary})
+    atomic_write_bytes(out / "summary.md", text.encode("utf-8"))
+    return summary, text
