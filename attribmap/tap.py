@@ -251,13 +251,14 @@ class Capture:
                 raise InputError(f"retap of {images.shape[0]} rows needs their targets (this capture has "
                                  f"{self.targets.shape[0]})")
             targets = self.targets
-        return Tap(self.model, modules).run(images, targets)
+        return Tap(self.model, modules, **self.tap_options).run(images, targets)
 
     def score_hvp(self, layer: Optional[str] = None, score: str = "logit") -> Tuple[torch.Tensor, torch.Tensor]:
         """The gradient of a per-row score and its Hessian applied to the activations.
 
         Returns ``(g, H F)`` with ``g = ds/dF`` and ``H F = d/dF <g, F>`` (F held fixed in the
-        product), both (N, C, h, w), from a double backward through this capture's graph
+        product), both (rows, C, h, w) on the layer's grid (one row per image and target, as
+        :meth:`activations`), from a double backward through this capture's graph
         (cached per layer and score). ``H F`` is zero where the logits are linear in F.
 
         Parameters
@@ -275,24 +276,30 @@ class Capture:
         if score not in ("logit", "rest"):
             raise ValueError(f"score must be 'logit' or 'rest'; got {score!r}")
         feats = self._activations[name]
-        if self.logits.grad_fn is None:
+        if self.image_logits.grad_fn is None:
             raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
                              "the path from input to output?")
+        layout = self.layout(name)
+        grads, hvps = [], []
         with torch.inference_mode(False), torch.enable_grad():
-            z = self.logits
+            z = self.image_logits
             rows = torch.arange(z.shape[0], device=z.device)
-            targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
-            chosen = z[rows, targets]
-            if score == "rest":
-                chosen = chosen + torch.log_softmax(z.float(), dim=1)[rows, targets].to(z.dtype)
-            (grad,) = torch.autograd.grad(chosen.sum(), feats, create_graph=True, allow_unused=True)
-            if grad is None:
-                grad = torch.zeros_like(feats)
-            hvp = None
-            if grad.requires_grad:
-                (hvp,) = torch.autograd.grad(grad, feats, grad_outputs=feats.detach(), retain_graph=True,
-                                             allow_unused=True)
-        result = (grad.detach(), torch.zeros_like(feats).detach() if hvp is None else hvp.detach())
+            # one double backward per target slot (a normal tensor even in inference mode)
+            for column in self.target_table.clone().unbind(1):
+                chosen = z[rows, column]
+                if score == "rest":
+                    chosen = chosen + torch.log_softmax(z.float(), dim=1)[rows, column].to(z.dtype)
+                (grad,) = torch.autograd.grad(chosen.sum(), feats, create_graph=True, retain_graph=True,
+                                              allow_unused=True)
+                if grad is None:
+                    grad = torch.zeros_like(feats)
+                hvp = None
+                if grad.requires_grad:
+                    (hvp,) = torch.autograd.grad(grad, feats, grad_outputs=feats.detach(), retain_graph=True,
+                                                 allow_unused=True)
+                grads.append(layout.to_grid(grad.detach()))
+                hvps.append(layout.to_grid(torch.zeros_like(feats) if hvp is None else hvp.detach()))
+        result = (interleave_rows(grads), interleave_rows(hvps))
         cache[key] = result
         return result
 
