@@ -24,7 +24,7 @@ def x():
 
 def test_full_gradients_are_complete(resnet, x):
     """x . dz/dx + sum of all bias gradients = z_c for a ReLU network (Srinivas & Fleuret, eq. 2)."""
-    capture = attribmap.Explainer(resnet, "layer4").capture(x, target=[2, 9])
+    capture = attribmap.Explainer(resnet, "layer3").capture(x, target=[2, 9])
     grads = capture.full_gradients()
     total = (grads.input_grad * x).flatten(1).sum(dim=1)
     for _, bias_grad in grads.bias_grads:

@@ -191,7 +191,7 @@ def test_training_mode_is_refused_before_any_masked_forward():
     counter = RowCounter(model)
     try:
         with pytest.warns(UserWarning, match="training mode"), pytest.raises(attribmap.MethodError, match="eval"):
-            attribmap.explain(model, x, method="scorecam", layer="layer4")
+            attribmap.explain(model, x, method="scorecam", layer="layer3")
     finally:
         counter.remove()
     assert counter.rows == 2  # the tapped forward only (the explainer warns about its batch-norm update)
