@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status (also used as ``sys.exit`` code)."""
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status (also the ``sys.exit`` code)."""
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if getattr(args, "func", None) is None:

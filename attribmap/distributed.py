@@ -80,7 +80,7 @@ def _resolve_device(device: Union[str, torch.device, None], local_rank: int) -> 
 
 
 def current_context(device: Union[str, torch.device, None] = "cpu") -> DistributedContext:
-    """Context of the running process group (single-process context when there is none)."""
+    """Context of the running process group on ``device`` (single-process context when there is none)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         rank, world = dist.get_rank(), dist.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
@@ -93,6 +93,12 @@ def distributed_session(device: Union[str, torch.device, None] = "cpu") -> Itera
     """Start a process group when torchrun asked for one; yield this process's context.
 
     The group is destroyed on exit only when this call created it, so sessions nest.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        The device of this process (``nccl`` on CUDA, ``gloo`` otherwise; ``"cuda"`` without
+        an index becomes ``cuda:LOCAL_RANK`` when that device exists).
     """
     created = False
     wanted = _resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -110,7 +116,7 @@ def distributed_session(device: Union[str, torch.device, None] = "cpu") -> Itera
 
 
 def all_reduce_mean(value: float, ctx: DistributedContext) -> float:
-    """Mean of a float over all processes (the value itself when not distributed)."""
+    """Mean of the float ``value`` over all processes of ``ctx`` (the value itself when not distributed)."""
     if not ctx.enabled:
         return float(value)
     tensor = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device(ctx))
@@ -119,7 +125,7 @@ def all_reduce_mean(value: float, ctx: DistributedContext) -> float:
 
 
 def broadcast_float(value: Optional[float], ctx: DistributedContext, src: int = 0) -> Optional[float]:
-    """Rank ``src``'s float (or None) on every process."""
+    """Rank ``src``'s float ``value`` (or None) on every process of ``ctx``."""
     if not ctx.enabled:
         return value
     tensor = torch.tensor(
@@ -131,7 +137,7 @@ def broadcast_float(value: Optional[float], ctx: DistributedContext, src: int = 
 
 
 def barrier(ctx: DistributedContext) -> None:
-    """Wait for every process (no-op when not distributed)."""
+    """Wait for every process of ``ctx`` (no-op when not distributed)."""
     if ctx.enabled:
         dist.barrier()
 

@@ -101,10 +101,30 @@ class Explainer:
     # -- public API ---------------------------------------------------------------------
     def explain(self, images, method: MethodSpec = "gradcam", target=None, raw: bool = False,
                 scales: Optional[Sequence[float]] = None, close: Optional[int] = None, **options) -> torch.Tensor:
-        """Maps of one method; see :func:`attribmap.explain` for the arguments.
+        """Maps of one method (:meth:`explain_many` with one method).
 
-        Keyword ``options`` are passed to the method (e.g. ``alpha=5`` for ``dgl``,
-        ``n_steps=16`` for ``captum:IntegratedGradients``).
+        Parameters
+        ----------
+        images : tensor (C,H,W) / (N,C,H,W), PIL image, ndarray, path, or a list of them
+            The images (see :func:`attribmap.explain`).
+        method : str or extractor
+            A registered name or spec (``"dgl@layer3:alpha=5"``), or an extractor object.
+        target : None, int, sequence, tensor, list of class lists, or "all"
+            As in :meth:`explain_many` (None: the top-1 class of each image).
+        raw : bool
+            Return raw maps (N, h, w) at layer resolution.
+        scales : sequence of float, optional
+            Multi-scale test factors.
+        close : int, optional
+            Radius of the closing applied before normalization.
+        **options
+            Passed to the method (e.g. ``alpha=5`` for ``dgl``, ``n_steps=16`` for
+            ``captum:IntegratedGradients``).
+
+        Returns
+        -------
+        Tensor
+            (N, H, W) maps in [0, 1] ((N, h, w) raw; (N, T, ...) for several targets per image).
         """
         name = method if isinstance(method, str) else get_method(method).name
         out = self.explain_many(images, [method], target=target, raw=raw, scales=scales, close=close,
@@ -192,6 +212,15 @@ class Explainer:
         """Run one tapped forward pass and return the :class:`~attribmap.tap.Capture`.
 
         For callers that compute their own functions of activations and gradients.
+
+        Parameters
+        ----------
+        images : tensor, PIL image, ndarray, path, or a list of them
+            The images.
+        target : optional
+            Target classes, as in :meth:`explain_many` (None: top-1).
+        layers : sequence of layer names or modules, optional
+            Layers to tap (default: the explainer's layer).
         """
         batch = to_batch(images, device=_model_device(self.model))
         specs = list(layers) if layers else [self.layer]

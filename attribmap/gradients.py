@@ -156,7 +156,7 @@ RequestLike = Union[GradientRequest, str]
 
 
 def as_requests(needs: Iterable[RequestLike]) -> FrozenSet[GradientRequest]:
-    """Normalize gradient needs: requests pass through; ``"score"`` and ``"loss@<alpha>"``
+    """Normalize gradient ``needs``: requests pass through; ``"score"`` and ``"loss@<alpha>"``
     (the string forms :func:`attribmap.register_method` also accepts) become requests.
 
     Raises

@@ -74,7 +74,7 @@ def load_image(path: Union[str, os.PathLike]) -> "PIL.Image.Image":
 
 
 def to_rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
-    """Convert a PIL image of any mode to 8-bit RGB, scaling by bit depth.
+    """Convert a PIL ``image`` of any mode to 8-bit RGB, scaling by bit depth.
 
     ``I;16``, ``I;16B``, ``I;16L`` and ``I`` (16-bit greyscale as PIL reads PNG / TIFF) are
     divided by 65535 / 255 (values above 65535 saturate), ``F`` is taken as [0, 1]; every

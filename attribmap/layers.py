@@ -198,7 +198,17 @@ def meta_shadow(model: nn.Module) -> nn.Module:
 
 
 def choose_layer(events: Sequence[Event], model: nn.Module, image_size: Tuple[int, int]) -> str:
-    """Apply the rule of :func:`auto_layer` to the module calls of one watched forward pass."""
+    """Apply the rule of :func:`auto_layer` to the module calls of one watched forward pass.
+
+    Parameters
+    ----------
+    events : sequence of Event
+        The calls :func:`watch` recorded, in order.
+    model : nn.Module
+        The watched model (names the modules).
+    image_size : (H, W)
+        The input's size (decides which outputs are spatial maps).
+    """
     from torchvision.ops import StochasticDepth
     from torchvision.ops.misc import Permute
 

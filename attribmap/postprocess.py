@@ -24,7 +24,7 @@ FLAT_ULPS = 8
 
 
 def resize_maps(maps: torch.Tensor, size: Tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """Resize maps (N, h, w) to ``size`` = (H, W) (``align_corners=False``)."""
+    """Resize ``maps`` (N, h, w) to ``size`` = (H, W) by interpolation ``mode`` (``align_corners=False``)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     x = maps.unsqueeze(1)
@@ -35,12 +35,12 @@ def resize_maps(maps: torch.Tensor, size: Tuple[int, int], mode: str = "bilinear
 
 
 def upsample(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of raw maps (N, h, w) to (N, H, W)."""
+    """Bilinear upsampling of raw ``maps`` (N, h, w) to ``size`` (H, W): (N, H, W)."""
     return resize_maps(maps, size, "bilinear")
 
 
 def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalize each map of (N, H, W) to [0, 1].
+    """Min-max normalize each map of ``maps`` (N, H, W) to [0, 1].
 
     A map that is constant or holds a non-finite value becomes all zeros.
     """
@@ -57,7 +57,7 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 def disk(radius: int, device=None) -> torch.Tensor:
-    """Boolean disk footprint (2r+1, 2r+1): offsets with dx^2 + dy^2 <= r^2."""
+    """Boolean disk footprint (2r+1, 2r+1) of ``radius`` r on ``device``: offsets with dx^2 + dy^2 <= r^2."""
     r = int(radius)
     yy, xx = torch.meshgrid(torch.arange(-r, r + 1, device=device), torch.arange(-r, r + 1, device=device),
                             indexing="ij")
@@ -81,7 +81,7 @@ def _morph(maps: torch.Tensor, radius: int, dilate: bool) -> torch.Tensor:
 
 
 def grey_closing(maps: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grey-level morphological closing (dilation then erosion) with a disk of ``radius``.
+    """Grey-level morphological closing (dilation then erosion) of ``maps`` with a disk of ``radius``.
 
     Pixels outside the image are ignored (padding with -inf for the dilation and +inf for
     the erosion), as scikit-image's ``closing`` does. Input and output are (N, H, W).
@@ -94,7 +94,7 @@ def grey_closing(maps: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def flat_maps(raw: torch.Tensor) -> torch.Tensor:
-    """(N,) bool: which raw maps (N, h, w) are constant up to rounding (:data:`FLAT_ULPS`).
+    """(N,) bool: which ``raw`` maps (N, h, w) are constant up to rounding (:data:`FLAT_ULPS`).
 
     Non-finite entries are ignored here (:func:`minmax` zeroes such maps anyway).
     """
@@ -109,7 +109,7 @@ def flat_maps(raw: torch.Tensor) -> torch.Tensor:
 
 
 def postprocess(raw: torch.Tensor, size: Tuple[int, int], close: int = None) -> torch.Tensor:
-    """Raw maps (N, h, w) -> (N, H, W) in [0, 1]: upsample, optional closing, min-max.
+    """``raw`` maps (N, h, w) -> (N, H, W) in [0, 1]: upsample to ``size``, optional closing of radius ``close``, min-max.
 
     A raw map that is constant (up to rounding, :func:`flat_maps`) becomes all zeros, also
     after upsampling.

@@ -35,7 +35,7 @@ def _number(value: Any, digits: int = 1) -> str:
 
 
 def metric_infos(results: Mapping[str, Any]) -> list:
-    """The :class:`~attribmap.evaluate.MetricInfo` of every metric of a results dict.
+    """The :class:`~attribmap.evaluate.MetricInfo` of every metric of a ``results`` dict.
 
     Results written before the metadata existed get those of the protocol's metrics of the
     time (official: boxes, PxAP, pointing game; legacy: the legacy metric).
@@ -67,7 +67,7 @@ def _table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence, tail: Seque
 
 
 def results_table(results: Mapping[str, Any]) -> str:
-    """The results as Markdown tables, one row per extractor, after a line naming the protocol.
+    """The ``results`` (a ``results.json`` dict) as Markdown tables, one row per extractor, after a line naming the protocol.
 
     The localization table holds the headline columns of the localization metrics (official
     protocol: MaxBoxAcc, MaxBoxAccV2 and its values at each IoU, top-1 loc, PxAP, peak IoU,
@@ -147,6 +147,7 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
 
 
 def jsonable(value: Any) -> Any:
+    """``value`` with plain JSON types: string keys, lists for tuples and arrays, Python numbers, None for NaN / inf."""
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -161,7 +162,7 @@ def jsonable(value: Any) -> Any:
 
 
 def mean_std(values) -> Dict[str, float]:
-    """Mean and sample standard deviation (ddof = 1; 0 for one value) of the finite values.
+    """Mean and sample standard deviation (ddof = 1; 0 for one value) of the finite ``values``.
 
     ``None`` and NaN are ignored; ``n`` counts the values used (NaN mean/std when none).
     """
@@ -223,7 +224,7 @@ def write_report(results: Dict[str, Any], curves: Mapping[str, Mapping[str, Any]
 
 
 def load_results(path: os.PathLike | str) -> Dict[str, Any]:
-    """Read a ``results.json`` (or the directory holding it)."""
+    """Read a ``results.json`` at ``path`` (or in the directory ``path``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
@@ -269,7 +270,7 @@ def plot_curves(plot, curves: Mapping[str, Mapping[str, Any]], path: os.PathLike
 
 
 def plot_qualitative(sample: Mapping[str, Any], path: os.PathLike | str) -> Path:
-    """Images x extractors, ground-truth boxes in green and predicted boxes in red (PNG)."""
+    """Images x extractors of ``sample``, ground-truth boxes in green and predicted boxes in red, written to ``path`` (PNG)."""
     from attribmap.viz import method_grid
 
     return method_grid(sample["images"], sample["maps"], path=path, boxes=sample.get("boxes"),

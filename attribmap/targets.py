@@ -42,8 +42,7 @@ ALL_TARGETS_LIMIT = 100
 
 
 def is_multi_target(target) -> bool:
-    """True for the several-classes-per-image forms: ``"all"``, a 2-D tensor / array, or a
-    list whose items are all lists, tuples or 1-D tensors."""
+    """True when ``target`` has a several-classes-per-image form: ``"all"``, a 2-D tensor / array, or a list whose items are all lists, tuples or 1-D tensors."""
     if isinstance(target, str):
         return True
     if isinstance(target, (torch.Tensor, np.ndarray)):
@@ -109,12 +108,12 @@ def resolve_target_table(target, logits: torch.Tensor) -> torch.Tensor:
 
 
 def repeat_rows(tensor: torch.Tensor, per_image: int) -> torch.Tensor:
-    """(N, ...) -> (N * T, ...), row n * T + j a copy of row n (no copy when T = 1)."""
+    """``tensor`` (N, ...) -> (N * T, ...) with T = ``per_image``, row n * T + j a copy of row n (no copy when T = 1)."""
     return tensor if per_image == 1 else tensor.repeat_interleave(per_image, dim=0)
 
 
 def interleave_rows(per_target: Sequence[torch.Tensor]) -> torch.Tensor:
-    """T tensors (N, ...), one per target slot -> (N * T, ...) in row order n * T + j."""
+    """``per_target``: T tensors (N, ...), one per target slot -> (N * T, ...) in row order n * T + j."""
     if len(per_target) == 1:
         return per_target[0]
     stacked = torch.stack(list(per_target), dim=1)
@@ -122,5 +121,5 @@ def interleave_rows(per_target: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def fold_rows(rows: torch.Tensor, per_image: int) -> torch.Tensor:
-    """(N * T, ...) -> (N, T, ...)."""
+    """``rows`` (N * T, ...) -> (N, T, ...) with T = ``per_image``."""
     return rows.reshape(rows.shape[0] // per_image, per_image, *rows.shape[1:])

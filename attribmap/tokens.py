@@ -198,7 +198,7 @@ def read_layout(name: str, output, module: Optional[nn.Module], model: Optional[
 
 
 def plausible_grid(h: int, w: int, image_size: Tuple[int, int]) -> bool:
-    """True when one stride s > 0 maps the input (H, W) onto (h, w) within 1.5 pixels per side."""
+    """True when one stride s > 0 maps the input ``image_size`` (H, W) onto (``h``, ``w``) within 1.5 pixels per side."""
     height, width = image_size
     if h < 1 or w < 1:
         return False
@@ -229,7 +229,7 @@ def _map_layout(name: str, shape: Tuple[int, ...], module: Optional[nn.Module], 
 
 
 def module_layout(module: nn.Module) -> Optional[str]:
-    """The layout a module's 4-D output has by construction, or None when it does not say."""
+    """The layout the 4-D output of ``module`` has by construction, or None when it does not say."""
     from torchvision.models.convnext import LayerNorm2d
     from torchvision.models.swin_transformer import (PatchMerging, PatchMergingV2, SwinTransformerBlock,
                                                      SwinTransformerBlockV2)
@@ -257,8 +257,7 @@ def module_layout(module: nn.Module) -> Optional[str]:
 
 
 def patch_size_of(model: nn.Module) -> Optional[Tuple[int, int]]:
-    """(ph, pw) of a token model: ``model.patch_size``, else the first convolution whose kernel
-    equals its stride (> 1), the patch embedding; None when neither exists."""
+    """(ph, pw) of a token ``model``: ``model.patch_size``, else the first convolution whose kernel equals its stride (> 1), the patch embedding; None when neither exists."""
     declared = getattr(model, "patch_size", None)
     if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
         return (declared, declared)
@@ -335,6 +334,17 @@ def require_positions(name: str, layout: GridLayout, shape: Tuple[int, ...], all
     Every map of such a layer is one number per image: constant after upsampling, so it
     localizes nothing (and min-max turns it into zeros).
 
+    Parameters
+    ----------
+    name : str
+        The layer (named in the error).
+    layout : GridLayout
+        How its output reads as a map.
+    shape : tuple of int
+        Its output's shape (named in the error).
+    allow_1x1 : bool
+        Accept a 1 x 1 map.
+
     Raises
     ------
     LayerError
@@ -350,7 +360,8 @@ def warn_if_patch_tokens_unused(name: str, layout: GridLayout, grads: Sequence[t
     """Warn when the logits read only the leading tokens of a token layer (zero patch gradients).
 
     torchvision's ViT classifies its class token after the last block, so the patch tokens of
-    the last block never reach the logits: every gradient map there is zero.
+    the last block never reach the logits: every gradient map there is zero. ``name`` and
+    ``layout`` describe the layer, ``grads`` are its gradients in its own layout.
     """
     if layout.kind != "tokens" or layout.extra_tokens == 0:
         return

@@ -14,10 +14,11 @@ __all__ = ["to_display", "overlay", "save_overlay", "method_grid", "save_figure"
 
 
 def to_display(image, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
-    """An image as float RGB (H, W, 3) in [0, 1] for display.
+    """An ``image`` as float RGB (H, W, 3) in [0, 1] for display.
 
-    A float tensor (3, H, W) is assumed ImageNet-normalized (pass ``mean=(0,0,0), std=(1,1,1)``
-    for [0, 1] tensors); a uint8 ndarray (H, W, 3) or a PIL image is scaled by 1/255.
+    A float tensor (3, H, W) is assumed normalized with ``mean`` and ``std`` (ImageNet's by
+    default; pass ``mean=(0,0,0), std=(1,1,1)`` for [0, 1] tensors); a uint8 ndarray
+    (H, W, 3) or a PIL image is scaled by 1/255.
     """
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu().float()
@@ -45,9 +46,10 @@ def _to_numpy_map(heat) -> np.ndarray:
 
 
 def overlay(image, heat, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray:
-    """Blend a map (H, W) in [0, 1] over an image; returns float RGB (H, W, 3) in [0, 1].
+    """Blend a map ``heat`` (H, W) in [0, 1] over ``image``; returns float RGB (H, W, 3) in [0, 1].
 
-    The map is resized (bilinear) to the image when their sizes differ.
+    The map is coloured by the matplotlib colormap ``cmap`` and blended with weight ``alpha``;
+    it is resized (bilinear) to the image when their sizes differ.
     """
     import matplotlib
 
@@ -64,7 +66,7 @@ def overlay(image, heat, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray:
 
 
 def save_figure(fig, path: Union[str, os.PathLike], dpi: int = 100) -> Path:
-    """Save a matplotlib figure as PNG atomically (temporary file + rename) and close it."""
+    """Save the matplotlib figure ``fig`` to ``path`` as PNG at ``dpi`` atomically (temporary file + rename) and close it."""
     import matplotlib.pyplot as plt
 
     from attribmap.fileio import atomic_open
@@ -79,7 +81,7 @@ def save_figure(fig, path: Union[str, os.PathLike], dpi: int = 100) -> Path:
 
 
 def save_overlay(path, image, heat, cmap: str = "jet", alpha: float = 0.5, title: Optional[str] = None) -> Path:
-    """Write :func:`overlay` of one image and map to ``path`` (PNG)."""
+    """Write :func:`overlay` of one ``image`` and map ``heat`` (``cmap``, ``alpha``) to ``path`` (PNG), with an optional ``title``."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -101,10 +103,14 @@ def method_grid(images, maps: Mapping[str, torch.Tensor], path=None, cmap: str =
     maps : mapping of method name to (N, H, W) maps in [0, 1]
     path : path, optional
         Write the figure there as PNG (atomically); otherwise return the figure.
+    cmap, alpha
+        Colormap and blending weight of the overlays (:func:`overlay`).
     boxes : list of (k, 4) arrays, optional
         Ground-truth boxes (inclusive x0, y0, x1, y1 in the displayed frame), drawn in green.
     pred_boxes : mapping of method name to a list of (4,) boxes, optional
         Predicted boxes, drawn in red.
+    size : float
+        Side of one panel in inches.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle

@@ -1,19 +1,13 @@
-"""attribmap.report: the results table, the report files, and the benchmark scripts' summaries."""
+"""attribmap.report: the results table, the report files, the mean +- std of the multi-seed summaries."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from attribmap.report import load_results, results_table, write_report
-
-ROOT = Path(__file__).resolve().parents[1]
+from attribmap.report import load_results, mean_std, results_table, write_report
 
 
 def _results(protocol="official"):
@@ -107,52 +101,7 @@ def test_columns_tables_and_figures_follow_the_metrics_metadata(tmp_path):
     assert json.loads((tmp_path / "f" / "results.json").read_text())["metrics"][3]["name"] == "deletion"
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_wsol_suite_mean_and_std_over_seeds():
-    suite = _script("wsol_suite")
-    stats = suite.mean_std([60.0, 70.0, 80.0])
-    assert stats == {"mean": 70.0, "std": 10.0, "n": 3}  # sample std (ddof = 1)
-    assert suite.mean_std([5.0]) == {"mean": 5.0, "std": 0.0, "n": 1}
-    assert math.isnan(suite.mean_std([float("nan")])["mean"])
-    per_seed = {0: {"extractors": {"cam": {"MaxBoxAcc": 40.0, "MaxBoxAccV2": 30.0, "PxAP": 50.0}}},
-                1: {"extractors": {"cam": {"MaxBoxAcc": 60.0, "MaxBoxAccV2": 30.0, "PxAP": 70.0}}}}
-    summary = suite.summarize(per_seed)
-    assert summary["cam"]["MaxBoxAcc"]["mean"] == 50.0
-    assert summary["cam"]["MaxBoxAcc"]["std"] == pytest.approx(math.sqrt(200.0))
-    assert summary["cam"]["MaxBoxAccV2"]["std"] == 0.0
-    table = suite.summary_table(summary, [0, 1], suite.LARGE)
-    assert "| cam | 50.0 +- 14.1 | 30.0 +- 0.0 | - | 60.0 +- 14.1 | - |" in table
-
-
-def test_reproduce_paper_lists_the_published_cam_figures():
-    repro = _script("reproduce_paper")
-    assert repro.PUBLISHED[("cub", "resnet50")] == 63.0
-    assert repro.PUBLISHED[("imagenet", "vgg16")] == 60.0
-    assert repro.PUBLISHED[("openimages", "inception_v3")] == 63.2
-    assert repro.METRIC["openimages"] == "PxAP"
-
-
-@pytest.mark.slow
-def test_reproduce_paper_runs_end_to_end_on_the_synthetic_suite(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_paper.py"), "--synthetic",
-                           "--delta", "0.01", "--out", str(tmp_path / "repro")],
-                          capture_output=True, text=True, timeout=1200, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "CAM MaxBoxAccV2, synthetic suite" in done.stdout and "published 63.0" in done.stdout
-    assert (tmp_path / "repro" / "report" / "results.json").is_file()
-
-
-@pytest.mark.slow
-def test_wsol_suite_quick_runs_three_seeds(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "wsol_suite.py"), "--quick", "--no-progress",
-                           "--out", str(tmp_path / "suite")], capture_output=True, text=True, timeout=1200, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads((tmp_path / "suite" / "summary.json").read_text())
-    assert summary["seeds"] == [0, 1, 2]
-    assert summary["summary"]["cam"]["MaxBoxAccV2"]["n"] == 3
+def test_mean_std_is_the_sample_std_over_seeds():
+    assert mean_std([60.0, 70.0, 80.0]) == {"mean": 70.0, "std": 10.0, "n": 3}  # sample std (ddof = 1)
+    assert mean_std([5.0]) == {"mean": 5.0, "std": 0.0, "n": 1}
+    assert math.isnan(mean_std([float("nan")])["mean"])

@@ -318,25 +318,3 @@ def test_cli_synth_prints_reference_rows_and_check(tmp_path, capsys):
         assert title in printed
     assert "suite valid (ground-truth part only)" in printed or "suite NOT valid" in printed
     assert not os.path.exists(os.path.join(out, "metadata", "pretrain"))
-
-
-def test_benchmark_script_runs_end_to_end(tmp_path):
-    """The suite check trains and scores a CAM (tiny settings; numbers are not asserted)."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "synthetic_suite_check.py")
-    spec = importlib.util.spec_from_file_location("synthetic_suite_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result_path = str(tmp_path / "result.json")
-    assert module.main(["--classes", "2", "--per-class", "3", "--test-per-class", "2", "--size", "32",
-                        "--image-size", "32", "--epochs", "1", "--methods", "cam,gradcam",
-                        "--json", result_path]) == 0
-    with open(result_path) as handle:
-        result = json.load(handle)
-    assert 0 <= result["test_accuracy"] <= 100
-    assert result["suite"]["splits"]["test"]["images"] == 4 and result["suite"]["generator_version"] == 2
-    for name in ("cam", "gradcam"):
-        assert 0 <= result[name]["MaxBoxAccV2"] <= 100 and result[name]["num_images"] == 4
-    assert set(result["reference_rows"]) == {"object", "parts", "body", "centre", "pooled"}
-    assert result["check"]["complete"] and isinstance(result["check"]["passed"], bool)

@@ -1,6 +1,10 @@
 """The compiled ``"tree"`` contour engine: hand cases, tables, and equality with OpenCV."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -11,12 +15,8 @@ from attribmap.errors import AttribmapError  # noqa: E402
 from attribmap.evaluate import BoxAccuracy  # noqa: E402
 from attribmap.evaluate import threshold_boxes  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine  # noqa: E402
-from attribmap.evaluate.tree_engine import (  # noqa: E402
-    _background_tables,
-    _neighbourhood_tables,
-    tree_batch_ious,
-    tree_level_ious,
-)
+from attribmap.evaluate.tree_engine import tree_batch_ious, tree_level_ious  # noqa: E402
+from attribmap.evaluate.tree_tables import background_tables, foreground_tables  # noqa: E402
 
 NW, N, NE, W, E, SW, S, SE = (1 << k for k in range(8))
 
@@ -36,7 +36,7 @@ def _iou(a, b) -> float:
 
 
 def test_neighbourhood_tables_by_hand():
-    area2_gain, euler4_gain, groups, reps = _neighbourhood_tables()
+    area2_gain, euler4_gain, groups, reps = foreground_tables()
     assert area2_gain[0] == 0 and euler4_gain[0] == 4 and groups[0] == 0  # a new blob
     assert area2_gain[255] == 4 and groups[255] == 1  # filling a hole: +4 windows to 4 px
     assert euler4_gain[255] == 4  # ... and the hole disappears: E8 + 1
@@ -48,7 +48,7 @@ def test_neighbourhood_tables_by_hand():
 
 
 def test_background_tables_by_hand():
-    fill_gain, euler4_gain, groups, reps = _background_tables()
+    fill_gain, euler4_gain, groups, reps = background_tables()
     assert fill_gain[0] == 4 and euler4_gain[0] == 4 and groups[0] == 0  # a new hole
     assert fill_gain[W] == 4 and groups[W] == 1 and reps[W, 0] == 3  # one more window pair
     assert fill_gain[N | NW | W] == 3  # the NW window already held 3 background pixels
@@ -319,3 +319,31 @@ def test_box_accuracy_in_chunks_equals_one_call(monkeypatch):
         assert whole[key] == chunked[key]
     for iou in (30, 50, 70):
         assert np.array_equal(whole["curves"]["BoxAccV2"][iou], chunked["curves"]["BoxAccV2"][iou])
+
+
+def test_without_numba_the_engine_module_imports_and_auto_falls_back():
+    script = """
+import sys
+sys.modules["numba"] = None  # import numba now raises ImportError
+import numpy as np
+from attribmap.errors import AttribmapError
+from attribmap.evaluate import threshold_boxes, tree_engine
+assert not tree_engine.numba_available()
+assert threshold_boxes.resolve_engine("auto") != "tree"
+s8 = np.zeros((6, 6), np.uint8); s8[1:5, 1:5] = 9
+gt = np.array([[1, 1, 5, 5]])
+v1, v2 = threshold_boxes.best_ious_per_tau(s8, gt, np.arange(0, 1, 0.5), "auto")
+assert v1.tolist() == [1.0, 1.0], v1
+try:
+    tree_engine.tree_level_ious(s8, np.array([0]), gt)
+except AttribmapError as error:
+    assert "needs numba" in str(error)
+else:
+    raise AssertionError("no error without numba")
+assert "attribmap.evaluate.tree_kernels" not in sys.modules
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -27,7 +27,13 @@ DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
 
 
 def parse_faithfulness(text: str) -> Tuple[str, ...]:
-    """``"deletion, insertion"`` -> ``("deletion", "insertion")``; ``"all"`` -> every one; ``""`` -> none."""
+    """``"deletion, insertion"`` -> ``("deletion", "insertion")``; ``"all"`` -> every one; ``""`` -> none.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated faithfulness metric names (``--faithfulness``).
+    """
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if items == ["all"]:
         return FAITHFULNESS
@@ -41,8 +47,9 @@ def parse_faithfulness(text: str) -> Tuple[str, ...]:
 def parse_methods(text: str) -> Tuple[str, ...]:
     """``"cam, gradcam,dgl@layer3"`` -> ``("cam", "gradcam", "dgl@layer3")``.
 
-    Empty items and repeats are dropped, order is kept; commas inside parentheses
-    (``scales=(1, 0.5)``) do not split (:func:`attribmap.methods.split_specs`).
+    Empty items and repeats of the comma-separated ``text`` are dropped, order is kept;
+    commas inside parentheses (``scales=(1, 0.5)``) do not split
+    (:func:`attribmap.methods.split_specs`).
     """
     return tuple(split_specs(text))
 

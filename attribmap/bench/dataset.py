@@ -12,6 +12,13 @@ __all__ = ["open_dataset", "detect_format", "batch_plan", "input_transform"]
 def detect_format(data: str, metadata: Optional[str] = None) -> str:
     """``"wsol"`` (wsolevaluation metadata, synthetic suite) or ``"cub"`` (CUB as distributed).
 
+    Parameters
+    ----------
+    data : str
+        The dataset directory.
+    metadata : str, optional
+        A separate wsolevaluation metadata directory (then the format is ``"wsol"``).
+
     Raises
     ------
     FileNotFoundError
@@ -31,10 +38,11 @@ def detect_format(data: str, metadata: Optional[str] = None) -> str:
 
 
 def input_transform(protocol: str, input_size: int):
-    """PIL image -> normalized tensor (3, S, S) in the protocol's frame.
+    """PIL image -> normalized tensor (3, S, S) in the frame of ``protocol``.
 
-    Official: squash-resize to ``input_size``. Legacy: resize to ``round(input_size * 256 / 224)``
-    then center-crop ``input_size`` (256 -> 224 at the usual size).
+    ``"official"``: squash-resize to ``input_size``. ``"legacy"``: resize to
+    ``round(input_size * 256 / 224)`` then center-crop ``input_size`` (256 -> 224 at the usual
+    size).
     """
     from attribmap.data import legacy_transform, official_transform
 
@@ -84,10 +92,18 @@ def open_dataset(data: str, split: str, protocol: str = "official", input_size: 
 def batch_plan(length: int, batch_size: int, rank: int = 0, world_size: int = 1) -> List[Tuple[int, List[int]]]:
     """The batches one process scores: ``[(batch_number, indices), ...]``.
 
-    The dataset is cut into consecutive batches of ``batch_size`` (the last may be smaller)
-    exactly as in a single-process run, and batch ``b`` goes to rank ``b % world_size``.
-    Every image is thus scored in the same batch whatever the number of processes, which
-    keeps the maps, and so the summed counts, identical to the single-process run.
+    The dataset of ``length`` images is cut into consecutive batches of ``batch_size`` (the
+    last may be smaller) exactly as in a single-process run, and batch ``b`` goes to rank
+    ``b % world_size``. Every image is thus scored in the same batch whatever the number of
+    processes, which keeps the maps, and so the summed counts, identical to the
+    single-process run.
+
+    Parameters
+    ----------
+    length, batch_size : int
+        Images in the split and images per batch.
+    rank, world_size : int
+        This process and the number of processes.
     """
     if length < 0 or batch_size < 1 or world_size < 1 or not (0 <= rank < world_size):
         raise AttribmapError(f"bad batch plan: length={length}, batch_size={batch_size}, rank={rank}, "

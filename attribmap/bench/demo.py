@@ -80,7 +80,7 @@ class DemoSettings:
     seed: int = 0
 
     def key(self, *fields: str) -> str:
-        """Short hash of the named fields (all when none are named)."""
+        """Short hash of the named ``*fields`` (all when none are named)."""
         values = dataclasses.asdict(self)
         chosen = {name: values[name] for name in (fields or sorted(values))}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode("utf-8")).hexdigest()[:16]
@@ -101,7 +101,17 @@ _SUITE_FIELDS = ("classes", "per_class", "pretrain_per_class", "test_per_class",
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` produced: the results, the report path, per-stage seconds and skips."""
+    """What :func:`run_demo` produced.
+
+    Attributes
+    ----------
+    results : dict
+        The benchmark's ``results.json`` contents.
+    report : pathlib.Path
+        The report's ``results.md``.
+    seconds, skipped : dict
+        Per stage: seconds spent and whether the cached output was reused.
+    """
 
     results: Dict[str, Any]
     report: Path

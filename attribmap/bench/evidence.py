@@ -113,7 +113,7 @@ class EvidenceSettings:
     curve_delta: float = 0.01
 
     def key(self, seed: int, *fields: str) -> str:
-        """Short hash of the named fields (all when none) and the seed."""
+        """Short hash of the named ``*fields`` (all when none) and the ``seed``."""
         values = dataclasses.asdict(self)
         chosen = {name: values[name] for name in (fields or sorted(values))}
         text = json.dumps({**chosen, "seed": seed}, sort_keys=True)
@@ -160,7 +160,7 @@ class SeedRun:
         self._stale = False
 
     def stage(self, name: str, action: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-        """Run ``action`` (returning a JSON-able record) unless its cached record is current.
+        """Run ``action`` (returning a JSON-able record) unless the cached record of stage ``name`` is current.
 
         A stage reruns when its record is missing, its settings changed, or an earlier stage
         of this seed reran.
@@ -345,6 +345,11 @@ def paired_difference(values: Sequence[Optional[float]], baseline: Sequence[Opti
 def spearman(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> Dict[str, float]:
     """Spearman rank correlation of paired values (None / NaN pairs dropped).
 
+    Parameters
+    ----------
+    x, y : sequence of float or None
+        The paired values (equal length).
+
     Returns
     -------
     dict
@@ -423,8 +428,22 @@ def _interval(diff: Mapping[str, float]) -> str:
 
 
 def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float, command: str = "") -> str:
-    """The Markdown report: main table with paired differences, reference rows, per class,
-    Spearman correlations of the stopping scores, blank-image entropy, times."""
+    """The Markdown report of the evidence run.
+
+    Main table with paired differences, reference rows, per class, Spearman correlations of
+    the stopping scores, blank-image entropy, times.
+
+    Parameters
+    ----------
+    summary : mapping
+        From :func:`summarize`.
+    settings : EvidenceSettings
+        Suite size and budgets (named in the header).
+    wall_s : float
+        Wall time of the run.
+    command : str
+        The command line that produced it (quoted in the report).
+    """
     seeds = summary["seeds"]
     s = settings
     lines = [f"Synthetic WSOL suite v2: {s.classes} classes, {s.per_class} train / {s.pretrain_per_class} pretrain / "
@@ -485,6 +504,19 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
 def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], say: Callable[[str], None],
                  command: str = "") -> Tuple[Dict[str, Any], str]:
     """Run every seed (cached) and write ``summary.json`` and ``summary.md`` to ``out``.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        Working directory (``out/seed<k>`` per seed).
+    settings : EvidenceSettings
+        Suite size and budgets shared by every seed.
+    seeds : sequence of int
+        The seeds.
+    say : callable
+        Receives progress lines.
+    command : str
+        The command line, quoted in the report.
 
     Returns
     -------

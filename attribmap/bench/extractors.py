@@ -253,7 +253,7 @@ class ExtractorSuite:
 
 
 def build_suite(config, device: torch.device) -> ExtractorSuite:
-    """Load the models named by a :class:`~attribmap.bench.config.BenchConfig` and build the suite."""
+    """Load the models named by ``config`` (a :class:`~attribmap.bench.config.BenchConfig`) on ``device`` and build the suite."""
     from attribmap.models.loading import load_classifier
 
     model = load_classifier(config.model, config.weights, config.checkpoint).to(device).eval()

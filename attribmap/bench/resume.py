@@ -26,7 +26,7 @@ class ProgressMismatch(AttribmapError):
 
 
 def progress_path(out_dir: os.PathLike | str, rank: int = 0, world_size: int = 1) -> Path:
-    """``OUT/.progress.pt``, or ``OUT/.progress.rank<r>.pt`` in a sharded run."""
+    """``OUT/.progress.pt`` under ``out_dir``, or ``OUT/.progress.rank<r>.pt`` for ``rank`` when ``world_size`` > 1."""
     name = ".progress.pt" if world_size == 1 else f".progress.rank{rank}.pt"
     return Path(out_dir) / name
 
@@ -74,7 +74,14 @@ def save_progress(path: os.PathLike | str, fingerprint: str, next_position: int,
 
 
 def load_progress(path: os.PathLike | str, fingerprint: str) -> Optional[Dict[str, Any]]:
-    """The saved progress, or None when there is no file.
+    """The saved progress at ``path``, or None when there is no file.
+
+    Parameters
+    ----------
+    path : path
+        The progress file (:func:`progress_path`).
+    fingerprint : str
+        The run's configuration fingerprint; the file must have been saved with the same.
 
     Raises
     ------

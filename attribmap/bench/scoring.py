@@ -23,7 +23,15 @@ PER_CLASS_METRICS = ("boxes", "pxap")
 
 
 def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
-    """The metrics a benchmark run scores, in report order."""
+    """The metrics a benchmark run scores, in report order.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        Protocol and faithfulness metrics.
+    has_boxes, has_masks : bool
+        What the split provides.
+    """
     from attribmap.evaluate import default_metrics
 
     if config.protocol == "legacy" and not has_boxes:
@@ -40,6 +48,8 @@ class ExtractorScores:
         Protocol settings and the faithfulness metrics asked for.
     has_boxes, has_masks : bool
         What the split provides (box metrics need boxes, PxAP and peak IoU need masks).
+    num_classes : int, optional
+        Classes of the extractor's model (for the faithfulness metrics).
 
     Notes
     -----
@@ -73,9 +83,22 @@ class ExtractorScores:
 
     def update(self, raw_maps: torch.Tensor, batch: Mapping[str, Any], correct: torch.Tensor, inputs=None,
                indices: Optional[List[int]] = None) -> None:
-        """Add one batch: raw maps (N, h, w) of the GT class, the collated batch, top-1 flags (N,),
-        the :class:`~attribmap.evaluate.ModelInputs` of the extractor's model (faithfulness
-        metrics) and the dataset indices of the images."""
+        """Add one batch.
+
+        Parameters
+        ----------
+        raw_maps : Tensor (N, h, w)
+            Raw maps of the ground-truth class.
+        batch : mapping
+            The collated batch (boxes, sizes, masks, ignore, images).
+        correct : Tensor (N,)
+            Top-1 flags of the extractor's model.
+        inputs : ModelInputs, optional
+            The extractor's model and its images (:class:`~attribmap.evaluate.ModelInputs`), for
+            the faithfulness metrics.
+        indices : list of int, optional
+            Dataset indices of the images.
+        """
         extra = {}
         if self.has_masks:
             extra = {"masks": [m.numpy() for m in batch["mask"]], "ignore": [m.numpy() for m in batch["ignore"]]}
@@ -102,7 +125,7 @@ class ExtractorScores:
         return out
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
-        """Restore what :meth:`state` returned."""
+        """Restore the ``state`` that :meth:`state` returned."""
         self.evaluator.load_state({k: v for k, v in state.items() if not k.startswith("class")})
         for label, evaluator in self.classes.items():
             prefix = f"class{label}."

@@ -77,6 +77,13 @@ def suite_section(config, suite, images: torch.Tensor, extractors: Mapping[str, 
 def blank_section(suite, image_size: int) -> Dict[str, Any]:
     """Normalized entropy of each classifier's prediction on a blank (mean-grey) image.
 
+    Parameters
+    ----------
+    suite : ExtractorSuite
+        The benchmark's extractors (the main model and the models of their own).
+    image_size : int
+        Side of the blank image.
+
     Returns
     -------
     dict
@@ -114,7 +121,7 @@ def _blank_prediction(model: torch.nn.Module, image_size: int) -> Dict[str, floa
 
 
 def section_lines(results: Mapping[str, Any]) -> List[str]:
-    """Markdown lines for the reference rows, the suite check and the blank-image entropy."""
+    """Markdown lines of ``results`` for the reference rows, the suite check and the blank-image entropy."""
     lines: List[str] = []
     section = results.get("suite_check")
     if section:

@@ -22,7 +22,7 @@ __all__ = ["register", "run_bench"]
 
 
 def register(subparsers) -> None:
-    """Add the ``bench`` sub-command."""
+    """Add the ``bench`` sub-command to ``subparsers``."""
     from attribmap.bench.config import DEFAULT_METHODS
 
     parser = subparsers.add_parser(
@@ -128,7 +128,7 @@ def _percents(text: str):
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark; prints the results table and the report path (rank 0)."""
+    """Run the benchmark of the parsed ``args``; prints the results table and the report path (rank 0)."""
     from attribmap.bench import run_benchmark
     from attribmap.report import results_table
 

@@ -16,7 +16,7 @@ __all__ = ["register", "run_demo_command"]
 
 
 def register(subparsers) -> None:
-    """Add the ``demo`` sub-command."""
+    """Add the ``demo`` sub-command to ``subparsers``."""
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on the synthetic suite and print the results table",
         description="End-to-end demo: synthetic suite v2 -> pretrain classifier -> CE classifier, I2C "
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    """Run the demo and print the table, the stage timings and the report path."""
+    """Run the demo of the parsed ``args`` and print the table, the stage timings and the report path."""
     import torch
 
     from attribmap.bench.demo import PRESETS, run_demo

@@ -9,6 +9,7 @@ from attribmap.tokens import LAYOUTS
 
 
 def register(subparsers) -> None:
+    """Add the ``explain`` sub-command to ``subparsers``."""
     p = subparsers.add_parser("explain", help="write localization maps of one image as a PNG figure",
                               description="Compute maps of IMAGE with one or more methods and write an "
                                           "overlay figure (one column per method).")
@@ -39,6 +40,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Explain the image of the parsed ``args``: write the figure, print the layer used; returns the exit status."""
     import attribmap
     from attribmap.inputs import load_image, to_batch
     from attribmap.models.loading import load_classifier
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_target(text) -> Union[None, int, str, List[List[int]]]:
-    """``--target``: None, ``"5"`` -> 5, ``"3,7"`` -> [[3, 7]] (one image, two classes), ``"all"``."""
+    """``--target`` ``text``: None, ``"5"`` -> 5, ``"3,7"`` -> [[3, 7]] (one image, two classes), ``"all"``."""
     if text is None or text == "all":
         return text
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
@@ -91,7 +93,17 @@ def parse_target(text) -> Union[None, int, str, List[List[int]]]:
 
 
 def describe_layers(explainer, methods: List[str], given) -> str:
-    """``"layer layer4 (automatic choice)"``, or one layer per method when they differ."""
+    """``"layer layer4 (automatic choice)"``, or one layer per method when they differ.
+
+    Parameters
+    ----------
+    explainer : Explainer
+        The explainer after its call (its ``layers_used``).
+    methods : list of str
+        The methods asked for.
+    given
+        The ``--layer`` value (falsy: the layer was chosen automatically).
+    """
     used: Dict[str, str] = {m: explainer.layers_used[m] for m in methods if m in explainer.layers_used}
     if not used:
         return "no layer tapped"

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    """Add the ``methods`` sub-command to ``subparsers``."""
     p = subparsers.add_parser("methods", help="list the available map extractors")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    """Print every registered extractor and its description (``args`` has no options); returns 0."""
     import attribmap
 
     listing = attribmap.methods()

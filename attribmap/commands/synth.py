@@ -7,7 +7,7 @@ __all__ = ["register", "run_synth"]
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
-    """Add the ``synth`` sub-command."""
+    """Add the ``synth`` sub-command to ``subparsers``."""
     parser = subparsers.add_parser(
         "synth", help="generate the synthetic WSOL suite",
         description="Write a seeded synthetic WSOL dataset (images, class labels, boxes, masks; "

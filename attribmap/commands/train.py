@@ -112,7 +112,7 @@ def _union_fields() -> List[Tuple[str, Any, Any, Dict[str, Any]]]:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``attribmap train`` and one sub-command per task."""
+    """Add ``attribmap train`` and one sub-command per task to ``subparsers``."""
     from attribmap.train.recipe import RECIPES, recipe_fields
 
     parser = subparsers.add_parser(
@@ -148,7 +148,7 @@ def _build_recipe(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Build the recipe, then train it; bad arguments raise ``ValueError`` / ``FileNotFoundError``."""
+    """Build the recipe from the parsed ``args``, then train it; bad arguments raise ``ValueError`` / ``FileNotFoundError``."""
     recipe = _build_recipe(args)
     if getattr(args, "print_recipe", False):
         sys.stdout.write(recipe.to_toml())

@@ -68,7 +68,7 @@ def _integer(path: str, number: int, text: str, what: str, minimum: Optional[int
 
 
 def read_image_ids(path: PathLike) -> List[str]:
-    """Parse ``image_ids.txt``: one image path per line, no duplicates, at least one."""
+    """Parse ``image_ids.txt`` at ``path``: one image path per line, no duplicates, at least one."""
     path = os.fspath(path)
     ids: List[str] = []
     seen: Dict[str, int] = {}
@@ -84,7 +84,7 @@ def read_image_ids(path: PathLike) -> List[str]:
 
 
 def read_class_labels(path: PathLike) -> Dict[str, int]:
-    """Parse ``class_labels.txt``: ``<path>,<label>`` with an int label >= 0."""
+    """Parse ``class_labels.txt`` at ``path``: ``<path>,<label>`` with an int label >= 0."""
     path = os.fspath(path)
     labels: Dict[str, int] = {}
     for number, line in _numbered_lines(path):
@@ -97,7 +97,7 @@ def read_class_labels(path: PathLike) -> Dict[str, int]:
 
 
 def read_image_sizes(path: PathLike) -> Dict[str, Tuple[int, int]]:
-    """Parse ``image_sizes.txt``: ``<path>,<W>,<H>`` with positive ints."""
+    """Parse ``image_sizes.txt`` at ``path``: ``<path>,<W>,<H>`` with positive ints."""
     path = os.fspath(path)
     sizes: Dict[str, Tuple[int, int]] = {}
     for number, line in _numbered_lines(path):
@@ -111,7 +111,7 @@ def read_image_sizes(path: PathLike) -> Dict[str, Tuple[int, int]]:
 
 
 def read_localization(path: PathLike) -> Tuple[str, Union[BoxLines, MaskLines]]:
-    """Parse ``localization.txt`` (boxes or masks, detected from the first line).
+    """Parse ``localization.txt`` at ``path`` (boxes or masks, detected from the first line).
 
     Returns
     -------
@@ -148,10 +148,11 @@ def read_localization(path: PathLike) -> Tuple[str, Union[BoxLines, MaskLines]]:
 
 
 def check_box(box: Tuple[int, int, int, int], size: Tuple[int, int], where: str) -> None:
-    """Reject a box with ``x1 < x0`` / ``y1 < y0`` or outside its ``(W, H)`` image.
+    """Reject a ``box`` with ``x1 < x0`` / ``y1 < y0`` or outside its image of ``size`` ``(W, H)``.
 
     Coordinates are inclusive pixels; ``x1 == W`` (and ``y1 == H``) is accepted because
-    boxes made as ``x + w`` (CUB) or from 1-based ImageNet ``xmax`` reach it.
+    boxes made as ``x + w`` (CUB) or from 1-based ImageNet ``xmax`` reach it. ``where`` names
+    the box in the error message (file and line).
     """
     x0, y0, x1, y1 = box
     width, height = size

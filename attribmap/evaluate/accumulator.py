@@ -62,7 +62,8 @@ class Accumulator:
         """Sum the counts of every rank into every rank (torch.distributed all_reduce).
 
         A no-op when torch.distributed is not initialized. Call it once, on every rank,
-        after the last ``update`` and before ``compute``; returns self.
+        after the last ``update`` and before ``compute``; returns self. ``process_group``: the
+        group to reduce over (None: the default group).
         """
         names = sorted(self._state)
         summed = all_reduce_sum([self._state[n] for n in names], process_group)

@@ -105,8 +105,7 @@ class BoxAccuracy(Metric):
         Parameters
         ----------
         frame : Frame, or Tensor (any device) / ndarray (N, h, w)
-            A frame, or raw maps of the ground-truth class at any resolution
-            (``preprocessed=True``: already (N, S, S) in [0, 1]), framed here with
+            A frame, or raw maps of the ground-truth class at any resolution, framed here with
             :class:`~attribmap.evaluate.framing.Framer`.
         boxes : sequence of N array-likes (k_i, 4)
             GT boxes, inclusive x0, y0, x1, y1, in original-image pixels (maps only).
@@ -114,6 +113,8 @@ class BoxAccuracy(Metric):
             Original sizes; None means the boxes are already in frame pixels.
         correct : array-like (N,) of bool, or None
             Whether the top-1 prediction equals the label (enables top-1 localization).
+        preprocessed : bool
+            The maps are already official-frame maps (N, S, S) in [0, 1].
         """
         if not isinstance(frame, Frame):
             frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes, correct=correct,
@@ -184,7 +185,7 @@ class BoxAccuracy(Metric):
         return result
 
     def series(self, result) -> dict:
-        """``tau`` and ``BoxAccV1@<iou>`` / ``BoxAccV2@<iou>`` (percent) from :meth:`compute`'s curves."""
+        """``tau`` and ``BoxAccV1@<iou>`` / ``BoxAccV2@<iou>`` (percent) from the curves of ``result`` (:meth:`compute`)."""
         curves = result["curves"]
         out = {"tau": np.asarray(curves["tau"])}
         for version in ("BoxAccV1", "BoxAccV2"):

@@ -97,7 +97,7 @@ class CausalCurve(Metric):
         return self.steps - 1
 
     def curves(self, frame: Frame) -> np.ndarray:
-        """The per-image curves of one frame: target probability after each step, (N, steps + 1)."""
+        """The per-image curves of one ``frame``: target probability after each step, (N, steps + 1)."""
         self.check_inputs(frame)
         inputs = frame.inputs
         count, pixels = frame.count, inputs.height * inputs.width
@@ -128,7 +128,7 @@ class CausalCurve(Metric):
         return curves
 
     def update(self, frame: Frame) -> "CausalCurve":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
         curves = self.curves(frame)
         pixels = frame.inputs.height * frame.inputs.width
         fraction = step_counts(pixels, self.steps) / float(pixels)
@@ -152,7 +152,7 @@ class CausalCurve(Metric):
                 f"{word}_fraction": np.arange(self.steps + 1) / self.steps, "num_images": count}
 
     def series(self, result) -> dict:
-        """``<name>_fraction`` and ``<name>_score``."""
+        """``<name>_fraction`` and ``<name>_score`` of ``result``."""
         word = self.name
         return {f"{word}_fraction": np.asarray(result[f"{word}_fraction"]),
                 f"{word}_score": np.asarray(result[f"{word}_score"])}

@@ -68,7 +68,7 @@ class AverageDrop(Metric):
         return 1
 
     def update(self, frame: Frame) -> "AverageDrop":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
         self.check_inputs(frame)
         inputs = frame.inputs
         weights = torch.from_numpy(frame.input_maps()).to(inputs.device, inputs.images.dtype).unsqueeze(1)

@@ -183,5 +183,5 @@ def largest_contour_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def threshold_levels(max_value: int, taus: np.ndarray) -> np.ndarray:
-    """Integer cut levels ``int(tau * max(s8))`` for each tau; foreground is ``s8 > level``."""
+    """Integer cut levels ``int(tau * max_value)`` for each tau of ``taus`` (``max_value`` = max of the uint8 map s8); foreground is ``s8 > level``."""
     return (np.asarray(taus, dtype=np.float64) * np.uint8(max_value)).astype(np.int64)

@@ -72,7 +72,7 @@ class EnergyPointing(Metric):
                           reference="Wang et al., Score-CAM, CVPR-W 2020")
 
     def update(self, frame: Frame) -> "EnergyPointing":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` (with boxes)."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with boxes."""
         self.check_inputs(frame)
         exact_add(self._state["energy"], box_energy(frame.maps, frame.boxes))
         self._state["count"] += frame.count

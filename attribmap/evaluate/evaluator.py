@@ -80,8 +80,7 @@ class Evaluator:
         return [metric.info for metric in self.metrics.values()]
 
     def frame(self, maps, **inputs) -> Frame:
-        """Frame one batch (see :meth:`Framer.frame`); images count from the last one framed
-        when ``indices`` is not given."""
+        """Frame one batch of ``maps`` with the keyword ``**inputs`` of :meth:`Framer.frame` (boxes, sizes, masks, ...); images count from the last one framed when ``indices`` is not given."""
         if inputs.get("indices") is None:
             count = len(maps) if not hasattr(maps, "shape") else int(maps.shape[0])
             inputs["indices"] = np.arange(self._seen, self._seen + count)
@@ -113,7 +112,7 @@ class Evaluator:
         return {name: metric.compute() for name, metric in self.metrics.items()}
 
     def scores(self, results: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
-        """The reportable numbers of every metric in one flat dict (columns and extras)."""
+        """The reportable numbers of every metric in one flat dict (columns and extras) of ``results`` (default: :meth:`compute`)."""
         results = self.compute() if results is None else results
         flat: Dict[str, Any] = {}
         for name, metric in self.metrics.items():
@@ -121,7 +120,7 @@ class Evaluator:
         return flat
 
     def series(self, results: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, np.ndarray]:
-        """Every metric's curves in one flat dict (series name -> 1-D array)."""
+        """Every metric's curves in one flat dict (series name -> 1-D array) of ``results`` (default: :meth:`compute`)."""
         results = self.compute() if results is None else results
         flat: Dict[str, np.ndarray] = {}
         for name, metric in self.metrics.items():
@@ -129,7 +128,7 @@ class Evaluator:
         return flat
 
     def merge(self, other: "Evaluator") -> "Evaluator":
-        """Add the counts of an evaluator with the same metrics and settings; returns self."""
+        """Add the counts of ``other``, an evaluator with the same metrics and settings; returns self."""
         if list(other.metrics) != list(self.metrics):
             raise AttribmapError(f"cannot merge an evaluator of {list(other.metrics)} into one of "
                                  f"{list(self.metrics)}")
@@ -138,7 +137,7 @@ class Evaluator:
         return self
 
     def sync(self, process_group=None) -> "Evaluator":
-        """Sum every metric's state across torch.distributed ranks (no-op in one process)."""
+        """Sum every metric's state across the torch.distributed ranks of ``process_group`` (None: the default group; no-op in one process)."""
         for metric in self.metrics.values():
             metric.sync(process_group)
         return self
@@ -155,7 +154,7 @@ class Evaluator:
         return {name: metric.state() for name, metric in self.metrics.items()}
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> "Evaluator":
-        """Restore what :meth:`state` returned."""
+        """Restore the ``state`` that :meth:`state` returned."""
         if set(state) != set(self.metrics):
             raise AttribmapError(f"saved scores hold {sorted(state)}, expected {sorted(self.metrics)}")
         for name, metric in self.metrics.items():

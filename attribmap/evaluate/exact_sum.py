@@ -38,7 +38,7 @@ def exact_zeros(shape=()) -> np.ndarray:
 
 
 def exact_normalize(limbs: np.ndarray) -> np.ndarray:
-    """Propagate carries in place so that every limb but the last lies in [0, 2**50); returns it."""
+    """Propagate carries of ``limbs`` in place so that every limb but the last lies in [0, 2**50); returns it."""
     for i in range(LIMBS - 1):
         carry = limbs[..., i] >> _BITS  # arithmetic shift: floor division, also for negatives
         limbs[..., i] -= carry << _BITS
@@ -103,7 +103,7 @@ def _add_chunk(numbers: np.ndarray, values: np.ndarray, slots: np.ndarray) -> No
 
 
 def exact_total(limbs: np.ndarray) -> int:
-    """One exact number as a Python int, in units of 2**-1074."""
+    """One exact number (its ``limbs``, shape (LIMBS,)) as a Python int, in units of 2**-1074."""
     limbs = np.asarray(limbs, dtype=np.int64).reshape(LIMBS)
     return sum(int(value) << (_BITS * i) for i, value in enumerate(limbs.tolist()))
 

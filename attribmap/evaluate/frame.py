@@ -36,7 +36,7 @@ _CUBIC_A = np.float32(-0.75)
 
 
 def as_numpy(array, dtype=np.float64) -> np.ndarray:
-    """Convert a torch tensor (any device) or array-like to a numpy array of ``dtype``."""
+    """Convert a torch tensor (any device) or array-like ``array`` to a numpy array of ``dtype``."""
     if hasattr(array, "detach") and hasattr(array, "cpu"):
         array = array.detach().cpu().double().numpy()  # also handles float16 / bfloat16
     return np.asarray(array, dtype=dtype)
@@ -141,7 +141,7 @@ def _normalize_inplace(arr: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(maps: np.ndarray) -> np.ndarray:
-    """``(maps * 255).astype(np.uint8)``: truncation of normalized maps in [0, 1]."""
+    """``(maps * 255).astype(np.uint8)``: truncation of normalized ``maps`` in [0, 1]."""
     return (np.asarray(maps, dtype=np.float64) * 255).astype(np.uint8)
 
 
@@ -179,6 +179,8 @@ def rescale_boxes(boxes, image_size_wh: Sequence[float], image_size: int = 224) 
         Boxes in original-image pixels, x0 <= x1, y0 <= y1, all >= 0.
     image_size_wh : (W, H)
         Width and height of the original image.
+    image_size : int
+        Side of the square frame.
 
     Returns
     -------
@@ -248,10 +250,11 @@ def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def union_mask(mask, image_size: int = 224) -> np.ndarray:
-    """One image's mask (h, w) or instance masks (k, h, w) -> (S, S) bool, foreground > 0.5.
+    """One image's ``mask`` (h, w) or instance masks (k, h, w) -> (S, S) bool, foreground > 0.5.
 
-    Nearest resize to the frame, threshold at 0.5, union over instances (reference
-    ``get_mask``). For 0/1, bool or 0/255 masks the threshold is the same as ``> 0``.
+    Nearest resize to the frame of side S = ``image_size``, threshold at 0.5, union over
+    instances (reference ``get_mask``). For 0/1, bool or 0/255 masks the threshold is the same
+    as ``> 0``.
     """
     if isinstance(mask, np.ndarray) and mask.shape == (image_size, image_size):
         if mask.dtype == bool:

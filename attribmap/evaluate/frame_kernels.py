@@ -36,7 +36,7 @@ def _kernels():
 
 
 def all_in_unit_interval(maps: np.ndarray):
-    """Whether every value is finite and within [0, 1]; None without numba."""
+    """Whether every value of ``maps`` is finite and within [0, 1]; None without numba."""
     if not numba_available() or maps.dtype != np.float64 or not maps.flags.c_contiguous:
         return None
     return bool(_kernels()(maps))

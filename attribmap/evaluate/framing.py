@@ -56,6 +56,13 @@ class Frame:
     indices : ndarray int64 (N,)
         Position of each image in the evaluated stream (dataset index in the benchmark):
         seeds the per-image noise of stochastic metrics.
+
+    Parameters
+    ----------
+    masks, ignore : list of N arrays, or None
+        Foreground and ignore masks as given (framed on first use by :meth:`histograms`).
+    raw : ndarray (N, h, w), or None
+        The maps before framing (for the maps at the input resolution).
     """
 
     def __init__(self, maps: np.ndarray, size: int, *, boxes=None, raw_boxes=None, image_sizes=None, masks=None,
@@ -126,7 +133,7 @@ class Frame:
         return self.cached(("histograms", edges.tobytes()), make)
 
     def legacy_boxes(self, resize_size: int, crop_size: int) -> List[np.ndarray]:
-        """GT boxes in the legacy frame (resize then center crop), one (k, 4) array per image."""
+        """GT boxes in the legacy frame (resize to ``resize_size`` then center crop ``crop_size``), one (k, 4) array per image."""
         from attribmap.evaluate.legacy import legacy_gt_boxes  # noqa: PLC0415
 
         def make():

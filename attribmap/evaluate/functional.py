@@ -13,11 +13,12 @@ PROTOCOLS = ("official", "legacy")
 
 
 def default_metrics(protocol: str = "official", has_boxes: bool = True, has_masks: bool = False) -> List[str]:
-    """The localization metrics a protocol reports for the data it has.
+    """The localization metrics a ``protocol`` reports for the data it has.
 
-    Official: ``boxes`` (MaxBoxAcc, MaxBoxAccV2, top-1 loc) with boxes, ``pxap`` and
+    ``"official"``: ``boxes`` (MaxBoxAcc, MaxBoxAccV2, top-1 loc) with boxes, ``pxap`` and
     ``peak_iou`` with masks, ``pointing`` and ``energy_pointing`` with boxes (in that
-    order, the report's column order). Legacy: ``legacy``.
+    order, the report's column order). ``"legacy"``: ``legacy``. ``has_boxes`` and
+    ``has_masks`` say what the data provides.
     """
     if protocol not in PROTOCOLS:
         raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")

@@ -24,7 +24,7 @@ _KERNEL = None
 
 
 def score_bins(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index of every score for the bins ``[e_i, e_i+1)`` (last bin closed), same shape."""
+    """Bin index of every score of ``scores`` for the bins ``[e_i, e_i+1)`` of ``edges`` (last bin closed), same shape."""
     flat = np.asarray(scores, dtype=np.float64)
     index = np.searchsorted(edges, flat, side="right") - 1
     index = np.minimum(index, len(edges) - 2)  # the last bin is closed on the right

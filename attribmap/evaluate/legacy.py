@@ -27,7 +27,7 @@ __all__ = ["LegacyLocalization", "legacy_box", "legacy_gt_boxes"]
 
 
 def legacy_box(s8: np.ndarray, tau: float) -> np.ndarray:
-    """The legacy box of one uint8 map: (4,) int64 ``[x, y, x + w, y + h]`` or [0, 0, 1, 1]."""
+    """The legacy box of one uint8 map ``s8`` cut at ``tau``: (4,) int64 ``[x, y, x + w, y + h]`` or [0, 0, 1, 1]."""
     level = int(float(tau) * s8.max())
     rect = mask_contours(s8 > level).largest_rect
     if rect is None:
@@ -37,7 +37,17 @@ def legacy_box(s8: np.ndarray, tau: float) -> np.ndarray:
 
 
 def legacy_gt_boxes(boxes, image_size_wh, resize_size: int = 256, crop_size: int = 224) -> np.ndarray:
-    """Original-pixel boxes (k, 4) -> boxes in the center crop, (k, 4) int64."""
+    """Original-pixel ``boxes`` (k, 4) -> boxes in the center crop, (k, 4) int64.
+
+    Parameters
+    ----------
+    boxes : array-like (k, 4)
+        Inclusive boxes in original pixels.
+    image_size_wh : (W, H)
+        The original image's size.
+    resize_size, crop_size : int
+        The legacy frame: resize to ``resize_size`` squared, then center crop ``crop_size``.
+    """
     scaled = as_numpy(boxes).reshape(-1, 4)
     rescale_boxes(scaled, image_size_wh, resize_size)  # validates the boxes and size
     width, height = (float(v) for v in image_size_wh)
@@ -101,9 +111,21 @@ class LegacyLocalization(Metric):
 
     def update(self, frame, boxes=None, image_sizes=None, correct=None,
                preprocessed: bool = False) -> "LegacyLocalization":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame` (of the crop, with boxes
-        and image sizes), or raw maps (N, h, w) of the crop, GT boxes (k_i, 4) in original
-        pixels, original sizes (N, 2) as (W, H), optional top-1 flags (N,)."""
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame` of the crop, or raw maps and their boxes.
+
+        Parameters
+        ----------
+        frame : Frame, or Tensor / ndarray (N, h, w)
+            A frame of the crop (with boxes and image sizes), or raw maps of the crop.
+        boxes : sequence of N array-likes (k_i, 4), optional
+            GT boxes in original pixels (maps only).
+        image_sizes : array-like (N, 2) as (W, H), optional
+            Original sizes (maps only).
+        correct : array-like (N,) of bool, optional
+            Top-1 flags (enables top-1 localization).
+        preprocessed : bool
+            The maps are already frame maps (N, S, S) in [0, 1].
+        """
         if not isinstance(frame, Frame):
             if boxes is None or image_sizes is None:
                 raise AttribmapError("the legacy protocol needs boxes and image_sizes (N, 2) as (W, H)")

@@ -55,7 +55,7 @@ class Column:
     unit: str = "%"
 
     def value(self, scores: Mapping[str, Any]) -> Any:
-        """This column's value in a flat score dict (None when absent)."""
+        """This column's value in the flat score dict ``scores`` (None when absent)."""
         value = scores.get(self.key)
         if self.sub is not None:
             value = None if not isinstance(value, Mapping) else value.get(self.sub, value.get(_int_or(self.sub)))
@@ -142,7 +142,7 @@ class MetricInfo:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> "MetricInfo":
-        """Inverse of :meth:`as_dict`."""
+        """Inverse of :meth:`as_dict`: the info described by ``data``."""
         values = dict(data)
         values["columns"] = tuple(Column(**c) for c in values.get("columns", ()))
         values["plots"] = tuple(Plot(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
@@ -164,12 +164,22 @@ class Metric(Accumulator):
 
     @property
     def info(self) -> MetricInfo:  # pragma: no cover - abstract
+        """The metric's :class:`MetricInfo`: name, needed inputs, columns, curves and plots."""
         raise NotImplementedError
 
     def update(self, frame) -> "Metric":  # pragma: no cover - abstract
+        """Add one batch; returns self.
+
+        Parameters
+        ----------
+        frame : Frame
+            The batch in the evaluation frame (:class:`~attribmap.evaluate.framing.Frame`),
+            with the inputs ``info.needs`` names.
+        """
         raise NotImplementedError
 
     def compute(self) -> Dict[str, Any]:  # pragma: no cover - abstract
+        """The metric's results from the counts so far (a dict; the columns' keys among them)."""
         raise NotImplementedError
 
     def check_inputs(self, frame) -> None:

@@ -65,5 +65,5 @@ class PeakIoU(PooledHistograms):
                 "iou_tau": thresholds.copy(), "iou": iou}
 
     def series(self, result) -> dict:
-        """``iou_tau`` and ``iou`` (percent)."""
+        """``iou_tau`` and ``iou`` (percent) of ``result``."""
         return {"iou_tau": np.asarray(result["iou_tau"]), "iou": np.asarray(result["iou"])}

@@ -185,7 +185,7 @@ class ModelInputs:
                                                           np.arange(self.count)))
 
     def baseline(self, kind: str, sigma: float = 5.0, kernel_size: int = 11) -> torch.Tensor:
-        """The baseline images (N, C, H, W): ``"zeros"``, or ``"blur"`` (Gaussian, ``sigma``, ``kernel_size``)."""
+        """The baseline images (N, C, H, W) of ``kind`` ``"zeros"``, or ``"blur"`` (Gaussian, ``sigma``, ``kernel_size``)."""
         if kind not in BASELINES:
             raise AttribmapError(f"baseline must be one of {BASELINES}; got {kind!r}")
         if kind == "zeros":
@@ -194,7 +194,7 @@ class ModelInputs:
                           lambda: gaussian_blur(self.images, sigma, kernel_size))
 
     def baseline_scores(self, kind: str, sigma: float = 5.0, kernel_size: int = 11) -> Tuple[np.ndarray, np.ndarray]:
-        """:meth:`scores` of the baseline images themselves.
+        """:meth:`scores` of the baseline images themselves (``kind``, ``sigma`` and ``kernel_size`` as in :meth:`baseline`).
 
         The zero baseline is the same image for every target: it is forwarded once.
         """
@@ -229,14 +229,14 @@ class ModelInputs:
 
 
 def step_counts(pixels: int, steps: int) -> np.ndarray:
-    """Pixels perturbed after each of ``steps`` equal steps: ``floor(s * pixels / steps)``, s = 0..steps."""
+    """Pixels perturbed after each of ``steps`` equal steps over ``pixels``: ``floor(s * pixels / steps)``, s = 0..steps."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise AttribmapError(f"steps must be a positive int; got {steps!r}")
     return (np.arange(steps + 1, dtype=np.int64) * int(pixels)) // int(steps)
 
 
 def trapezoid_auc(x: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    """Area under each curve by the trapezoid rule: (J,) for curves (J, S + 1) over x (S + 1,)."""
+    """Area under each curve by the trapezoid rule: (J,) for ``curves`` (J, S + 1) over ``x`` (S + 1,)."""
     widths = np.diff(np.asarray(x, dtype=np.float64))
     heights = (curves[:, 1:] + curves[:, :-1]) / 2.0
     return heights @ widths

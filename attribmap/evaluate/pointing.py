@@ -11,7 +11,7 @@ __all__ = ["PointingGame", "peak_location"]
 
 
 def peak_location(scoremap: np.ndarray) -> tuple[int, int] | None:
-    """(x, y) of the map's maximum, the first one in raster order; None for a constant map."""
+    """(x, y) of the maximum of ``scoremap``, the first one in raster order; None for a constant map."""
     if scoremap.max() == scoremap.min():
         return None
     y, x = np.unravel_index(int(np.argmax(scoremap)), scoremap.shape)
@@ -59,8 +59,19 @@ class PointingGame(Metric):
                           reference="Zhang et al., ECCV 2016 (excitation backprop)")
 
     def update(self, frame, boxes=None, image_sizes=None, preprocessed: bool = False) -> "PointingGame":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps (N, h, w)
-        with their GT boxes per image and original (W, H) sizes (or None: frame pixels)."""
+        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their boxes.
+
+        Parameters
+        ----------
+        frame : Frame, or Tensor / ndarray (N, h, w)
+            A frame, or raw maps framed here.
+        boxes : sequence of N array-likes (k_i, 4), optional
+            GT boxes per image (maps only).
+        image_sizes : array-like (N, 2) as (W, H), or None
+            Original sizes; None means the boxes are in frame pixels.
+        preprocessed : bool
+            The maps are already official-frame maps (N, S, S) in [0, 1].
+        """
         if not isinstance(frame, Frame):
             frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes,
                                                   preprocessed=preprocessed)

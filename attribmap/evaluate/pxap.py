@@ -21,8 +21,9 @@ class PooledHistograms(Metric):
     """Base of the metrics of the pooled foreground / background histograms (PxAP, peak IoU).
 
     State (int64): ``foreground`` and ``background`` counts in the bins of
-    :func:`pxap_edges`; a batch's histograms come from
-    :meth:`~attribmap.evaluate.framing.Frame.histograms`, computed once per frame.
+    :func:`pxap_edges` (of ``delta``); a batch's histograms come from
+    :meth:`~attribmap.evaluate.framing.Frame.histograms`, computed once per frame of side
+    ``image_size``.
     """
 
     def __init__(self, delta: float = 0.001, image_size: int = 224) -> None:
@@ -40,7 +41,7 @@ class PooledHistograms(Metric):
         return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
 
     def update(self, frame) -> "PooledHistograms":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` (with masks)."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with masks."""
         self.check_inputs(frame)
         foreground, background = frame.histograms(self.edges)
         self._state["foreground"] += foreground
@@ -90,11 +91,13 @@ class PxAP(PooledHistograms):
         Parameters
         ----------
         frame : Frame, or Tensor / ndarray (N, h, w)
-            A frame, or raw maps (``preprocessed=True``: (N, S, S) in [0, 1]) framed here.
+            A frame, or raw maps framed here.
         masks : sequence of N arrays (Hm, Wm) or (k, Hm, Wm), or an array (N, Hm, Wm)
             Foreground (> 0.5, union over instances), any resolution (maps only).
         ignore : same layout as ``masks``, or None
             Ignore region; its pixels outside the foreground are left out.
+        preprocessed : bool
+            The maps are already official-frame maps (N, S, S) in [0, 1].
         """
         if not isinstance(frame, Frame):
             frame = Framer(self.image_size).frame(frame, masks=masks, ignore=ignore, preprocessed=preprocessed)
@@ -130,5 +133,5 @@ class PxAP(PooledHistograms):
         }
 
     def series(self, result) -> dict:
-        """``precision`` and ``recall`` (B,), from the highest score threshold down."""
+        """``precision`` and ``recall`` (B,) of ``result``, from the highest score threshold down."""
         return {"precision": np.asarray(result["precision"]), "recall": np.asarray(result["recall"])}

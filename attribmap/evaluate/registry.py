@@ -60,7 +60,7 @@ def metric_factory(name: str) -> Callable[..., Any]:
 
 
 def metric_parameters(factory: Callable[..., Any]) -> List[str]:
-    """The keyword arguments a metric constructor takes."""
+    """The keyword arguments the metric constructor ``factory`` takes."""
     return [p.name for p in inspect.signature(factory).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 

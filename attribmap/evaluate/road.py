@@ -20,7 +20,7 @@ _ORDERS = ("morf", "lerf")
 
 
 def removed_counts(pixels: int, percents: Sequence[int]) -> np.ndarray:
-    """Pixels removed at each percentage: ``round(p * pixels / 100)`` (halves up), int64."""
+    """Pixels removed out of ``pixels`` at each of ``percents``: ``round(p * pixels / 100)`` (halves up), int64."""
     percents = np.asarray(percents, dtype=np.int64)
     return (percents * int(pixels) + 50) // 100
 
@@ -98,7 +98,7 @@ class ROAD(Metric):
         return 2 * len(self.percents)
 
     def update(self, frame: Frame) -> "ROAD":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with the model and its images."""
         self.check_inputs(frame)
         inputs = frame.inputs
         order = frame.pixel_order()
@@ -150,5 +150,5 @@ class ROAD(Metric):
         return result
 
     def series(self, result) -> dict:
-        """``road_fraction`` and the four curves."""
+        """``road_fraction`` and the four curves of ``result``."""
         return {k: np.asarray(result[k]) for k in self.info.curves}

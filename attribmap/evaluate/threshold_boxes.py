@@ -45,7 +45,7 @@ def _load_cv2():
 
 
 def resolve_engine(engine: str) -> str:
-    """Check an engine name and resolve ``"auto"`` to ``"tree"``, ``"opencv"`` or ``"numpy"``."""
+    """Check the ``engine`` name and resolve ``"auto"`` to ``"tree"``, ``"opencv"`` or ``"numpy"``."""
     if engine not in ENGINES:
         raise AttribmapError(f"engine must be one of {ENGINES}; got {engine!r}")
     if engine == "numpy":

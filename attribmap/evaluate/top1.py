@@ -26,7 +26,7 @@ class ClassifierAccuracy(Metric):
                           needs=("correct",), columns=(Column("ClassifierTop1", "classifier top-1", headline=False),))
 
     def update(self, frame: Frame) -> "ClassifierAccuracy":
-        """Add a :class:`~attribmap.evaluate.framing.Frame` (with ``correct``)."""
+        """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with ``correct``."""
         self.check_inputs(frame)
         self._state["count"] += frame.count
         self._state["hits"] += int(frame.correct.sum())

@@ -194,7 +194,11 @@ class I2CLoss(nn.Module):
         return labels
 
     def seed_vectors(self, feat: Tensor, class_maps: Tensor, labels: Tensor) -> Tensor:
-        """Seed feature vectors f_b^k: (N,C,h,w) -> (N, k, C) (differentiable in ``feat``)."""
+        """Seed feature vectors f_b^k: ``feat`` (N,C,h,w) -> (N, k, C) (differentiable in ``feat``).
+
+        The ``k`` seed positions of each image are chosen by :func:`select_seeds` from the scores
+        of its ``class_maps`` (N,K,h',w') at its class in ``labels`` (N,).
+        """
         h, w = feat.shape[-2:]
         scores = seed_scores(class_maps, labels, (h, w))
         idx = select_seeds(scores, self.k, self.threshold, self.seed_sampling, self.generator)

@@ -24,7 +24,8 @@ RESNET_DEPTHS = (18, 34, 50)
 def vgg16_body(weights: Any = None) -> tuple["OrderedDict[str, nn.Module]", int]:
     """VGG16 convolutional layers without the last max-pool: stride 16, 512 channels.
 
-    Stage ``features`` is ``torchvision.models.vgg16(weights).features[:-1]``.
+    Stage ``features`` is ``torchvision.models.vgg16(weights).features[:-1]`` (``weights``:
+    torchvision weights or None).
     """
     if weights is None:  # skip building (and initialising) the 120M-parameter classifier
         from torchvision.models import vgg as tv_vgg
@@ -72,7 +73,7 @@ def inception_v3_body(weights: Any = None, large_feature_map: bool = False
     Follows the wsolevaluation layout: ``Conv2d_1a_3x3`` with padding 1, the two stem
     max-pools with padding 1 and ``ceil_mode``, then (unless ``large_feature_map``) a
     3x3/2 max-pool before ``Mixed_6a``. A 224x224 input gives a 14x14 map (28x28 with
-    ``large_feature_map=True``).
+    ``large_feature_map=True``). ``weights``: torchvision weights or None.
     """
     if weights is None:
         net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
@@ -161,7 +162,8 @@ def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1, width: 
 
     With ``layer4_stride=1`` (the WSOL convention) the output stride is 16: 14x14 at 224.
     Channels: 512 (18/34) or 2048 (50); ``8 * width`` for a narrow ResNet-18/34
-    (``width != 64``, see :func:`narrow_resnet`; random initialisation only).
+    (``width != 64``, see :func:`narrow_resnet`; random initialisation only). ``weights``:
+    torchvision weights or None.
     """
     if depth not in RESNET_DEPTHS:
         raise ValueError(f"ResNet depth must be one of {RESNET_DEPTHS}, got {depth!r}")

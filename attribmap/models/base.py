@@ -45,6 +45,7 @@ def init_fresh(module: nn.Module) -> nn.Module:
 def conv_relu_head(in_channels: int, channels: int, depth: int, dropout: float = 0.0) -> nn.Sequential:
     """``depth`` blocks of (3x3 conv, padding 1, bias) + ReLU [+ Dropout], freshly initialised.
 
+    The first conv maps ``in_channels`` to ``channels``, the others keep ``channels``.
     Children are named ``conv1, relu1, [drop1,] conv2, relu2, [drop2,] ...``; the ReLUs are
     not in-place so a hook on any of them sees an intact tensor. ``dropout`` > 0 adds an
     ``nn.Dropout(dropout)`` after every ReLU (active in train mode only; no parameters, so
@@ -117,7 +118,7 @@ class GapLinearClassifier(_StagedBody):
         self.arch_kwargs = dict(arch_kwargs or {})
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N,3,H,W) normalized images -> logits (N,K)."""
+        """``x`` (N,3,H,W) normalized images -> logits (N,K)."""
         return self.fc(torch.flatten(self.avgpool(self.forward_body(x)), 1))
 
 
@@ -177,7 +178,7 @@ class I2CClassifier(_StagedBody):
         self.arch_kwargs = dict(arch_kwargs or {})
 
     def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Run the whole network and return its intermediate maps.
+        """Run the whole network on ``x`` (N,3,H,W) and return its intermediate maps.
 
         Returns
         -------
@@ -194,5 +195,5 @@ class I2CClassifier(_StagedBody):
         return logits, feat, class_maps
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N,3,H,W) normalized images -> logits (N,K)."""
+        """``x`` (N,3,H,W) normalized images -> logits (N,K)."""
         return self.forward_features(x)[0]

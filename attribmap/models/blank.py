@@ -28,8 +28,7 @@ BLANK_KINDS = ("grey", "mean")
 
 
 def blank_count(batch: int, fraction: float) -> int:
-    """Blank images added to a batch of ``batch`` real images: ``round(fraction * batch)``,
-    at least 1 when ``fraction > 0``."""
+    """Blank images added to a batch of ``batch`` real images: ``round(fraction * batch)``, at least 1 when ``fraction > 0``."""
     if fraction <= 0:
         return 0
     return max(1, int(round(float(fraction) * int(batch))))

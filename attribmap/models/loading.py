@@ -149,7 +149,17 @@ def _is_path_like(value: str) -> bool:
 
 def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
                     checkpoint: Optional[str] = None) -> nn.Module:
-    """The model for a CLI command: a checkpoint from ``attribmap train`` or a torchvision name."""
+    """The model for a CLI command: a checkpoint from ``attribmap train`` or a torchvision name.
+
+    Parameters
+    ----------
+    model : str, optional
+        A torchvision classifier name (``"resnet50"``).
+    weights : str, optional
+        Its torchvision weights (``"DEFAULT"``; None: random initialisation).
+    checkpoint : str, optional
+        A checkpoint file instead of ``model`` (exactly one of the two).
+    """
     if checkpoint is not None:
         if model is not None:
             raise AttribmapError("give either --checkpoint or --model, not both")

@@ -126,7 +126,7 @@ class WeightMapGenerator(nn.Module):
             self.arch_kwargs["width"] = int(width)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Images (N,3,H,W), H and W multiples of 32 -> weight maps M (N,1,H,W) in (0,1)."""
+        """Images ``x`` (N,3,H,W), H and W multiples of 32 -> weight maps M (N,1,H,W) in (0,1)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise InputError(f"WeightMapGenerator expects images (N,3,H,W), got shape "
                              f"{tuple(x.shape)}")

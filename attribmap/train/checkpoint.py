@@ -40,7 +40,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def last_checkpoint_path(path: PathLike) -> Path:
-    """Path of the resumable *last* checkpoint that goes with a *best* checkpoint path.
+    """Path of the resumable *last* checkpoint that goes with the *best* checkpoint ``path``.
 
     ``run/model.pt`` -> ``run/model.last.pt``; ``run/model`` -> ``run/model.last``.
     """
@@ -101,7 +101,7 @@ def capture_rng_state() -> Dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore generators from :func:`capture_rng_state` output (CUDA only when available)."""
+    """Restore the generators from ``state``, the output of :func:`capture_rng_state` (CUDA only when available)."""
     torch.set_rng_state(state["torch"].cpu())
     cuda_states = state.get("cuda") or []
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():

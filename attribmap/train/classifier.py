@@ -27,7 +27,7 @@ __all__ = ["train_classifier", "run_classifier", "classification_step", "classif
 
 
 def with_blanks(images: Tensor, fraction: float, kinds: Sequence[str]) -> Tensor:
-    """``images`` (N,3,H,W) followed by their blank images (:func:`attribmap.models.blank_images`)."""
+    """``images`` (N,3,H,W) followed by ``blank_count(N, fraction)`` blank images of the ``kinds`` in turn (:func:`attribmap.models.blank_images`)."""
     from attribmap.models.blank import blank_count, blank_images
 
     count = blank_count(images.shape[0], fraction)
@@ -65,7 +65,7 @@ def classification_loss(logits: Tensor, labels: Tensor) -> Tuple[Tensor, Dict[st
 
 
 def classification_step(blank_fraction: float = 0.0, blank_kinds: Sequence[str] = ("grey",)) -> Callable:
-    """``step_fn`` for :func:`attribmap.train.fit`: CE on ``module(images + blanks)``."""
+    """``step_fn`` for :func:`attribmap.train.fit`: CE on ``module(images + blanks)``, the blanks made by :func:`with_blanks` with ``blank_fraction`` and ``blank_kinds``."""
     def step(module: nn.Module, batch: Dict[str, Any]) -> Tuple[Tensor, Dict[str, Tensor]]:
         logits = module(with_blanks(batch["image"], blank_fraction, blank_kinds))
         return classification_loss(logits, batch["label"])
@@ -73,7 +73,7 @@ def classification_step(blank_fraction: float = 0.0, blank_kinds: Sequence[str] 
 
 
 def holdout_accuracy_fn(model: nn.Module, loader: DataLoader, device: torch.device) -> Callable[[int], float]:
-    """``evaluate_fn`` for :func:`attribmap.train.fit`: top-1 accuracy (in [0, 1]) on ``loader``."""
+    """``evaluate_fn`` for :func:`attribmap.train.fit`: top-1 accuracy (in [0, 1]) of ``model`` on ``loader``, run on ``device``."""
     def evaluate(epoch: int) -> float:
         return mean_over_loader(
             loader, device, lambda b: (model(b["image"]).argmax(1) == b["label"]).float())
@@ -82,7 +82,11 @@ def holdout_accuracy_fn(model: nn.Module, loader: DataLoader, device: torch.devi
 
 def run_classifier(recipe: "ClassifierRecipe", data: Union[str, "os.PathLike[str]"], out: Path,
                    options: RunOptions) -> Tuple[Path, Dict[str, Any]]:
-    """Train a :class:`attribmap.train.ClassifierRecipe` (see :func:`attribmap.train.train`)."""
+    """Train a :class:`attribmap.train.ClassifierRecipe` (see :func:`attribmap.train.train`).
+
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
+    """
     from attribmap.data import collate_wsol
     from attribmap.distributed import distributed_session
     from attribmap.train.data import make_loader

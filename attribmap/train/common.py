@@ -35,7 +35,23 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a recipe runs (not what it trains): the keyword arguments of :func:`attribmap.train.train`."""
+    """How a recipe runs (not what it trains): the keyword arguments of :func:`attribmap.train.train`.
+
+    Attributes
+    ----------
+    device : str or torch.device
+        Training device.
+    resume : bool
+        Continue from the *last* checkpoint when there is one.
+    progress : bool, optional
+        Progress bar (default: when stderr is a terminal).
+    log : callable, optional
+        Receives one line per epoch and evaluation (rank 0).
+    num_workers : int
+        DataLoader workers.
+    metadata_root : path, optional
+        A separate wsolevaluation metadata directory.
+    """
 
     device: Union[str, torch.device] = "cpu"
     resume: bool = False
@@ -45,13 +61,13 @@ class RunOptions:
     metadata_root: Optional[PathArg] = None
 
     def say(self, line: str, ctx: "DistributedContext") -> None:
-        """Log ``line`` on rank 0."""
+        """Log ``line`` on rank 0 of ``ctx``."""
         if self.log is not None and ctx.is_main:
             self.log(line)
 
 
 def check_out_path(out: "os.PathLike[str] | str") -> Path:
-    """Checkpoint path: not an existing folder; its parent folder is created later."""
+    """The checkpoint path ``out``, checked: not an existing folder; its parent folder is created later."""
     path = Path(out)
     if path.is_dir():
         raise IsADirectoryError(f"--out must be a checkpoint file path, {str(path)!r} is a folder")
@@ -61,7 +77,7 @@ def check_out_path(out: "os.PathLike[str] | str") -> Path:
 
 
 def summarize(result: FitResult) -> Dict[str, Any]:
-    """The small history dict returned by every recipe."""
+    """The small history dict returned by every recipe, from the loop's ``result``."""
     return {
         "epochs": [dict(h) for h in result.history],
         "evaluations": [dict(e) for e in result.evaluations],
@@ -92,6 +108,7 @@ class FrozenAware(nn.Module):
     frozen_children: Tuple[str, ...] = ()
 
     def train(self, mode: bool = True) -> "FrozenAware":
+        """Put the module in train ``mode`` (or eval), keeping the ``frozen_children`` in eval mode; returns self."""
         super().train(mode)
         for name in self.frozen_children:
             getattr(self, name).eval()
@@ -100,7 +117,7 @@ class FrozenAware(nn.Module):
 
 def mean_over_loader(loader: Any, device: torch.device,
                      per_batch: Callable[[Dict[str, Any]], torch.Tensor]) -> float:
-    """Mean of ``per_batch(batch)`` values (one value per image) over a loader, no grad."""
+    """Mean of ``per_batch(batch)`` values (one value per image) over ``loader`` on ``device``, no grad."""
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in loader:
@@ -114,7 +131,7 @@ def mean_over_loader(loader: Any, device: torch.device,
 
 
 def evaluation_dir(out: PathArg) -> Path:
-    """Where ``save_evaluations`` puts the model of every evaluation: ``wm.pt`` -> ``wm.evals/``.
+    """Where ``save_evaluations`` puts the model of every evaluation of checkpoint ``out``: ``wm.pt`` -> ``wm.evals/``.
 
     The folder holds ``epoch<E>_step<S>.pt`` checkpoints and ``index.json`` (one entry per
     file: epoch, step, position, score and the diagnostics of that evaluation).
@@ -124,7 +141,7 @@ def evaluation_dir(out: PathArg) -> Path:
 
 
 def open_data(recipe: "Recipe", data: PathArg, options: RunOptions) -> "TrainingData":
-    """The recipe's split of ``data`` at its image size, with its holdout."""
+    """The split of ``data`` that ``recipe`` names, at its image size, with its holdout (``options`` give the metadata root and workers)."""
     from attribmap.train.data import load_training_data
 
     return load_training_data(data, recipe.image_size, recipe.holdout_fraction, recipe.seed,
@@ -135,8 +152,24 @@ def build_initialised(recipe: "Recipe", num_classes: int, options: RunOptions, c
                       **arch_kwargs: Any) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
     """Build ``recipe.arch`` and copy the matching weights of ``recipe.init`` into it.
 
-    Returns the model and the init report (:meth:`attribmap.train.warmstart.InitReport.summary`)
-    or None without ``init``.
+    Parameters
+    ----------
+    recipe : Recipe
+        Architecture, ``init`` and ``weights``.
+    num_classes : int
+        Classes of the head.
+    options : RunOptions
+        The run's device and log.
+    ctx : DistributedContext
+        This process (only rank 0 logs).
+    **arch_kwargs
+        Passed to :func:`attribmap.models.build_model`.
+
+    Returns
+    -------
+    (nn.Module, dict or None)
+        The model and the init report (:meth:`attribmap.train.warmstart.InitReport.summary`),
+        None without ``init``.
     """
     from attribmap.models import build_model
     from attribmap.train.warmstart import load_matching_weights
@@ -155,8 +188,38 @@ def fit_recipe(recipe: "Recipe", model: nn.Module, step: Callable, loader: Any, 
                head_groups: bool = False) -> FitResult:
     """:func:`attribmap.train.fit` with the recipe's budget, optimiser, schedule and evaluations.
 
-    ``head_groups`` splits the parameters into backbone and head (the head at
-    ``head_lr_mult``: default 10 with pretrained ``weights``, else 1).
+    Parameters
+    ----------
+    recipe : Recipe
+        Budget, optimiser, schedule, evaluations, seed; recorded in every checkpoint.
+    model : nn.Module
+        The model saved in the checkpoints.
+    step : callable
+        ``step_fn(module, batch) -> (loss, parts)``.
+    loader : DataLoader
+        Training batches.
+    out : pathlib.Path
+        Best-checkpoint path.
+    data : path
+        The dataset (recorded).
+    options : RunOptions
+        Device, resume, progress, log.
+    ctx : DistributedContext
+        This process.
+    train_module : nn.Module, optional
+        The module trained and wrapped in DDP when it is not ``model`` (an objective holding
+        it).
+    evaluate_fn : callable, optional
+        Held-out score (higher is better) that picks the best checkpoint.
+    init : dict, optional
+        The init report, recorded in ``extra["init"]``.
+    extra : mapping, optional
+        More task data for the checkpoints.
+    extra_modules : mapping, optional
+        Modules whose ``state_dict`` is stored under ``extra[name]`` and restored on resume.
+    head_groups : bool
+        Split the parameters into backbone and head (the head at ``head_lr_mult``: default 10
+        with pretrained ``weights``, else 1).
     """
     from attribmap.models import arch_config
 

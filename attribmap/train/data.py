@@ -124,13 +124,15 @@ def make_loader(
     shuffle: bool = True, shard: bool = True, num_workers: int = 0, collate_fn: Optional[Callable[[list], Any]] = None,
     batch_sampler: Any = None,
 ) -> DataLoader:
-    """A DataLoader for one process: sharded with ``DistributedSampler`` under DDP.
+    """A DataLoader over ``dataset`` for one process: sharded with ``DistributedSampler`` under DDP.
 
     Training loaders (``shuffle=True``) use ``drop_last`` whenever this process's shard holds
-    at least one full batch (a trailing batch of one image breaks BatchNorm). ``shard=False``
-    gives every process the whole dataset (held-out scoring). With ``batch_sampler`` given, it is used
-    as is (it shards itself). Shuffling draws from the global torch generator, which the
-    training loop re-seeds every epoch.
+    at least one full batch of ``batch_size`` (a trailing batch of one image breaks
+    BatchNorm). ``shard=False`` gives every process the whole dataset (held-out scoring). With
+    ``batch_sampler`` given, it is used as is (it shards itself). Shuffling draws from the
+    global torch generator, which the training loop re-seeds every epoch (from ``seed``).
+    ``ctx`` is this process's :class:`~attribmap.distributed.DistributedContext`;
+    ``num_workers`` and ``collate_fn`` go to the DataLoader.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")

@@ -53,6 +53,7 @@ class I2CObjective(nn.Module):
         self.lambda_gc = float(lambda_gc)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
+        """``(total, ce, l_sc, l_gc, logits)`` for ``images`` (N+B,3,H,W), the first N paired real ones with ``labels`` (N,), then B blank images."""
         logits, feat, class_maps = self.net.forward_features(images)
         n = labels.shape[0]
         ce, _ = classification_loss(logits, labels)
@@ -62,7 +63,7 @@ class I2CObjective(nn.Module):
 
 
 def i2c_step(blank_fraction: float = 0.0, blank_kinds=("grey",)):
-    """``step_fn`` for :func:`attribmap.train.fit` with an :class:`I2CObjective`."""
+    """``step_fn`` for :func:`attribmap.train.fit` with an :class:`I2CObjective`; ``blank_fraction`` blank images of ``blank_kinds`` per batch."""
     def step(module: nn.Module, batch: Dict[str, Any]):
         labels = batch["label"]
         images = with_blanks(batch["image"], blank_fraction, blank_kinds)
@@ -88,6 +89,9 @@ def run_i2c(recipe: "I2CRecipe", data: Union[str, "os.PathLike[str]"], out: Path
     Batches come from :class:`attribmap.learned.PairedClassBatchSampler` (items 2i and 2i+1
     share a class; sharded across ranks under DDP); the losses and the centre bank are
     :class:`attribmap.learned.I2CLoss`, whose state is saved as ``extra["i2c_bank"]``.
+
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     from attribmap.data import collate_wsol
     from attribmap.distributed import distributed_session

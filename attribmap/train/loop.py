@@ -87,7 +87,7 @@ class FitResult:
 
 
 def move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside nested dicts / lists / tuples to ``device``."""
+    """Move every tensor inside the nested dicts / lists / tuples of ``batch`` to ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):

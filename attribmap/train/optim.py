@@ -185,7 +185,7 @@ def build_optimizer(params: ParamGroups, config: OptimConfig) -> torch.optim.Opt
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: OptimConfig, epochs: int
 ) -> Optional[torch.optim.lr_scheduler.LRScheduler]:
-    """Per-epoch schedule (``scheduler.step()`` once after each epoch); ``None`` for "none"."""
+    """Per-epoch schedule of ``optimizer`` from ``config`` over ``epochs`` (``scheduler.step()`` once after each epoch); ``None`` for "none"."""
     config.validate()
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(config.step_size), gamma=config.gamma)

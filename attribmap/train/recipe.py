@@ -55,7 +55,7 @@ def _option(default: Any, help: str, *, minimum: Optional[float] = None, below: 
 
 
 def split_optional(hint: Any) -> Tuple[bool, Any]:
-    """``(True, X)`` for ``Optional[X]``, ``(False, hint)`` otherwise."""
+    """``(True, X)`` for a type ``hint`` ``Optional[X]``, ``(False, hint)`` otherwise."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) is Union and type(None) in args:
         rest = [a for a in args if a is not type(None)]
@@ -216,7 +216,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Recipe":
-        """Build a recipe of this class from a mapping of field values.
+        """Build a recipe of this class from ``values``, a mapping of field values.
 
         ``task`` may be present (it must then name this class's task; on :class:`Recipe`
         itself it chooses the class). Unknown keys raise :class:`RecipeError` naming them and
@@ -452,7 +452,7 @@ def recipe_class(task: str) -> Type[Recipe]:
 
 
 def recipe_from_dict(values: Mapping[str, Any]) -> Recipe:
-    """A recipe from a mapping that names its ``task`` (e.g. a checkpoint's ``"recipe"``)."""
+    """A recipe from ``values``, a mapping that names its ``task`` (e.g. a checkpoint's ``"recipe"``)."""
     return Recipe.from_dict(values)
 
 

@@ -91,7 +91,7 @@ RUN_OPTIONS = tuple(name for name, p in inspect.signature(train).parameters.item
 
 def train_with(cls: Type[Recipe], data: PathArg, out: PathArg,
                options: Mapping[str, Any]) -> Tuple[Path, Dict[str, Any]]:
-    """Split ``options`` into run options and recipe fields, build ``cls`` and :func:`train`.
+    """Split ``options`` into run options and recipe fields, build ``cls`` and :func:`train` it on ``data`` into ``out``.
 
     The keyword-argument entry points (``train_classifier`` and friends) call this, so their
     accepted names are exactly the recipe's fields plus :data:`RUN_OPTIONS`.

@@ -11,7 +11,7 @@ __all__ = ["seed_everything", "derive_seed", "begin_epoch"]
 
 
 def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers (e.g. ``(seed, epoch, rank)``), stable across runs."""
+    """A well-mixed 63-bit seed from the integers ``*parts`` (e.g. ``(seed, epoch, rank)``), stable across runs."""
     if any(int(p) < 0 for p in parts):
         raise ValueError(f"seed parts must be >= 0, got {parts!r}")
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
@@ -45,11 +45,11 @@ def _set_epoch(obj: Any, epoch: int) -> None:
 
 
 def begin_epoch(loader: Iterable, seed: int, epoch: int, rank: int = 0) -> None:
-    """Put every random source of one epoch in a state that depends only on (seed, epoch, rank).
+    """Put every random source of one epoch in a state that depends only on (``seed``, ``epoch``, ``rank``).
 
-    Re-seeds the global generators, a ``generator`` owned by the loader or its sampler, and
-    calls ``set_epoch(epoch)`` on the loader's sampler, batch sampler and dataset when they
-    have one. This is what makes an interrupted-and-resumed run identical to an
+    Re-seeds the global generators, a ``generator`` owned by the ``loader`` or its sampler,
+    and calls ``set_epoch(epoch)`` on the loader's sampler, batch sampler and dataset when
+    they have one. This is what makes an interrupted-and-resumed run identical to an
     uninterrupted one: epoch ``e`` starts from the same state either way.
     """
     epoch_seed = derive_seed(seed, epoch, rank)

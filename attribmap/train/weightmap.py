@@ -43,13 +43,25 @@ CLASSIFIER_TASKS = ("classifier", "i2c")
 
 
 def embedding_checkpoint_path(out: PathArg) -> Path:
-    """Where method II keeps its Siamese embedding: ``wm.pt`` -> ``wm.embedding.pt``."""
+    """Where method II keeps its Siamese embedding for the weight-map checkpoint ``out``: ``wm.pt`` -> ``wm.embedding.pt``."""
     out = Path(out)
     return out.with_name(f"{out.stem}.embedding{out.suffix}")
 
 
 class Method1Objective(FrozenAware):
-    """``forward(images (N,3,H,W)) -> (loss, parts)`` of method I with a frozen classifier."""
+    """``forward(images (N,3,H,W)) -> (loss, parts)`` of method I with a frozen classifier.
+
+    Parameters
+    ----------
+    generator : nn.Module
+        The weight-map generator trained.
+    classifier : nn.Module
+        The classifier, frozen here.
+    lam : float
+        Weight of the area term mean(M) (:func:`attribmap.learned.method1_loss`).
+    hard_target : bool
+        Use the argmax of the classifier's prediction as a hard label instead of the soft target.
+    """
 
     frozen_children = ("classifier",)
 
@@ -62,6 +74,7 @@ class Method1Objective(FrozenAware):
         self.hard_target = bool(hard_target)
 
     def forward(self, images: torch.Tensor):
+        """Method I's ``(loss, parts)`` for ``images`` (N,3,H,W)."""
         from attribmap.learned.weightmap import method1_loss
 
         return method1_loss(self.classifier, images, self.generator(images), lam=self.lam,
@@ -69,7 +82,17 @@ class Method1Objective(FrozenAware):
 
 
 class Method2Objective(FrozenAware):
-    """``forward(anchor, positive, negative) -> (loss, parts)`` of method II, frozen embedding."""
+    """``forward(anchor, positive, negative) -> (loss, parts)`` of method II, frozen embedding.
+
+    Parameters
+    ----------
+    generator : nn.Module
+        The weight-map generator trained.
+    embed : nn.Module
+        The Siamese embedding, frozen here.
+    lam : float
+        Weight of the area term (:func:`attribmap.learned.method2_loss`).
+    """
 
     frozen_children = ("embed",)
 
@@ -80,13 +103,14 @@ class Method2Objective(FrozenAware):
         self.lam = float(lam)
 
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor):
+        """Method II's ``(loss, parts)`` for triplets of images ``anchor``, ``positive``, ``negative`` (N,3,H,W) each."""
         from attribmap.learned.weightmap import method2_loss
 
         return method2_loss(self.embed, self.generator, anchor, positive, negative, lam=self.lam)
 
 
 class TripletObjective(nn.Module):
-    """``forward(anchor, positive, negative) -> loss``: triplet loss of one embedding pass."""
+    """``forward(anchor, positive, negative) -> loss``: triplet loss (``margin``) of one pass of the embedding ``embed``."""
 
     def __init__(self, embed: nn.Module, margin: float = 1.0) -> None:
         super().__init__()
@@ -94,6 +118,7 @@ class TripletObjective(nn.Module):
         self.margin = float(margin)
 
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        """The triplet loss of images ``anchor``, ``positive``, ``negative`` (N,3,H,W) each, embedded in one pass."""
         from attribmap.learned.weightmap import triplet_loss
 
         a, p, n = self.embed(torch.cat((anchor, positive, negative))).split(anchor.shape[0])
@@ -117,7 +142,8 @@ def stopping_score_fn(generator: nn.Module, loader: Any, device: torch.device, s
 
     Returns a function giving ``{"score", "S_paper", "S_robust", "floor", "above",
     "above_robust"}`` (means over the held-out images, see
-    :func:`attribmap.learned.stopping_diagnostics`); ``score`` is ``S_<select>``.
+    :func:`attribmap.learned.stopping_diagnostics`, which takes ``floor``, ``percentile``
+    and ``margin``); ``score`` is ``S_<select>``. The maps are computed on ``device``.
     """
     from attribmap.learned.weightmap import stopping_diagnostics
 
@@ -150,6 +176,9 @@ def run_embedding(recipe: "EmbeddingRecipe", data: PathArg, out: Path, options: 
     Triplets come from :class:`attribmap.train.data.TripletDataset` over the images left
     after holding out ``holdout_fraction`` (the same split as the weight map's with the
     same ``seed``).
+
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     with distributed_session(options.device) as ctx:
         seed_everything(recipe.seed)
@@ -188,6 +217,9 @@ def run_weightmap(recipe: "WeightMapRecipe", data: PathArg, out: Path, options: 
     evaluation computes both stopping scores on the held-out training images; the one
     ``recipe.stopping`` names picks the checkpoint (the first of equal scores: no
     tie rule favours later epochs).
+
+    ``recipe`` is trained on ``data`` (dataset root) into ``out`` (best-checkpoint path) with
+    the run ``options`` (:class:`RunOptions`); returns what :func:`attribmap.train.train` does.
     """
     from attribmap.data import collate_wsol
 
@@ -238,8 +270,15 @@ def run_weightmap(recipe: "WeightMapRecipe", data: PathArg, out: Path, options: 
 
 
 def train_embedding(data: PathArg, out: PathArg, **options: Any) -> Tuple[Path, Dict[str, Any]]:
-    """Train the Siamese embedding of method II: :func:`attribmap.train.train` of an
-    ``EmbeddingRecipe(**fields)`` (fields and run options as keyword arguments).
+    """Train the Siamese embedding of method II: :func:`attribmap.train.train` of an ``EmbeddingRecipe(**fields)``.
+
+    Parameters
+    ----------
+    data, out : path
+        Dataset root and checkpoint path.
+    **options
+        Fields of :class:`attribmap.train.EmbeddingRecipe` and the run options of
+        :func:`attribmap.train.train`.
 
     Returns
     -------

@@ -114,6 +114,17 @@ def body_bayes_accuracy(classes: int, hue_spread: float, texture_bias: float, sa
     Monte Carlo over ``samples`` bodies drawn with :func:`draw_body_style` (classes in turn),
     each classified by the maximum of :func:`body_style_likelihood` (the Bayes rule under equal
     class priors). Chance is ``1 / classes``.
+
+    Parameters
+    ----------
+    classes : int
+        Number of classes.
+    hue_spread, texture_bias : float
+        The body style's parameters (as in :class:`~attribmap.data.synthetic.SceneConfigV2`).
+    samples : int
+        Bodies drawn.
+    seed : int
+        Seed of the draws.
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(samples) % classes
@@ -126,7 +137,8 @@ def body_bayes_accuracy(classes: int, hue_spread: float, texture_bias: float, sa
 def paint_texture(style: BodyStyle, along: np.ndarray, across: np.ndarray, a: float, b: float) -> np.ndarray:
     """Bool map of the light tone for pixels with body coordinates ``along`` / ``across`` (pixels).
 
-    ``a`` and ``b`` are the body's semi-axes in pixels; the period is ``style.period * b + 2``.
+    ``a`` and ``b`` are the body's semi-axes in pixels; the period is ``style.period * b + 2``
+    (``style`` a :class:`BodyStyle`).
     """
     period = style.period * b + 2.0
     u = along / period + style.phase[0]

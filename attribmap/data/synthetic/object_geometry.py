@@ -23,7 +23,7 @@ MIN_PART_RADIUS = 2.5
 
 @dataclass(frozen=True)
 class ObjectGeometry:
-    """A body ellipse and its parts, in pixels; the centre is ``(cy, cx)``.
+    """A body ellipse and its parts, in pixels.
 
     Attributes
     ----------
@@ -39,6 +39,8 @@ class ObjectGeometry:
         How far each part's centre lies outside the outline, in part radii.
     shape
         The parts' shape (one of ``scene.PART_SHAPES``); ``None`` for a part-less body.
+    cy, cx
+        The centre (pixels).
     """
 
     a: float
@@ -53,6 +55,7 @@ class ObjectGeometry:
 
     @property
     def part_radius(self) -> float:
+        """Radius of each part in pixels: ``part_scale * sqrt(a * b)``, at least :data:`MIN_PART_RADIUS`."""
         return max(self.part_scale * float(np.sqrt(self.a * self.b)), MIN_PART_RADIUS)
 
     def scaled(self, factor: float) -> "ObjectGeometry":
@@ -88,7 +91,18 @@ class ObjectGeometry:
 
 def draw_geometry(rng: np.random.Generator, aspect: Tuple[float, float], parts: Tuple[int, int],
                   part_scale: Tuple[float, float], shape: Optional[str]) -> ObjectGeometry:
-    """A random object shape with major semi-axis 1 (scale it with :meth:`ObjectGeometry.scaled`)."""
+    """A random object shape with major semi-axis 1 (scale it with :meth:`ObjectGeometry.scaled`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    aspect, parts, part_scale : tuple
+        Ranges (low, high) of the minor / major axis ratio, the number of parts and the part
+        scale.
+    shape : str, optional
+        The parts' shape; None for a part-less body.
+    """
     b = 1.0 / rng.uniform(*aspect)
     angle = rng.uniform(0, np.pi)
     count = int(rng.integers(parts[0], parts[1] + 1)) if shape is not None else 0
@@ -103,6 +117,13 @@ def draw_geometry(rng: np.random.Generator, aspect: Tuple[float, float], parts: 
 def rasterize(geometry: ObjectGeometry, yy: np.ndarray, xx: np.ndarray
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Masks of the body ellipse and of the parts, and the body coordinates of every pixel.
+
+    Parameters
+    ----------
+    geometry : ObjectGeometry
+        The placed object.
+    yy, xx : ndarray (H, W)
+        Pixel row and column coordinates (``numpy.mgrid``).
 
     Returns
     -------
@@ -121,7 +142,7 @@ def rasterize(geometry: ObjectGeometry, yy: np.ndarray, xx: np.ndarray
 
 
 def box_scale(mask: np.ndarray) -> float:
-    """``sqrt(box_w * box_h / (W * H))`` of the tight inclusive box of a non-empty mask."""
+    """``sqrt(box_w * box_h / (W * H))`` of the tight inclusive box of a non-empty ``mask`` (H, W)."""
     ys, xs = np.nonzero(mask)
     height, width = mask.shape
     return float(np.sqrt((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1) / (height * width)))
@@ -131,9 +152,10 @@ def place(rng: np.random.Generator, geometry: ObjectGeometry, target: float, hei
           ) -> Optional[ObjectGeometry]:
     """Scale ``geometry`` to box scale ~``target`` and put it at a uniform position where it fits.
 
-    The object's estimated box must lie inside the image with a 1-pixel margin; the centre is
-    uniform over all such positions (no bias to the middle beyond what fitting imposes).
-    Returns ``None`` when the object cannot fit at that scale.
+    The object's estimated box must lie inside the ``height`` x ``width`` image with a
+    1-pixel margin; the centre is uniform over all such positions (drawn from ``rng``; no bias
+    to the middle beyond what fitting imposes). Returns ``None`` when the object cannot fit at
+    that scale.
     """
     reference = geometry.scaled(1000.0 / geometry.a)  # large enough that no part radius is clamped
     dy0, dy1, dx0, dx1 = reference.extent()

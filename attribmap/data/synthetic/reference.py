@@ -51,7 +51,7 @@ _REGION_FILES = {"parts": "localization_parts.txt", "body": "localization_body.t
 
 
 def row_title(name: str, grid: int = DEFAULT_GRID) -> str:
-    """Human-readable title of reference row ``name`` (e.g. for tables)."""
+    """Human-readable title of reference row ``name`` (e.g. for tables); the pooled row names its ``grid``."""
     titles = {"object": "whole object (GT mask)", "parts": "parts only", "body": "body only",
               "centre": f"centre prior (Gaussian, sigma {CENTRE_SIGMA:g} side)",
               "pooled": f"whole object pooled to {grid}x{grid}"}
@@ -170,7 +170,19 @@ def _check_grid(grid: int, image_size: int) -> int:
 
 def maps_from_ground_truth(gt: ReferenceGroundTruth, grid: int = DEFAULT_GRID, image_size: int = 224,
                            rows: Sequence[str] = REFERENCE_ROWS) -> Dict[str, torch.Tensor]:
-    """:func:`reference_maps` from ground truth already read (see there)."""
+    """:func:`reference_maps` from ground truth already read (see there).
+
+    Parameters
+    ----------
+    gt : ReferenceGroundTruth
+        The split's masks, boxes and parts.
+    grid : int
+        Side of the grid of the pooled row.
+    image_size : int
+        Side of the maps.
+    rows : sequence of str
+        The rows to make.
+    """
     grid = _check_grid(grid, image_size)
     unknown = [name for name in rows if name not in REFERENCE_ROWS]
     if unknown:

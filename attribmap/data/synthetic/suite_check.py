@@ -55,10 +55,12 @@ class SuiteCheck:
 
     @property
     def parts_ok(self) -> bool:
+        """Whether the parts-only row scores at least ``margin`` below the pooled row."""
         return self.parts <= self.pooled - self.margin
 
     @property
     def centre_ok(self) -> bool:
+        """Whether the centre prior scores at least ``margin`` below the pooled row."""
         return self.centre <= self.pooled - self.margin
 
     @property
@@ -143,7 +145,7 @@ def check_suite(scores: Mapping[str, Mapping], cam: Union[float, Mapping, None] 
 
 
 def format_reference_table(scores: Mapping[str, Mapping], grid: int = DEFAULT_GRID) -> str:
-    """The reference rows as a plain-text table (MaxBoxAcc, MaxBoxAccV2 and its IoU 30/50/70, PxAP)."""
+    """The reference rows' ``scores`` as a plain-text table (MaxBoxAcc, MaxBoxAccV2 and its IoU 30/50/70, PxAP); the pooled row's title names its ``grid``."""
     header = f"{'reference row':44s} {'MaxBoxAcc':>9s} {'MaxBoxAccV2':>11s} {'(IoU 30 / 50 / 70)':>23s} {'PxAP':>6s}"
     lines = [header, "-" * len(header)]
     for name in [n for n in REFERENCE_ROWS if n in scores] + [n for n in scores if n not in REFERENCE_ROWS]:
