@@ -95,6 +95,7 @@ class FinerGradient(GradientRequest):
     references : int
         T, capped at K - 1.
     weighting : {"mean", "softmax"}
+        Which definition of s (above) is used.
     """
 
     gamma: float = 0.6
@@ -109,7 +110,25 @@ class FinerGradient(GradientRequest):
             raise ValueError(f"weighting must be 'mean' or 'softmax'; got {self.weighting!r}")
 
     def reference_classes(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, T) classes whose logits are closest to each row's target logit."""
+        """(N, T) classes whose logits are closest to each row's target logit.
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            (N, K) logits (their values, not their graph, are used).
+        targets : torch.Tensor
+            (N,) long target class per row; it is never one of its own references.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, T) long class indices, the closest first, T = min(``references``, K - 1).
+
+        Raises
+        ------
+        ValueError
+            The model has fewer than two classes.
+        """
         z = logits.detach()
         count = min(self.references, z.shape[1] - 1)
         if count < 1:
@@ -119,7 +138,22 @@ class FinerGradient(GradientRequest):
         return distance.topk(count, dim=1, largest=False).indices
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        """The contrastive score s (N,) of ``logits`` (differentiable)."""
+        """The contrastive score s (N,) of ``logits`` (differentiable).
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            (N, K) logits; the score is differentiable with respect to them.
+        targets : torch.Tensor
+            (N,) long target class per row.
+        references : torch.Tensor
+            (N, T) long reference classes per row, as :meth:`reference_classes` returns.
+
+        Returns
+        -------
+        torch.Tensor
+            (N,) score s of each row, as defined by ``weighting``.
+        """
         target = logits.gather(1, targets.view(-1, 1))[:, 0]
         others = logits.gather(1, references)
         if self.weighting == "mean":

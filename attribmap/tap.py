@@ -87,6 +87,27 @@ class Capture:
     method computes one map per row; the forward pass and the gradients' one batched
     vector-Jacobian product still run on the N images.
 
+    A capture is made by :meth:`Tap.run`; its parameters are what that forward pass recorded.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        (N, C_in, H, W) input batch.
+    activations : mapping of str to torch.Tensor
+        Output of each tapped layer in its own layout (the autograd inputs of the gradients).
+    logits : torch.Tensor
+        (N, K) model outputs, part of the graph that starts at the activations.
+    targets : torch.Tensor
+        (N,) long class per image, or (N, T) with several classes per image.
+    model : nn.Module
+        The model that ran (for :meth:`retap` and :meth:`full_gradients`).
+    layers : mapping of str to nn.Module
+        The tapped modules by name.
+    layouts : mapping of str to GridLayout, optional
+        How each layer's output is read as a map (N, C, h, w); default channels-first.
+    tap_options : mapping, optional
+        ``reshape`` and ``allow_1x1`` of the recording :class:`Tap`.
+
     Attributes
     ----------
     logits : torch.Tensor
@@ -168,12 +189,36 @@ class Capture:
 
     # -- gradients --------------------------------------------------------------------
     def gradient(self, request: GradientRequest, layer: Optional[str] = None) -> torch.Tensor:
-        """The gradient ``request`` asks for, (rows, C, h, w), computed once and cached."""
+        """The gradient ``request`` asks for, (rows, C, h, w), computed once and cached.
+
+        Parameters
+        ----------
+        request : GradientRequest
+            Which logit-space vector is pulled back (:mod:`attribmap.gradients`).
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
+        """
         self.prepare({request}, layer)
         return self._grads[(self._key(layer), request)]
 
     def score_grad(self, layer: Optional[str] = None) -> torch.Tensor:
-        """G^c = d z_c / d F, (rows, C, h, w): gradient of the target **logit**."""
+        """G^c = d z_c / d F, (rows, C, h, w): gradient of the target **logit**.
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
+        """
         return self.gradient(SCORE, layer)
 
     def loss_grad(self, layer: Optional[str] = None, alpha: float = DEFAULT_DGL_ALPHA) -> torch.Tensor:
@@ -181,6 +226,18 @@ class Capture:
 
         This is the DGL authors' loss gradient: dL/dz is taken as p - alpha * onehot(c)
         (not autograd of alpha * cross-entropy, which would give alpha * (p - onehot)).
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+        alpha : float
+            Weight of the one-hot term (10, as the authors' code).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
         """
         return self.gradient(LossGradient(alpha), layer)
 

@@ -43,19 +43,32 @@ def ablated_logits(capture: Capture, layer: str, feats: torch.Tensor, images: to
     ----------
     capture : Capture
         Gives the model and the layer's module.
+    layer : str
+        Name of the tapped layer whose activations are ablated (and after which the
+        network is split).
     feats, images, logits : torch.Tensor
         Activations (U, C, h, w), inputs (U, C_in, H, W) and logits (U, K) of the images
         that ``image_of`` indexes.
     image_of, channel_of : torch.Tensor
         (J,) image and channel to ablate, one job each.
     classes : torch.Tensor
-        The classes whose logits are kept.
+        (M,) long classes whose logits are kept.
     batch_size : int
         Ablated copies per forward pass.
     forward : {"auto", "tail", "full"}
         "tail" runs only the network after the layer (an error if it cannot be split);
         "full" runs whole forward passes with the layer's output replaced; "auto" prefers
         the tail.
+
+    Returns
+    -------
+    torch.Tensor
+        (J, len(classes)) logits, in job order.
+
+    Raises
+    ------
+    MethodError
+        ``forward="tail"`` and the network after ``layer`` cannot be split off.
     """
     tail = None
     if forward in ("auto", "tail"):
@@ -92,10 +105,20 @@ def ablationcam(capture: Capture, layer: str, batch_size: int = 64, forward: str
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     batch_size : int
         Ablated copies of the activations per forward pass (bounds the memory).
     forward : {"auto", "tail", "full"}
         How the ablated activations reach the logits (see :func:`ablated_logits`).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------

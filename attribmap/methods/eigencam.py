@@ -80,6 +80,26 @@ def kernel_first_component(x: torch.Tensor, feats: torch.Tensor, kernel: str = "
     The Gram matrix K of the h*w points is double-centred, its top eigenvector v (eigenvalue
     lambda) gives the component ``v * sqrt(lambda)`` (what scikit-learn's
     ``KernelPCA(n_components=1).fit_transform`` returns), oriented by :func:`_orient`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, C, h, w) values whose h*w points (in R^C) are analysed.
+    feats : torch.Tensor
+        (N, C, h, w) activations whose channel sum fixes the sign of each component.
+    kernel : {"sigmoid", "rbf", "poly", "linear", "cosine"}
+        Kernel of the Gram matrix (see :func:`kpcacam`).
+    gamma : float, optional
+        Kernel coefficient of the sigmoid, rbf and poly kernels; default 1 / C.
+    degree : int
+        Degree of the poly kernel.
+    coef0 : float
+        Constant term of the sigmoid and poly kernels.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) first kernel principal component, in the dtype of ``x``.
     """
     n, _, h, w = x.shape
     pts = _points(x)
@@ -95,6 +115,19 @@ def kernel_first_component(x: torch.Tensor, feats: torch.Tensor, kernel: str = "
 def eigencam(capture: Capture, layer: str) -> torch.Tensor:
     """Eigen-CAM: the activations projected on their first principal component; (N, h, w).
 
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture`` (signed: no ReLU).
+
     References
     ----------
     Muhammad, Yeasin, "Eigen-CAM: Class Activation Map using Principal Components", IJCNN 2020.
@@ -105,6 +138,19 @@ def eigencam(capture: Capture, layer: str) -> torch.Tensor:
 
 def eigengradcam(capture: Capture, layer: str) -> torch.Tensor:
     """Eigen-Grad-CAM: g * F projected on its first principal component; (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture`` (signed: no ReLU).
 
     References
     ----------
@@ -121,13 +167,25 @@ def kpcacam(capture: Capture, layer: str, kernel: str = "sigmoid", gamma: Option
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     kernel : {"sigmoid", "rbf", "poly", "linear", "cosine"}
         scikit-learn's kernels: tanh(gamma x.y + coef0), exp(-gamma norm(x - y)^2),
         (gamma x.y + coef0)^degree, x.y, x.y / (norm(x) norm(y)).
     gamma : float, optional
         Default 1 / C.
-    degree, coef0
-        Of the polynomial and sigmoid kernels.
+    degree : int
+        Degree of the polynomial kernel.
+    coef0 : float
+        Constant term of the polynomial and sigmoid kernels.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture`` (signed: no ReLU).
 
     References
     ----------

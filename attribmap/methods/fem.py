@@ -20,8 +20,18 @@ def fem(capture: Capture, layer: str, k: float = 2.0) -> torch.Tensor:
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     k : float
         Threshold in standard deviations (2, the k-sigma rule of the paper).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture`` (no ReLU; the weights are >= 0).
 
     References
     ----------

@@ -26,7 +26,19 @@ def _request(gamma: float, references: int, weighting: str) -> FinerGradient:
 
 
 def finer_needs(options) -> set:
-    """The Finer-CAM gradient request of a call's options."""
+    """The Finer-CAM gradient request of a call's options.
+
+    Parameters
+    ----------
+    options : mapping
+        The call's keyword options; ``gamma``, ``references`` and ``weighting`` are read
+        (defaults 0.6, 3 and "mean", as :func:`finercam`).
+
+    Returns
+    -------
+    set of FinerGradient
+        The one request :func:`finercam` reads.
+    """
     return {_request(options.get("gamma", 0.6), options.get("references", 3), options.get("weighting", "mean"))}
 
 
@@ -36,6 +48,11 @@ def finercam(capture: Capture, layer: str, gamma: float = 0.6, references: int =
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     gamma : float
         Comparison strength (0.6, as torchcam; pytorch-grad-cam's ``alpha`` defaults to 1).
     references : int
@@ -43,6 +60,11 @@ def finercam(capture: Capture, layer: str, gamma: float = 0.6, references: int =
     weighting : {"mean", "softmax"}
         "mean": s = z_c - gamma * mean_t z_{d_t} (torchcam); "softmax": the
         probability-weighted score of pytorch-grad-cam's ``FinerWeightedTarget``.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------

@@ -41,6 +41,9 @@ def fullgrad(capture: Capture, layer: str, normalize: str = "layer", align_corne
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass; its model, images (N, C_in, H, W) and targets are read
+        (:meth:`~attribmap.tap.Capture.full_gradients`).
     layer : str
         Unused (FullGrad reads every conv / batch-norm layer); kept for the common signature.
     normalize : {"layer", "channel"}
@@ -49,6 +52,11 @@ def fullgrad(capture: Capture, layer: str, normalize: str = "layer", align_corne
     align_corners : bool
         Of the bilinear resize to the input (True in the authors' code; pytorch-grad-cam's
         ``cv2.resize`` samples like False).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, H, W) saliency at the input's resolution, one map per row of ``capture`` (>= 0).
 
     References
     ----------

@@ -24,7 +24,20 @@ __all__ = ["gradcam", "gradcampp", "gradcampp_weights", "hirescam", "gradcam_ele
 
 
 def weighted_channels(weights: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-    """sum_k weights[n, k] * feats[n, k]: (N, C) x (N, C, h, w) -> (N, h, w)."""
+    """sum_k weights[n, k] * feats[n, k]: (N, C) x (N, C, h, w) -> (N, h, w).
+
+    Parameters
+    ----------
+    weights : torch.Tensor
+        (N, C) channel weights, cast to the dtype of ``feats``.
+    feats : torch.Tensor
+        (N, C, h, w) activations.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) weighted channel sums (no ReLU).
+    """
     return torch.einsum("nc,nchw->nhw", weights.to(feats.dtype), feats)
 
 
@@ -36,6 +49,19 @@ def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 def gradcam(capture: Capture, layer: str) -> torch.Tensor:
     """Grad-CAM: ReLU(sum_k alpha_k F_k), alpha_k = spatial mean of dz_c/dF_k; (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
@@ -52,6 +78,19 @@ def gradcampp_weights(feats: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d
     a_ij = d2_ij / (2 d2_ij + (sum_ab F_ab) d3_ij) per channel (0 where the denominator is 0),
     w_k = sum_ij a_ij ReLU(d1_ij). For exponential scores d2 = g^2 and d3 = g^3 (eq. 19);
     Smooth Grad-CAM++ passes their averages over noisy inputs.
+
+    Parameters
+    ----------
+    feats : torch.Tensor
+        (N, C, h, w) activations F.
+    d1, d2, d3 : torch.Tensor
+        (N, C, h, w) first, second and third derivatives of the score with respect to F
+        (g, g^2, g^3 for Grad-CAM++).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, C) channel weights w.
     """
     activation_sum = feats.sum(dim=(2, 3), keepdim=True)
     a = _safe_ratio(d2, 2 * d2 + activation_sum * d3)
@@ -64,6 +103,19 @@ def gradcampp(capture: Capture, layer: str) -> torch.Tensor:
     a_ij = g_ij^2 / (2 g_ij^2 + (sum_ab F_ab) g_ij^3) per channel (0 where the denominator is
     0): the spatial **sum of the activations** times the gradient cubed **at (i, j)**.
     w_k = sum_ij a_ij ReLU(g_ij), map = ReLU(sum_k w_k F_k), g = dz_c/dF.
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
@@ -80,6 +132,19 @@ def gradcampp(capture: Capture, layer: str) -> torch.Tensor:
 def hirescam(capture: Capture, layer: str) -> torch.Tensor:
     """HiResCAM: ReLU(sum_k g_k * F_k), the gradient applied element-wise; (N, h, w).
 
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
+
     References
     ----------
     Draelos, Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations of
@@ -94,6 +159,19 @@ def gradcam_elementwise(capture: Capture, layer: str) -> torch.Tensor:
     The variant of HiResCAM in pytorch-grad-cam (``GradCAMElementWise``) that keeps only the
     positive products before summing the channels.
 
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
+
     References
     ----------
     Draelos, Carin, arXiv:2011.08891, 2020 (HiResCAM, of which this is the positive-part
@@ -104,6 +182,19 @@ def gradcam_elementwise(capture: Capture, layer: str) -> torch.Tensor:
 
 def xgradcam(capture: Capture, layer: str) -> torch.Tensor:
     """XGrad-CAM: w_k = sum_ij g F / sum_ij F (0 where sum F = 0), ReLU(sum_k w_k F_k); (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
@@ -118,6 +209,19 @@ def xgradcam(capture: Capture, layer: str) -> torch.Tensor:
 
 def layercam(capture: Capture, layer: str) -> torch.Tensor:
     """LayerCAM: ReLU(sum_k ReLU(g_k) * F_k), positive gradients as pixel weights; (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------

@@ -61,7 +61,18 @@ class NetworkTail:
         self.tail = tail
 
     def side_inputs(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """The values from before the layer that the tail reads, (N, ...) each."""
+        """The values from before the layer that the tail reads, (N, ...) each.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            (N, C_in, H, W) inputs of the model.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The side inputs, in the order the tail takes them (empty when it needs none).
+        """
         if self.head is None:
             return ()
         with torch.inference_mode():
@@ -73,7 +84,18 @@ class NetworkTail:
             return logits_of(self.tail(activations, *side))
 
     def matches(self, activations: torch.Tensor, side: Sequence[torch.Tensor], logits: torch.Tensor) -> bool:
-        """True when the tail turns ``activations`` (N, C, h, w) into ``logits`` (N, K)."""
+        """True when the tail turns ``activations`` (N, C, h, w) into ``logits`` (N, K).
+
+        Parameters
+        ----------
+        activations : torch.Tensor
+            (N, C, h, w) recorded output of the layer.
+        side : sequence of torch.Tensor
+            The side inputs of the same images (:meth:`side_inputs`); each must have N rows.
+        logits : torch.Tensor
+            (N, K) recorded logits to reproduce (rtol 1e-4, atol 1e-5 times their largest
+            magnitude, at least 1).
+        """
         if any(not isinstance(s, torch.Tensor) or s.dim() == 0 or s.shape[0] != activations.shape[0] for s in side):
             return False  # a side input that is not per-image (a shape, a constant) cannot be batched
         try:

@@ -22,28 +22,82 @@ __all__ = ["check_batch_size", "check_count", "check_choice", "check_nonnegative
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
-    """``batch_size`` as a positive int (a MethodError naming the bad value otherwise)."""
+    """``batch_size`` as a positive int (a MethodError naming the bad value otherwise).
+
+    Parameters
+    ----------
+    batch_size : int
+        The value to check.
+    name : str
+        The option's name in the error message.
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MethodError(f"{name} must be a positive int (forward passes per chunk); got {batch_size!r}")
     return batch_size
 
 
 def check_count(value, name: str) -> int:
-    """A positive int option such as ``n_samples``."""
+    """A positive int option such as ``n_samples``.
+
+    Parameters
+    ----------
+    value : int
+        The value to check (a bool is refused).
+    name : str
+        The option's name in the error message.
+
+    Raises
+    ------
+    MethodError
+        ``value`` is not an int >= 1.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise MethodError(f"{name} must be a positive int; got {value!r}")
     return value
 
 
 def check_choice(value, name: str, choices: Sequence[str]) -> str:
-    """A string option among ``choices``."""
+    """A string option among ``choices``.
+
+    Parameters
+    ----------
+    value : str
+        The value to check.
+    name : str
+        The option's name in the error message.
+    choices : sequence of str
+        The accepted values.
+
+    Raises
+    ------
+    MethodError
+        ``value`` is not one of ``choices``.
+    """
     if value not in choices:
         raise MethodError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 
 
 def check_nonnegative(value, name: str) -> float:
-    """A finite float option >= 0 (``sigma``)."""
+    """A finite float option >= 0 (``sigma``).
+
+    Parameters
+    ----------
+    value : float
+        The value to check (anything ``float()`` accepts, a bool aside).
+    name : str
+        The option's name in the error message.
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    MethodError
+        ``value`` is not a finite number >= 0.
+    """
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
@@ -70,13 +124,30 @@ def noise_generator(seed=0, generator: Optional[torch.Generator] = None) -> torc
 
 
 def draw_normal(shape: Tuple[int, ...], sigma: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """sigma * N(0, 1) noise of ``shape`` drawn on the CPU, on ``like``'s device and dtype."""
+    """sigma * N(0, 1) noise of ``shape`` drawn on the CPU, on ``like``'s device and dtype.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the noise.
+    sigma : float
+        Its standard deviation.
+    generator : torch.Generator
+        The CPU generator it is drawn from (it advances).
+    like : torch.Tensor
+        Gives the device and dtype of the result.
+    """
     noise = torch.randn(shape, generator=generator)
     return (noise * sigma).to(device=like.device, dtype=like.dtype)
 
 
 class DistinctRows:
     """The distinct images among the rows of a batch.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        (N, ...) batch whose rows are compared for exact equality.
 
     Attributes
     ----------
@@ -131,13 +202,32 @@ def fast_layout(x: torch.Tensor) -> torch.Tensor:
 
 
 def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Logits (B, K) of one chunk, without recording a graph."""
+    """Logits (B, K) of one chunk, without recording a graph.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    inputs : torch.Tensor
+        (B, C_in, H, W) inputs of the chunk (run in :func:`fast_layout`).
+    """
     with torch.inference_mode():
         return logits_of(model(fast_layout(inputs)))
 
 
 def score_classes(targets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The distinct target classes and each row's position among them: ``(classes, position)``."""
+    """The distinct target classes and each row's position among them: ``(classes, position)``.
+
+    Parameters
+    ----------
+    targets : torch.Tensor
+        (N,) long target class per row.
+
+    Returns
+    -------
+    (classes, position) : tuple of torch.Tensor
+        (M,) sorted distinct classes and (N,) index of each row's class in ``classes``.
+    """
     classes, position = torch.unique(targets, return_inverse=True)
     return classes, position
 

@@ -29,7 +29,25 @@ def _unit(maps: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def previous_sibling(model: torch.nn.Module, layer: str) -> str:
-    """The module registered just before ``layer`` in its parent (``layer3`` for ``layer4``)."""
+    """The module registered just before ``layer`` in its parent (``layer3`` for ``layer4``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model whose modules are searched.
+    layer : str
+        Dotted name of a module of ``model``.
+
+    Returns
+    -------
+    str
+        Dotted name of the sibling.
+
+    Raises
+    ------
+    LayerError
+        ``layer`` is the first child of its parent (or not one of its children).
+    """
     parent_name, _, child = layer.rpartition(".")
     parent = dict(model.named_modules())[parent_name] if parent_name else model
     names = [name for name, _ in parent.named_children()]
@@ -58,6 +76,11 @@ def refinecam(capture: Capture, layer: str, layers: Optional[Union[str, Sequence
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass; layers it did not tap are tapped in one more forward pass
+        of its images (:meth:`~attribmap.tap.Capture.retap`).
+    layer : str
+        Name of the tapped layer, the first of the combined layers.
     layers : str or sequence of str, optional
         The other layers (dotted names; a string may join several with ``+``); default the
         tapped layer's previous sibling (``layer3`` beside ``layer4``).
@@ -69,6 +92,12 @@ def refinecam(capture: Capture, layer: str, layers: Optional[Union[str, Sequence
         layer's, and the product is returned there (torchcam's ``RefineCAM``); "input": each
         map is normalized, resized to the input and normalized again before the product
         (pytorch-grad-cam's ``RefineCAM``, whose maps are its upsampled outputs).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, H', W') product of the normalized maps, in [0, 1]: (H', W') the finest layer's grid
+        (``resolution="layer"``) or the input's (``"input"``).
 
     References
     ----------

@@ -52,6 +52,22 @@ def channel_masks(feats: torch.Tensor, size, normalize: str = "upsampled", align
 
     ``normalize="upsampled"`` upsamples, then min-max normalizes (the paper's Alg. 1);
     ``"layer"`` normalizes at layer resolution, then upsamples (torchcam's order).
+
+    Parameters
+    ----------
+    feats : torch.Tensor
+        (B, h, w) one channel of activations per mask.
+    size : pair of int
+        (H, W) of the input.
+    normalize : {"upsampled", "layer"}
+        Where the min-max normalization happens (a constant map becomes zeros).
+    align_corners : bool
+        Of the bilinear upsampling.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, 1, H, W) masks in [0, 1].
     """
     source = feats.unsqueeze(1)
     if normalize == "layer":
@@ -61,7 +77,20 @@ def channel_masks(feats: torch.Tensor, size, normalize: str = "upsampled", align
 
 
 def check_eval_mode(capture: Capture, name: str) -> None:
-    """Refuse to run many forward passes on a model whose batch norms would update their statistics."""
+    """Refuse to run many forward passes on a model whose batch norms would update their statistics.
+
+    Parameters
+    ----------
+    capture : Capture
+        Gives the model whose batch-norm modules are inspected.
+    name : str
+        The method's name in the error message.
+
+    Raises
+    ------
+    MethodError
+        A batch norm that tracks running statistics is in training mode.
+    """
     for module in capture.model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.training \
                 and module.track_running_stats:
@@ -126,12 +155,22 @@ def scorecam(capture: Capture, layer: str, batch_size: int = 32, normalize: str 
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     batch_size : int
         Masked inputs per forward pass (bounds the memory).
     normalize : {"upsampled", "layer"}
         Where the masks are min-max normalized (see the module docstring).
     align_corners : bool
         Of the bilinear upsampling of the masks.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
@@ -154,6 +193,11 @@ def sscam(capture: Capture, layer: str, n_samples: int = 35, sigma: float = 2.0,
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     n_samples : int
         Noisy masks per channel (35, as torchcam).
     sigma : float
@@ -162,8 +206,17 @@ def sscam(capture: Capture, layer: str, n_samples: int = 35, sigma: float = 2.0,
         Seed of the noise (ignored when ``generator`` is given).
     generator : torch.Generator, optional
         A CPU generator to draw from (it advances).
-    batch_size, normalize, align_corners
-        As :func:`scorecam`.
+    batch_size : int
+        Masked inputs per forward pass, as :func:`scorecam`.
+    normalize : {"upsampled", "layer"}
+        Where the masks are min-max normalized, as :func:`scorecam`.
+    align_corners : bool
+        Of the bilinear upsampling of the masks, as :func:`scorecam`.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
@@ -190,10 +243,24 @@ def iscam(capture: Capture, layer: str, n_samples: int = 10, batch_size: int = 3
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     n_samples : int
         Integration steps n (10, as torchcam).
-    batch_size, normalize, align_corners
-        As :func:`scorecam`.
+    batch_size : int
+        Masked inputs per forward pass, as :func:`scorecam`.
+    normalize : {"upsampled", "layer"}
+        Where the masks are min-max normalized, as :func:`scorecam`.
+    align_corners : bool
+        Of the bilinear upsampling of the masks, as :func:`scorecam`.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------

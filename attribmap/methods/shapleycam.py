@@ -23,9 +23,19 @@ def shapleycam(capture: Capture, layer: str, score: str = "logit") -> torch.Tens
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     score : {"logit", "rest"}
         The explained score: the target logit (pytorch-grad-cam's default target), or ReST,
         z_c - CE(z, c), the residual softmax target the paper proposes.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------

@@ -28,6 +28,29 @@ def smoothed_derivatives(capture: Capture, layer: str, n_samples: int = 4, sigma
 
     The noise of copy m of all rows is drawn as one (N, C_in, H, W) block per m, in order,
     from a CPU generator; the noisy copies are tapped ``batch_size`` rows at a time.
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: its images (N, C_in, H, W) are perturbed and tapped again
+        (:meth:`~attribmap.tap.Capture.retap`) with its targets.
+    layer : str
+        Name of the layer whose gradients are averaged.
+    n_samples : int
+        Noisy copies per row.
+    sigma : float
+        Standard deviation of the noise, in the input's units (>= 0).
+    seed : int
+        Seed of the noise (ignored when ``generator`` is given).
+    generator : torch.Generator, optional
+        A CPU generator to draw from (it advances).
+    batch_size : int
+        Noisy copies per tapped forward pass.
+
+    Returns
+    -------
+    (D1, D2, D3) : tuple of torch.Tensor
+        Each (N, C, h, w), in the activations' dtype.
     """
     check_count(n_samples, "n_samples")
     check_batch_size(batch_size)
@@ -55,6 +78,11 @@ def smoothgradcampp(capture: Capture, layer: str, n_samples: int = 4, sigma: flo
 
     Parameters
     ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
     n_samples : int
         Noisy copies per image (4, as torchcam).
     sigma : float
@@ -65,6 +93,11 @@ def smoothgradcampp(capture: Capture, layer: str, n_samples: int = 4, sigma: flo
         A CPU generator to draw from (it advances).
     batch_size : int
         Noisy copies per tapped forward pass (bounds the memory).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture``.
 
     References
     ----------
