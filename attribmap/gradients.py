@@ -17,12 +17,13 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, Union
+from typing import FrozenSet, Iterable, NamedTuple, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "SCORE", "DEFAULT_DGL_ALPHA", "as_requests"]
+__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "FullGradients", "SCORE",
+           "DEFAULT_DGL_ALPHA", "as_requests"]
 
 #: alpha of the DGL loss gradient in the authors' code.
 DEFAULT_DGL_ALPHA = 10.0
@@ -73,6 +74,113 @@ class LossGradient(GradientRequest):
         z = logits.detach()
         p = torch.softmax(z.float(), dim=1).to(z.dtype)
         return p - self.alpha * F.one_hot(targets, z.shape[1]).to(z.dtype)
+
+
+@dataclass(frozen=True)
+class FinerGradient(GradientRequest):
+    """Finer-CAM's contrastive score: the target against its most similar classes.
+
+    The references d_1..d_T of a row are the T classes whose logits are closest to the
+    target's (the target excluded). Two definitions of the score s:
+
+    * ``weighting="mean"`` (torchcam, the paper's averaged form): s = z_c - gamma * mean_t z_{d_t};
+    * ``weighting="softmax"`` (pytorch-grad-cam's ``FinerWeightedTarget``):
+      s = sum_t p_t (z_c - gamma z_{d_t}) / (sum_t p_t + 1e-9) with p = softmax(z), the
+      gradient taken through the probabilities too.
+
+    Attributes
+    ----------
+    gamma : float
+        Comparison strength.
+    references : int
+        T, capped at K - 1.
+    weighting : {"mean", "softmax"}
+        Which definition of s (above) is used.
+    """
+
+    gamma: float = 0.6
+    references: int = 3
+    weighting: str = "mean"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gamma", float(self.gamma))
+        if isinstance(self.references, bool) or not isinstance(self.references, int) or self.references < 1:
+            raise ValueError(f"references must be a positive int; got {self.references!r}")
+        if self.weighting not in ("mean", "softmax"):
+            raise ValueError(f"weighting must be 'mean' or 'softmax'; got {self.weighting!r}")
+
+    def reference_classes(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, T) classes whose logits are closest to each row's target logit.
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            (N, K) logits (their values, not their graph, are used).
+        targets : torch.Tensor
+            (N,) long target class per row; it is never one of its own references.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, T) long class indices, the closest first, T = min(``references``, K - 1).
+
+        Raises
+        ------
+        ValueError
+            The model has fewer than two classes.
+        """
+        z = logits.detach()
+        count = min(self.references, z.shape[1] - 1)
+        if count < 1:
+            raise ValueError("Finer-CAM needs a model with at least two classes")
+        distance = (z - z.gather(1, targets.view(-1, 1))).abs()
+        distance.scatter_(1, targets.view(-1, 1), float("inf"))
+        return distance.topk(count, dim=1, largest=False).indices
+
+    def score(self, logits: torch.Tensor, targets: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """The contrastive score s (N,) of ``logits`` (differentiable).
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            (N, K) logits; the score is differentiable with respect to them.
+        targets : torch.Tensor
+            (N,) long target class per row.
+        references : torch.Tensor
+            (N, T) long reference classes per row, as :meth:`reference_classes` returns.
+
+        Returns
+        -------
+        torch.Tensor
+            (N,) score s of each row, as defined by ``weighting``.
+        """
+        target = logits.gather(1, targets.view(-1, 1))[:, 0]
+        others = logits.gather(1, references)
+        if self.weighting == "mean":
+            return target - self.gamma * others.mean(dim=1)
+        p = torch.softmax(logits, dim=1).gather(1, references)
+        return (p * (target[:, None] - self.gamma * others)).sum(dim=1) / (p.sum(dim=1) + 1e-9)
+
+    def grad_output(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # the caller may be inside inference mode: autograd needs normal tensors
+        with torch.inference_mode(False), torch.enable_grad():
+            z = logits.detach().clone().requires_grad_(True)
+            targets = targets.clone()
+            references = self.reference_classes(z, targets)
+            (v,) = torch.autograd.grad(self.score(z, targets, references).sum(), z)
+        return v.detach()
+
+
+class FullGradients(NamedTuple):
+    """The input and bias gradients of FullGrad (:meth:`attribmap.tap.Capture.full_gradients`).
+
+    ``input_grad`` (N, C_in, H, W) is the gradient of the target logit with respect to the
+    input; ``bias_grads`` holds, per conv / batch-norm layer with a bias and in module order,
+    its name and its bias gradient ``b * dz_c/dy`` (N, C, h, w), y the layer's output.
+    """
+
+    input_grad: torch.Tensor
+    bias_grads: Tuple[Tuple[str, torch.Tensor], ...]
 
 
 #: The request most methods make.

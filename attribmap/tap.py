@@ -87,6 +87,27 @@ class Capture:
     method computes one map per row; the forward pass and the gradients' one batched
     vector-Jacobian product still run on the N images.
 
+    A capture is made by :meth:`Tap.run`; its parameters are what that forward pass recorded.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        (N, C_in, H, W) input batch.
+    activations : mapping of str to torch.Tensor
+        Output of each tapped layer in its own layout (the autograd inputs of the gradients).
+    logits : torch.Tensor
+        (N, K) model outputs, part of the graph that starts at the activations.
+    targets : torch.Tensor
+        (N,) long class per image, or (N, T) with several classes per image.
+    model : nn.Module
+        The model that ran (for :meth:`retap` and :meth:`full_gradients`).
+    layers : mapping of str to nn.Module
+        The tapped modules by name.
+    layouts : mapping of str to GridLayout, optional
+        How each layer's output is read as a map (N, C, h, w); default channels-first.
+    tap_options : mapping, optional
+        ``reshape`` and ``allow_1x1`` of the recording :class:`Tap`.
+
     Attributes
     ----------
     logits : torch.Tensor
@@ -168,12 +189,36 @@ class Capture:
 
     # -- gradients --------------------------------------------------------------------
     def gradient(self, request: GradientRequest, layer: Optional[str] = None) -> torch.Tensor:
-        """The gradient ``request`` asks for, (rows, C, h, w), computed once and cached."""
+        """The gradient ``request`` asks for, (rows, C, h, w), computed once and cached.
+
+        Parameters
+        ----------
+        request : GradientRequest
+            Which logit-space vector is pulled back (:mod:`attribmap.gradients`).
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
+        """
         self.prepare({request}, layer)
         return self._grads[(self._key(layer), request)]
 
     def score_grad(self, layer: Optional[str] = None) -> torch.Tensor:
-        """G^c = d z_c / d F, (rows, C, h, w): gradient of the target **logit**."""
+        """G^c = d z_c / d F, (rows, C, h, w): gradient of the target **logit**.
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
+        """
         return self.gradient(SCORE, layer)
 
     def loss_grad(self, layer: Optional[str] = None, alpha: float = DEFAULT_DGL_ALPHA) -> torch.Tensor:
@@ -181,6 +226,18 @@ class Capture:
 
         This is the DGL authors' loss gradient: dL/dz is taken as p - alpha * onehot(c)
         (not autograd of alpha * cross-entropy, which would give alpha * (p - onehot)).
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+        alpha : float
+            Weight of the one-hot term (10, as the authors' code).
+
+        Returns
+        -------
+        torch.Tensor
+            (rows, C, h, w) gradient on the layer's grid.
         """
         return self.gradient(LossGradient(alpha), layer)
 
@@ -213,6 +270,151 @@ class Capture:
         t = self.per_image
         for i, need in enumerate(missing):
             self._grads[(name, need)] = interleave_rows([layout.to_grid(g) for g in grads[i * t:(i + 1) * t]])
+
+    # =====================================================================================
+    # CAM-family extras (issue 12): entries computed on first use and cached, plus helpers
+    # that run the model again. Pure additions; nothing above depends on them.
+    # =====================================================================================
+    def _extras(self) -> dict:
+        return self.__dict__.setdefault("_extra_cache", {})
+
+    def retap(self, images: torch.Tensor, targets: Optional[torch.Tensor] = None,
+              layers: Optional[Sequence[str]] = None) -> "Capture":
+        """One more tapped forward pass of the same model on other inputs.
+
+        For methods that need the layer at perturbed inputs (noisy copies of the images) or
+        more layers than were tapped (RefineCAM).
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            (M, C_in, H, W) inputs (M may differ from this capture's N).
+        targets : torch.Tensor, optional
+            (M,) long classes; default this capture's targets (then M must equal N).
+        layers : sequence of str, optional
+            Dotted layer names to tap (default: this capture's first layer).
+
+        Returns
+        -------
+        Capture
+        """
+        from attribmap.layers import resolve_layer
+
+        names = list(layers) if layers else [self._key(None)]
+        modules = {name: self.layers[name] if name in self.layers else resolve_layer(self.model, name)[1]
+                   for name in names}
+        if targets is None:
+            if images.shape[0] != self.targets.shape[0]:
+                raise InputError(f"retap of {images.shape[0]} rows needs their targets (this capture has "
+                                 f"{self.targets.shape[0]})")
+            targets = self.targets
+        return Tap(self.model, modules, **self.tap_options).run(images, targets)
+
+    def score_hvp(self, layer: Optional[str] = None, score: str = "logit") -> Tuple[torch.Tensor, torch.Tensor]:
+        """The gradient of a per-row score and its Hessian applied to the activations.
+
+        Returns ``(g, H F)`` with ``g = ds/dF`` and ``H F = d/dF <g, F>`` (F held fixed in the
+        product), both (rows, C, h, w) on the layer's grid (one row per image and target, as
+        :meth:`activations`), from a double backward through this capture's graph
+        (cached per layer and score). ``H F`` is zero where the logits are linear in F.
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+        score : {"logit", "rest"}
+            s = z_c (the target logit), or ReST, s = z_c - CE(z, c) = z_c + log p_c.
+        """
+        name = self._key(layer)
+        key = ("hvp", name, score)
+        cache = self._extras()
+        if key in cache:
+            return cache[key]
+        if score not in ("logit", "rest"):
+            raise ValueError(f"score must be 'logit' or 'rest'; got {score!r}")
+        feats = self._activations[name]
+        if self.image_logits.grad_fn is None:
+            raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
+                             "the path from input to output?")
+        layout = self.layout(name)
+        grads, hvps = [], []
+        with torch.inference_mode(False), torch.enable_grad():
+            z = self.image_logits
+            rows = torch.arange(z.shape[0], device=z.device)
+            # one double backward per target slot (a normal tensor even in inference mode)
+            for column in self.target_table.clone().unbind(1):
+                chosen = z[rows, column]
+                if score == "rest":
+                    chosen = chosen + torch.log_softmax(z.float(), dim=1)[rows, column].to(z.dtype)
+                (grad,) = torch.autograd.grad(chosen.sum(), feats, create_graph=True, retain_graph=True,
+                                              allow_unused=True)
+                if grad is None:
+                    grad = torch.zeros_like(feats)
+                hvp = None
+                if grad.requires_grad:
+                    (hvp,) = torch.autograd.grad(grad, feats, grad_outputs=feats.detach(), retain_graph=True,
+                                                 allow_unused=True)
+                grads.append(layout.to_grid(grad.detach()))
+                hvps.append(layout.to_grid(torch.zeros_like(feats) if hvp is None else hvp.detach()))
+        result = (interleave_rows(grads), interleave_rows(hvps))
+        cache[key] = result
+        return result
+
+    def full_gradients(self):
+        """Input gradient and bias gradients of every conv / batch-norm layer (FullGrad).
+
+        One extra forward pass of ``images`` that records a graph from the input, and one
+        backward pass of the target logits; cached. The bias gradient of a layer is
+        ``b * dz_c/dy`` with ``y`` the layer's output (before any in-place activation that
+        follows it) and ``b`` its bias: a convolution's ``bias``; for batch norm the
+        effective bias ``beta - mu * gamma / sqrt(var + eps)`` of its running statistics.
+
+        Returns
+        -------
+        attribmap.gradients.FullGradients
+        """
+        cache = self._extras()
+        if "fullgrad" in cache:
+            return cache["fullgrad"]
+        from attribmap.errors import MethodError
+        from attribmap.gradients import FullGradients
+
+        layers = []
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.Conv2d) and module.bias is not None:
+                layers.append((name, module, module.bias.detach()))
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.bias is not None:
+                if module.running_mean is None or module.running_var is None:
+                    raise MethodError(f"fullgrad needs the running statistics of batch norm {name!r} "
+                                      "(track_running_stats=False leaves its bias undefined)")
+                scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps)
+                layers.append((name, module, module.bias.detach() - module.running_mean * scale))
+        records: Dict[str, torch.Tensor] = {}
+
+        def make_hook(name: str):
+            def hook(module, inputs, output):
+                records[name] = output
+                return output.clone()  # an in-place activation downstream must not alter the record
+            return hook
+
+        with torch.inference_mode(False), torch.enable_grad():
+            x = self.images.detach().clone().requires_grad_(True)
+            with forward_hooks({module: make_hook(name) for name, module, _ in layers}):
+                z = logits_of(self.model(x))
+            rows = torch.arange(z.shape[0], device=z.device)
+            targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
+            used = [(name, bias) for name, _, bias in layers if name in records and records[name].requires_grad]
+            grads = torch.autograd.grad(z[rows, targets].sum(), [x] + [records[n] for n, _ in used],
+                                        allow_unused=True)
+        input_grad = torch.zeros_like(x) if grads[0] is None else grads[0].detach()
+        bias_grads = []
+        for (name, bias), grad in zip(used, grads[1:]):
+            if grad is None or grad.dim() != 4:
+                continue
+            bias_grads.append((name, grad.detach() * bias.to(grad.dtype).view(1, -1, 1, 1)))
+        result = FullGradients(input_grad, tuple(bias_grads))
+        cache["fullgrad"] = result
+        return result
 
 
 def _vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:

@@ -114,5 +114,21 @@ class Extractor:
         """Maps (and the logits of an own classifier, if any) of one batch.
 
         The default calls :meth:`__call__` and returns no logits.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            (N, C, H, W) input batch.
+        model : nn.Module or None
+            The classifier to explain; None for an extractor that needs none.
+        target : torch.Tensor or None
+            (N,) long target class per image; None for a class-agnostic extractor.
+        **options
+            Keyword options of the call, passed on to :meth:`__call__`.
+
+        Returns
+        -------
+        ExtractorResult
+            Raw maps (N, h, w), and logits (N, K) of the extractor's own classifier or None.
         """
         return ExtractorResult(self(images, model, target, **options))

@@ -23,6 +23,14 @@ def find_gap_classifier(capture: Capture, layer: str) -> Tuple[torch.Tensor, Opt
     of the recorded activations, ``z = W . mean_ij F + b``, so this also verifies that nothing
     non-linear sits between the layer and the classifier.
 
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: its model is searched, its activations of ``layer``
+        (N, C, h, w) and logits (N, K) test each candidate.
+    layer : str
+        Name of the tapped layer that is supposed to feed the pooling.
+
     Returns
     -------
     (W, b) : (K, C) tensor and (K,) tensor or None
@@ -65,7 +73,32 @@ def find_gap_classifier(capture: Capture, layer: str) -> Tuple[torch.Tensor, Opt
 
 
 def cam(capture: Capture, layer: str) -> torch.Tensor:
-    """CAM: sum_k W[c, k] F_k with W the weight after GAP (no bias, no ReLU); (N, h, w)."""
+    """CAM: sum_k W[c, k] F_k with W the weight after GAP (no bias, no ReLU); (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass: activations of ``layer`` (N, C, h, w), logits and
+        targets, one row per image and target class, and the cached gradients.
+    layer : str
+        Name of the tapped layer whose activations F are read.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) raw maps on the layer's grid, one per row of ``capture`` (signed: no ReLU).
+
+    Raises
+    ------
+    MethodError
+        ``layer`` does not feed global average pooling and a linear classifier
+        (:func:`find_gap_classifier`).
+
+    References
+    ----------
+    Zhou, Khosla, Lapedriza, Oliva, Torralba, "Learning Deep Features for Discriminative
+    Localization", CVPR 2016.
+    """
     weight, _ = find_gap_classifier(capture, layer)
     feats = capture.activations(layer)
     w_c = weight[capture.targets].to(feats.dtype)  # (N, C)

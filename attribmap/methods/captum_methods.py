@@ -53,7 +53,19 @@ class _Logits(nn.Module):
 
 
 class CaptumMethod(Extractor):
-    """Adapter for one ``captum.attr`` class, looked up by name."""
+    """Adapter for one ``captum.attr`` class, looked up by name.
+
+    Parameters
+    ----------
+    class_name : str
+        Name of an attribution class of ``captum.attr`` (``"Saliency"``,
+        ``"LayerGradCam"``, ...; :data:`LISTED_CAPTUM` lists the tested ones).
+
+    Raises
+    ------
+    MethodError
+        ``captum.attr`` has no attribution class of that name.
+    """
 
     uses_layer = True
 

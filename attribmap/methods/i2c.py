@@ -24,7 +24,31 @@ def class_map_layer(model: nn.Module) -> Optional[str]:
 
 
 def i2c_class_map(capture: Capture, layer: str) -> torch.Tensor:
-    """A_c: the class map of the target read from the tapped class-map layer; (N, h, w)."""
+    """A_c: the class map of the target read from the tapped class-map layer; (N, h, w).
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass of an I2C model: class maps A (N, K, h, w) of ``layer``,
+        logits (N, K) and targets, one row per image and target class.
+    layer : str
+        Name of the tapped class-map layer (``model.class_map_layer``).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) class map of each row's target (signed: no ReLU).
+
+    Raises
+    ------
+    MethodError
+        ``layer`` does not have K channels, one per class.
+
+    References
+    ----------
+    Zhang, Wei, Yang, "Inter-Image Communication for Weakly Supervised Localization",
+    ECCV 2020.
+    """
     maps = capture.activations(layer)
     k = capture.logits.shape[1]
     if maps.shape[1] != k:

@@ -165,7 +165,18 @@ def register_resolver(prefix: str, resolve: Resolver, listing: Optional[Mapping[
 
 
 def unregister_method(name: str) -> None:
-    """Remove a registered method (raises MethodError if unknown)."""
+    """Remove a registered method (raises MethodError if unknown).
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the method, as given to :func:`register_method`.
+
+    Raises
+    ------
+    MethodError
+        No method is registered under ``name``.
+    """
     with _LOCK:
         if name not in _REGISTRY:
             raise MethodError(f"no method named {name!r}")

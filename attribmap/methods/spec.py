@@ -88,6 +88,16 @@ def split_specs(text: str) -> List[str]:
 
     Commas inside parentheses or brackets (``scales=(1, 0.5)``) do not split; blanks and
     repeats are dropped, order kept.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated extractor specs (anything else is converted with ``str``).
+
+    Returns
+    -------
+    list of str
+        The specs, stripped, in order of first appearance.
     """
     out: List[str] = []
     for part in _split_top_level(str(text), ","):
@@ -122,6 +132,16 @@ class ExtractorSpec:
     @classmethod
     def parse(cls, text: str) -> "ExtractorSpec":
         """Parse ``NAME[@LAYER][=CHECKPOINT][:KEY=VALUE...]``.
+
+        Parameters
+        ----------
+        text : str
+            One extractor spec (``"gradcam"``, ``"dgl@layer3:alpha=5"``,
+            ``"captum:Saliency"``).
+
+        Returns
+        -------
+        ExtractorSpec
 
         Raises
         ------

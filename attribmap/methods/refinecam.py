@@ -1,0 +1,134 @@
+"""RefineCAM: the product of one method's maps at several layers, each normalized to [0, 1].
+
+A deep layer localizes coarsely but reliably, an earlier one finely but noisily; multiplying
+their normalized maps keeps what both agree on. The tapped layer and the ``layers`` option
+give the layers; the maps of the layers this call did not tap come from one more tapped
+forward pass of the same images (:meth:`attribmap.tap.Capture.retap`).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from attribmap.errors import LayerError, MethodError
+from attribmap.methods.perturbation import check_choice
+from attribmap.tap import Capture
+
+__all__ = ["refinecam", "previous_sibling", "RESOLUTIONS"]
+
+RESOLUTIONS = ("layer", "input")
+
+
+def _unit(maps: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - min) / (max - min + eps) per map of (N, h, w)."""
+    lo = maps.amin(dim=(1, 2), keepdim=True)
+    shifted = maps - lo
+    return shifted / (shifted.amax(dim=(1, 2), keepdim=True) + eps)
+
+
+def previous_sibling(model: torch.nn.Module, layer: str) -> str:
+    """The module registered just before ``layer`` in its parent (``layer3`` for ``layer4``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model whose modules are searched.
+    layer : str
+        Dotted name of a module of ``model``.
+
+    Returns
+    -------
+    str
+        Dotted name of the sibling.
+
+    Raises
+    ------
+    LayerError
+        ``layer`` is the first child of its parent (or not one of its children).
+    """
+    parent_name, _, child = layer.rpartition(".")
+    parent = dict(model.named_modules())[parent_name] if parent_name else model
+    names = [name for name, _ in parent.named_children()]
+    at = names.index(child) if child in names else -1
+    if at <= 0:
+        raise LayerError(f"refinecam needs a second layer: {layer!r} has no earlier sibling; pass layers=...")
+    return f"{parent_name}.{names[at - 1]}" if parent_name else names[at - 1]
+
+
+def _layer_list(capture: Capture, layer: str, layers: Optional[Union[str, Sequence[str]]]) -> List[str]:
+    if layers is None:
+        extra = [previous_sibling(capture.model, layer)]
+    elif isinstance(layers, str):
+        extra = [name.strip() for name in layers.replace(",", "+").split("+") if name.strip()]
+    else:
+        extra = [str(name) for name in layers]
+    names = list(dict.fromkeys([layer] + extra))
+    if len(names) < 2:
+        raise MethodError(f"refinecam combines at least two layers; got {names}")
+    return names
+
+
+def refinecam(capture: Capture, layer: str, layers: Optional[Union[str, Sequence[str]]] = None,
+              base: str = "gradcampp", resolution: str = "layer") -> torch.Tensor:
+    """RefineCAM: prod_l normalize(map_l) over the tapped layer and ``layers``; (N, H', W').
+
+    Parameters
+    ----------
+    capture : Capture
+        The recorded forward pass; layers it did not tap are tapped in one more forward pass
+        of its images (:meth:`~attribmap.tap.Capture.retap`).
+    layer : str
+        Name of the tapped layer, the first of the combined layers.
+    layers : str or sequence of str, optional
+        The other layers (dotted names; a string may join several with ``+``); default the
+        tapped layer's previous sibling (``layer3`` beside ``layer4``).
+    base : str
+        The registered gradient method whose maps are combined (Grad-CAM++ by default, as
+        both peers; ``gradcam``, ``layercam``, ``hirescam``, ... work too).
+    resolution : {"layer", "input"}
+        "layer": each map is min-max normalized at its own resolution, resized to the finest
+        layer's, and the product is returned there (torchcam's ``RefineCAM``); "input": each
+        map is normalized, resized to the input and normalized again before the product
+        (pytorch-grad-cam's ``RefineCAM``, whose maps are its upsampled outputs).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, H', W') product of the normalized maps, in [0, 1]: (H', W') the finest layer's grid
+        (``resolution="layer"``) or the input's (``"input"``).
+
+    References
+    ----------
+    "How to Evaluate and Refine your CAM", arXiv:2605.14641 (the method of torchcam's and
+    pytorch-grad-cam's ``RefineCAM``).
+    """
+    from attribmap.methods.base import Method
+    from attribmap.methods.registry import get_method
+
+    check_choice(resolution, "resolution", RESOLUTIONS)
+    method = get_method(base)
+    if not isinstance(method, Method) or method.name == "refinecam":
+        raise MethodError(f"refinecam base must be a post-hoc method such as 'gradcampp'; got {base!r}")
+    names = _layer_list(capture, layer, layers)
+    source = capture
+    if any(name not in capture.layers for name in names):
+        source = capture.retap(capture.images, capture.targets, names)
+    for name in names:
+        source.prepare(method.needs_for({}), name)
+    maps = [method.fn(source, name) for name in names]
+    if resolution == "layer":
+        size = max((tuple(m.shape[-2:]) for m in maps), key=lambda hw: hw[0] * hw[1])
+        eps, renormalize = 1e-8, False
+    else:
+        size, eps, renormalize = tuple(capture.images.shape[-2:]), 1e-7, True
+    product = None
+    for m in maps:
+        m = _unit(torch.relu(m), eps)
+        if tuple(m.shape[-2:]) != size:
+            m = F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        if renormalize:
+            m = _unit(m, eps)
+        product = m if product is None else product * m
+    return product
