@@ -187,3 +187,10 @@ def test_token_layers_on_cuda_keep_the_device(images):
     torch.testing.assert_close(many.cpu(), attribmap.Explainer(small_vit()).explain(images, "gradcam",
                                                                                    target=[[1, 2], [3, 4]]),
                                rtol=1e-3, atol=1e-4)
+
+
+def test_cam_on_a_token_layer_advises_a_gradient_method(images):
+    model = small_vit()
+    with pytest.raises(attribmap.MethodError, match="layer holds tokens") as caught:
+        attribmap.explain(model, images, "cam", layer="encoder.layers.encoder_layer_0", raw=True)
+    assert "convolutional" not in str(caught.value)

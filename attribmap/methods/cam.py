@@ -66,10 +66,16 @@ def find_gap_classifier(capture: Capture, layer: str) -> Tuple[torch.Tensor, Opt
             return weight, bias
     mode = " (the model is in training mode: dropout may hide the head; call model.eval())" \
         if capture.model.training else ""
+    if capture.layout(layer).kind == "tokens":
+        # a transformer's head reads the class token (or a norm of the mean token), not GAP of
+        # the patch grid, so no tapped token layer can satisfy CAM's identity
+        advice = ("; layer holds tokens, and a transformer's head does not average the patch grid "
+                  "through a linear classifier: use a gradient method (gradcam, layercam, ...)")
+    else:
+        advice = "; use gradcam or tap the last convolutional block"
     raise MethodError(f"cam needs layer {layer!r} to feed global average pooling and a linear "
                       f"classifier (logits = W . mean(F) + b), and no Linear or 1x1 conv of the model "
-                      f"({c} -> {k}) reproduces the logits that way{mode}; use gradcam or tap the "
-                      "last convolutional block")
+                      f"({c} -> {k}) reproduces the logits that way{mode}{advice}")
 
 
 def cam(capture: Capture, layer: str) -> torch.Tensor:
