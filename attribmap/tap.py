@@ -72,7 +72,11 @@ def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
         values = values.long()
     bad = (values < 0) | (values >= k)
     if bool(bad.any()):
-        raise TargetError(f"target {values[bad][0].item()} out of range for a model with {k} "
+        where = ""
+        if not isinstance(target, int) and torch.as_tensor(target).dim() == 1 and n > 1:
+            first = int(torch.nonzero(bad)[0, 0])
+            where = f" (image {first} of {n})"
+        raise TargetError(f"target {values[bad][0].item()}{where} out of range for a model with {k} "
                           f"classes (expected 0..{k - 1})")
     return values.to(logits.device)
 

@@ -61,3 +61,13 @@ def test_two_tapped_layers_of_one_forward_both_get_their_gradients(tiny_model, t
     assert torch.allclose(both.score_grad("features"),
                           ex.capture(tiny_images, target=[0, 1, 2], layers=["features"]).score_grad("features"),
                           atol=1e-6)
+
+
+def test_an_out_of_range_target_names_its_image(tiny_model, tiny_images):
+    from attribmap.errors import TargetError
+
+    n = tiny_images.shape[0]
+    with pytest.raises(TargetError, match=rf"target 99 \(image 1 of {n}\) out of range"):
+        attribmap.Explainer(tiny_model, "features").explain(tiny_images, "gradcam", target=[0, 99] + [0] * (n - 2))
+    with pytest.raises(TargetError, match=r"target 99 out of range"):  # one class for all: no image named
+        attribmap.Explainer(tiny_model, "features").explain(tiny_images, "gradcam", target=99)
