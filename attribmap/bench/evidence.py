@@ -452,7 +452,11 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
              "difference to CAM: mean paired difference over seeds with its 95 % t-interval "
              "(* = the interval excludes zero).", ""]
     if command:
-        lines += [f"Command: `{command}`; wall time {wall_s / 60:.0f} min.", ""]
+        totals = [sum(v for v in stages.values() if v is not None) for stages in summary["seconds"].values()]
+        stage_time = (f"; the stages' own wall times add up to {sum(totals) / 60:.0f} min "
+                      f"({min(totals) / 60:.0f}-{max(totals) / 60:.0f} min per seed)") if totals else ""
+        lines += [f"Command: `{command}`; wall time of this call {wall_s / 60:.0f} min (cached stages are "
+                  f"not rerun){stage_time}.", ""]
     lines += ["| extractor | MaxBoxAccV2 | PxAP | MaxBoxAcc | Top1Loc | V2 - CAM | PxAP - CAM | claim |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row, _, claim in ROWS:
