@@ -18,7 +18,9 @@ image (several targets per image) share that image's forward passes.
 Options common to the three: ``batch_size`` (default 32), ``normalize`` ("upsampled": the
 paper's order, min-max after upsampling; "layer": min-max at layer resolution, then upsample,
 as torchcam does), ``align_corners`` of the upsampling (False; pytorch-grad-cam's
-``UpsamplingBilinear2d`` is True).
+``UpsamplingBilinear2d`` is True), ``fold_batchnorm`` (True: the masked inputs go through a
+copy of the model whose eval-mode batch norms are folded into the convolutions before them,
+checked against the recorded logits; see :mod:`attribmap.methods.folded_model`).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from attribmap.errors import MethodError
+from attribmap.methods.folded_model import folded_model
 from attribmap.methods.gradcam import weighted_channels
 from attribmap.methods.perturbation import (DistinctRows, check_batch_size, check_choice, check_count,
                                             check_nonnegative, draw_normal, forward_logits, noise_generator,
@@ -102,13 +105,15 @@ Perturb = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def _masked_scores(capture: Capture, layer: str, name: str, batch_size: int, normalize: str, align_corners: bool,
-                   n_samples: int, perturb: Perturb, zero_masks_share: bool) -> torch.Tensor:
+                   n_samples: int, perturb: Perturb, zero_masks_share: bool, fold_batchnorm: bool) -> torch.Tensor:
     """Mean target logit (N, C) over ``n_samples`` perturbed masked inputs per channel.
 
     ``perturb(images, masks, sample) -> inputs`` builds a chunk's inputs (B, C_in, H, W) from
     its images (B, C_in, H, W) and masks (B, 1, H, W).
     """
     check_batch_size(batch_size)
+    if not isinstance(fold_batchnorm, bool):
+        raise MethodError(f"fold_batchnorm must be True or False; got {fold_batchnorm!r}")
     check_choice(normalize, "normalize", NORMALIZATIONS)
     check_eval_mode(capture, name)
     images = capture.images
@@ -117,6 +122,9 @@ def _masked_scores(capture: Capture, layer: str, name: str, batch_size: int, nor
     distinct_feats = feats.index_select(0, rows.index)
     distinct_images = images.index_select(0, rows.index)
     u, c = distinct_feats.shape[:2]
+    model = capture.model
+    if fold_batchnorm:
+        model = folded_model(model, distinct_images, capture.logits.index_select(0, rows.index))
     classes, position = score_classes(capture.targets)
     flat = distinct_feats.flatten(2)
     constant = (flat.amax(dim=2) - flat.amin(dim=2)) == 0  # (U, C): all-zero masks
@@ -132,13 +140,13 @@ def _masked_scores(capture: Capture, layer: str, name: str, batch_size: int, nor
             image_of, channel_of = chosen // c, chosen % c
             masks = channel_masks(distinct_feats[image_of, channel_of], size, normalize, align_corners)
             inputs = perturb(distinct_images.index_select(0, image_of), masks.to(images.dtype), sample)
-            return forward_logits(capture.model, inputs)
+            return forward_logits(model, inputs)
 
         logits = run_chunks(build, len(pairs), batch_size, classes)
         totals.index_add_(0, pairs, logits.to(totals))
     if bool(constant.any()):
         zero_image = torch.zeros_like(images[:1])
-        logits = run_chunks(lambda part: forward_logits(capture.model, zero_image), 1, 1, classes)
+        logits = run_chunks(lambda part: forward_logits(model, zero_image), 1, 1, classes)
         totals[constant.flatten()] = logits.to(totals) * n_samples
     means = (totals / n_samples).view(u, c, -1)
     return means[rows.inverse, :, position].to(feats.dtype)  # (N, C)
@@ -150,7 +158,7 @@ def _combine(capture: Capture, layer: str, scores: torch.Tensor) -> torch.Tensor
 
 
 def scorecam(capture: Capture, layer: str, batch_size: int = 32, normalize: str = "upsampled",
-             align_corners: bool = False) -> torch.Tensor:
+             align_corners: bool = False, fold_batchnorm: bool = True) -> torch.Tensor:
     """Score-CAM: ReLU(sum_k softmax_k(z_c(X * H_k)) F_k); (N, h, w).
 
     Parameters
@@ -166,6 +174,12 @@ def scorecam(capture: Capture, layer: str, batch_size: int = 32, normalize: str 
         Where the masks are min-max normalized (see the module docstring).
     align_corners : bool
         Of the bilinear upsampling of the masks.
+    fold_batchnorm : bool
+        Run the masked inputs through a copy of the model with its eval-mode batch norms
+        folded into the convolutions before them (:mod:`attribmap.methods.folded_model`):
+        the same function up to float rounding, fewer passes over the activations. The
+        copy is used only when it reproduces the recorded logits; False runs the model
+        itself.
 
     Returns
     -------
@@ -178,13 +192,14 @@ def scorecam(capture: Capture, layer: str, batch_size: int = 32, normalize: str 
     Explanations for Convolutional Neural Networks", CVPR Workshops 2020, Algorithm 1.
     """
     scores = _masked_scores(capture, layer, "scorecam", batch_size, normalize, align_corners, 1,
-                            lambda images, masks, sample: images * masks, zero_masks_share=True)
+                            lambda images, masks, sample: images * masks, zero_masks_share=True,
+                            fold_batchnorm=fold_batchnorm)
     return _combine(capture, layer, scores)
 
 
 def sscam(capture: Capture, layer: str, n_samples: int = 35, sigma: float = 2.0, seed: int = 0,
           generator: Optional[torch.Generator] = None, batch_size: int = 32, normalize: str = "upsampled",
-          align_corners: bool = False) -> torch.Tensor:
+          align_corners: bool = False, fold_batchnorm: bool = True) -> torch.Tensor:
     """SS-CAM: Score-CAM with noisy masks, score_k = mean_i z_c(X * (H_k + delta_i)); (N, h, w).
 
     delta_i ~ N(0, sigma^2) per pixel, one draw per sample, channel and image, drawn in that
@@ -212,6 +227,8 @@ def sscam(capture: Capture, layer: str, n_samples: int = 35, sigma: float = 2.0,
         Where the masks are min-max normalized, as :func:`scorecam`.
     align_corners : bool
         Of the bilinear upsampling of the masks, as :func:`scorecam`.
+    fold_batchnorm : bool
+        Score with the batch-norm-folded copy of the model, as :func:`scorecam`.
 
     Returns
     -------
@@ -231,12 +248,12 @@ def sscam(capture: Capture, layer: str, n_samples: int = 35, sigma: float = 2.0,
         return images * (masks + draw_normal(tuple(masks.shape), sigma, gen, masks))
 
     scores = _masked_scores(capture, layer, "sscam", batch_size, normalize, align_corners, n_samples, perturb,
-                            zero_masks_share=False)
+                            zero_masks_share=False, fold_batchnorm=fold_batchnorm)
     return _combine(capture, layer, scores)
 
 
 def iscam(capture: Capture, layer: str, n_samples: int = 10, batch_size: int = 32, normalize: str = "upsampled",
-          align_corners: bool = False) -> torch.Tensor:
+          align_corners: bool = False, fold_batchnorm: bool = True) -> torch.Tensor:
     """IS-CAM: Score-CAM integrated along the mask, score_k = mean_i z_c(c_i X * H_k); (N, h, w).
 
     c_i = sum_{j=1}^{i} j / n for i = 1..n (the coefficients torchcam's ``ISCAM`` accumulates).
@@ -256,6 +273,8 @@ def iscam(capture: Capture, layer: str, n_samples: int = 10, batch_size: int = 3
         Where the masks are min-max normalized, as :func:`scorecam`.
     align_corners : bool
         Of the bilinear upsampling of the masks, as :func:`scorecam`.
+    fold_batchnorm : bool
+        Score with the batch-norm-folded copy of the model, as :func:`scorecam`.
 
     Returns
     -------
@@ -274,5 +293,5 @@ def iscam(capture: Capture, layer: str, n_samples: int = 10, batch_size: int = 3
         return coefficients[sample] * (images * masks)
 
     scores = _masked_scores(capture, layer, "iscam", batch_size, normalize, align_corners, n, perturb,
-                            zero_masks_share=True)
+                            zero_masks_share=True, fold_batchnorm=fold_batchnorm)
     return _combine(capture, layer, scores)
