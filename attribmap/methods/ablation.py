@@ -17,8 +17,8 @@ from attribmap.errors import MethodError
 from attribmap.hooks import forward_hooks
 from attribmap.methods.gradcam import weighted_channels
 from attribmap.methods.network_tail import network_tail
-from attribmap.methods.perturbation import (DistinctRows, check_batch_size, check_choice, fast_layout,
-                                            forward_logits, run_chunks, score_classes)
+from attribmap.methods.perturbation import (DistinctRows, check_batch_size, check_choice, forward_logits,
+                                            in_fast_layout, run_chunks, score_classes)
 from attribmap.methods.scorecam import check_eval_mode
 from attribmap.tap import Capture
 
@@ -73,7 +73,7 @@ def ablated_logits(capture: Capture, layer: str, feats: torch.Tensor, images: to
     tail = None
     if forward in ("auto", "tail"):
         tail = network_tail(capture.model, layer)
-        side = tail.side_inputs(fast_layout(images)) if tail is not None else ()
+        side = tail.side_inputs(images) if tail is not None else ()
         if tail is not None and not tail.matches(feats, side, logits):
             tail = None
         if tail is None and forward == "tail":
@@ -82,18 +82,20 @@ def ablated_logits(capture: Capture, layer: str, feats: torch.Tensor, images: to
                               "forward='full'")
     if tail is not None:
         def build_tail(part: slice) -> torch.Tensor:
-            return tail(fast_layout(_zero_channels(feats, image_of[part], channel_of[part])),
-                        [s.index_select(0, image_of[part]) for s in side])
+            return in_fast_layout(tail, lambda acts, *rest: tail(acts, rest),
+                                  _zero_channels(feats, image_of[part], channel_of[part]),
+                                  *(s.index_select(0, image_of[part]) for s in side))
 
         return run_chunks(build_tail, int(image_of.numel()), batch_size, classes)
     module = dict(capture.model.named_modules())[layer]
     replacement = {}
 
     def replace(mod, inputs, output):
-        return replacement["value"]
+        # the ablated activations in the layout the layer's own output has (that of the input)
+        return torch.empty_like(output).copy_(replacement["value"])
 
     def build_full(part: slice) -> torch.Tensor:
-        replacement["value"] = fast_layout(_zero_channels(feats, image_of[part], channel_of[part]))
+        replacement["value"] = _zero_channels(feats, image_of[part], channel_of[part])
         return forward_logits(capture.model, images.index_select(0, image_of[part]))
 
     with forward_hooks({module: replace}):

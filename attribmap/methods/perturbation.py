@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+import threading
+import weakref
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, TypeVar
 
 import torch
 from torch import nn
@@ -18,7 +20,7 @@ from attribmap.errors import MethodError
 from attribmap.tap import logits_of
 
 __all__ = ["check_batch_size", "check_count", "check_choice", "check_nonnegative", "noise_generator", "draw_normal",
-           "DistinctRows", "chunks", "fast_layout", "forward_logits", "score_classes", "run_chunks"]
+           "DistinctRows", "chunks", "fast_layout", "in_fast_layout", "forward_logits", "score_classes", "run_chunks"]
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
@@ -201,6 +203,59 @@ def fast_layout(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+#: Per model (or network part): whether it ran in channels-last layout (True) or refused it (False).
+_ACCEPTS_FAST_LAYOUT: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_LAYOUT_LOCK = threading.Lock()
+_T = TypeVar("_T")
+
+
+def in_fast_layout(owner: Any, run: Callable[..., _T], *tensors: torch.Tensor) -> _T:
+    """``run(*tensors)`` with the 4-D tensors in :func:`fast_layout`, where ``owner`` accepts that layout.
+
+    A model that ``.view``-s its 4-D activations (``h.view(h.size(0), -1)``, common in
+    hand-written classifiers) fails on channels-last input. The first call for an ``owner``
+    tries the fast layout; if that raises a ``RuntimeError`` and the same call in the
+    contiguous layout succeeds, the owner is remembered as refusing the fast layout and is
+    from then on run contiguous. An error the contiguous layout raises too is raised as is.
+
+    Parameters
+    ----------
+    owner : object
+        What the decision is remembered for (the model, or a part of it such as a network
+        tail); held weakly.
+    run : callable
+        ``run(*tensors) -> result``; called once, or twice when the fast layout fails.
+    *tensors : torch.Tensor
+        Its tensor arguments; 4-D CPU tensors are laid out as chosen, others passed as is.
+
+    Returns
+    -------
+    object
+        What ``run`` returned.
+    """
+    def contiguous() -> _T:
+        return run(*(t.contiguous() for t in tensors))
+
+    if not any(t.dim() == 4 and t.device.type == "cpu" for t in tensors):
+        return run(*tensors)
+    with _LAYOUT_LOCK:
+        known = _ACCEPTS_FAST_LAYOUT.get(owner)
+    if known is False:
+        return contiguous()
+    if known is True:
+        return run(*(fast_layout(t) for t in tensors))
+    try:
+        result = run(*(fast_layout(t) for t in tensors))
+    except RuntimeError:
+        result = contiguous()  # raises the model's own error when the layout was not the problem
+        accepted = False
+    else:
+        accepted = True
+    with _LAYOUT_LOCK:
+        _ACCEPTS_FAST_LAYOUT[owner] = accepted
+    return result
+
+
 def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Logits (B, K) of one chunk, without recording a graph.
 
@@ -209,10 +264,11 @@ def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     model : nn.Module
         The classifier.
     inputs : torch.Tensor
-        (B, C_in, H, W) inputs of the chunk (run in :func:`fast_layout`).
+        (B, C_in, H, W) inputs of the chunk (run in :func:`fast_layout` where the model
+        accepts it, see :func:`in_fast_layout`).
     """
     with torch.inference_mode():
-        return logits_of(model(fast_layout(inputs)))
+        return in_fast_layout(model, lambda x: logits_of(model(x)), inputs)
 
 
 def score_classes(targets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import torch
 
 from attribmap.methods.gradcam import gradcampp_weights, weighted_channels
 from attribmap.methods.perturbation import (check_batch_size, check_count, check_nonnegative, chunks, draw_normal,
-                                            fast_layout, noise_generator)
+                                            in_fast_layout, noise_generator)
 from attribmap.tap import Capture
 
 __all__ = ["smoothgradcampp", "smoothed_derivatives"]
@@ -65,7 +65,8 @@ def smoothed_derivatives(capture: Capture, layer: str, n_samples: int = 4, sigma
         rows = torch.arange(part.start, part.stop, device=images.device) % n
         noisy = images.index_select(0, rows) + draw_normal((part.stop - part.start,) + tuple(images.shape[1:]),
                                                            sigma, gen, images)
-        tapped = capture.retap(fast_layout(noisy), capture.targets.index_select(0, rows), [layer])
+        targets = capture.targets.index_select(0, rows)
+        tapped = in_fast_layout(capture.model, lambda x: capture.retap(x, targets, [layer]), noisy)
         grads = tapped.score_grad(layer).double()
         for power, total in enumerate(sums, start=1):
             total.index_add_(0, rows, grads.pow(power))
