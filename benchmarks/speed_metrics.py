@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=8, help="images for deletion + insertion (default 8)")
     parser.add_argument("--road-images", type=int, default=2, help="images for ROAD (default 2)")
     parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps (default 50)")
-    parser.add_argument("--chunk", type=int, default=64, help="perturbed images per forward (default 64)")
+    parser.add_argument("--chunk", type=int, default=16, help="perturbed images per forward (default 16, as the bench)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved timing runs; medians (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="largest AUC / curve difference allowed")

@@ -206,7 +206,7 @@ class BenchConfig:
     pointing_tolerance: float = 15.0
     iou_thresholds: Tuple[int, ...] = field(default=(30, 50, 70))
     faithfulness: Tuple[str, ...] = ()
-    faithfulness_batch_size: int = 64
+    faithfulness_batch_size: int = 16
     steps: int = 50
     deletion_baseline: str = "zeros"
     insertion_baseline: str = "blur"
