@@ -32,6 +32,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from attribmap.hooks import HOOK_LOCK
+from attribmap.methods.perturbation import logits_agree
 from attribmap.tap import logits_of
 
 __all__ = ["folded_model", "fold_batchnorms"]
@@ -113,9 +114,7 @@ def _reproduces(copy: nn.Module, images: torch.Tensor, logits: torch.Tensor) -> 
             got = logits_of(copy(images))
     except Exception:  # noqa: BLE001 - a copy that fails is not used
         return False
-    want = logits.detach().to(got.dtype)
-    scale = float(want.abs().max().clamp_min(1.0)) if want.numel() else 1.0
-    return got.shape == want.shape and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale))
+    return logits_agree(got, logits)
 
 
 def folded_model(model: nn.Module, images: torch.Tensor, logits: torch.Tensor) -> nn.Module:

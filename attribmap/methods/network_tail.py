@@ -26,6 +26,7 @@ import torch
 from torch import fx, nn
 
 from attribmap.hooks import HOOK_LOCK
+from attribmap.methods.perturbation import logits_agree
 from attribmap.tap import logits_of
 
 __all__ = ["NetworkTail", "network_tail"]
@@ -102,9 +103,7 @@ class NetworkTail:
             got = self(activations.clone(), side)
         except Exception:  # noqa: BLE001 - a tail that fails is not used
             return False
-        want = logits.detach().to(got.dtype)
-        scale = float(want.abs().max().clamp_min(1.0))
-        return got.shape == want.shape and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale))
+        return logits_agree(got, logits)
 
 
 def _split(model: nn.Module, layer: str) -> Optional[NetworkTail]:

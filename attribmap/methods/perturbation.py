@@ -20,7 +20,8 @@ from attribmap.errors import MethodError
 from attribmap.tap import logits_of
 
 __all__ = ["check_batch_size", "check_count", "check_choice", "check_nonnegative", "noise_generator", "draw_normal",
-           "DistinctRows", "chunks", "fast_layout", "in_fast_layout", "forward_logits", "score_classes", "run_chunks"]
+           "DistinctRows", "chunks", "fast_layout", "in_fast_layout", "forward_logits", "logits_agree", "score_classes",
+           "run_chunks"]
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
@@ -269,6 +270,25 @@ def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """
     with torch.inference_mode():
         return in_fast_layout(model, lambda x: logits_of(model(x)), inputs)
+
+
+def logits_agree(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """True when ``got`` reproduces the recorded logits ``want`` (both (N, K)).
+
+    The test a rewritten network (a split-off tail, a batch-norm-folded copy) must pass
+    before attribmap uses it: equal shapes and ``allclose`` with rtol 1e-4 and atol 1e-5
+    times the largest recorded magnitude (at least 1).
+
+    Parameters
+    ----------
+    got : torch.Tensor
+        (N, K) logits of the rewritten network.
+    want : torch.Tensor
+        (N, K) logits recorded with the model.
+    """
+    want = want.detach().to(got.dtype)
+    scale = float(want.abs().max().clamp_min(1.0)) if want.numel() else 1.0
+    return got.shape == want.shape and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale))
 
 
 def score_classes(targets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
