@@ -44,25 +44,28 @@ def find_gap_classifier(capture: Capture, layer: str) -> Tuple[torch.Tensor, Opt
     logits = capture.logits.detach()
     n, c = feats.shape[:2]
     k = logits.shape[1]
+    # the cache keeps the module, never its tensors: ``model.to(device)`` / ``.double()`` give the
+    # module new parameter data, which a cached tensor would not follow
     cache = _CLASSIFIER_CACHE.setdefault(capture.model, {})
     candidates = []
     if (layer, c, k) in cache:
         candidates.append(cache[(layer, c, k)])
     for module in capture.model.modules():
         if isinstance(module, nn.Linear) and module.in_features == c and module.out_features == k:
-            candidates.append((module.weight, module.bias))
+            candidates.append(module)
         elif (isinstance(module, nn.Conv2d) and module.in_channels == c and module.out_channels == k
               and tuple(module.kernel_size) == (1, 1) and module.groups == 1):
-            candidates.append((module.weight.reshape(k, c), module.bias))
+            candidates.append(module)
     pooled = feats.mean(dim=(2, 3))
     scale = logits.abs().max().clamp_min(1.0)
-    for weight, bias in candidates:
-        weight = weight.detach().to(pooled.dtype)
+    for module in candidates:
+        weight = module.weight.detach().reshape(k, c).to(device=pooled.device, dtype=pooled.dtype)
+        bias = None if module.bias is None else module.bias.detach().to(device=pooled.device, dtype=pooled.dtype)
         pred = pooled @ weight.t()
         if bias is not None:
-            pred = pred + bias.detach().to(pooled.dtype)
+            pred = pred + bias
         if torch.allclose(pred, logits.to(pred.dtype), rtol=1e-3, atol=1e-4 * float(scale)):
-            cache[(layer, c, k)] = (weight, bias)
+            cache[(layer, c, k)] = module
             return weight, bias
     mode = " (the model is in training mode: dropout may hide the head; call model.eval())" \
         if capture.model.training else ""
