@@ -135,11 +135,34 @@ def grad_cam_road_without_noise(model, images, maps, targets):
     return out
 
 
+def _synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, *args):
-    """(wall seconds, CPU seconds of this process) of one call."""
+    """(wall seconds, CPU seconds of this process) of one call; CUDA work is waited for."""
+    _synchronize()
     start, cpu = time.perf_counter(), time.process_time()
     fn(*args)
+    _synchronize()
     return time.perf_counter() - start, time.process_time() - cpu
+
+
+def bare_forwards(model, images, steps: int, chunk: int):
+    """The floor: as many forwards as attribmap's deletion + insertion, in the same chunks, of unperturbed images."""
+    count = images.shape[0]
+    total = 2 * (steps - 1) * count  # the interior steps of both curves (end points are shared and cached)
+    owners = torch.arange(total, device=images.device) % count
+    with torch.inference_mode():
+        for start in range(0, total, chunk):
+            torch.softmax(model(images[owners[start:start + chunk]]).double(), dim=1)
+
+
+def set_tf32(enabled: bool) -> None:
+    """cuDNN convolutions and CUDA matrix products in TF32 (torch's defaults: convolutions on, matmul off)."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 def main(argv=None) -> int:
@@ -155,8 +178,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     model, images, raw, maps, targets = make_case(args.images, args.device)
+    tf32_defaults = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
 
-    # same numbers first (also warms every path up)
+    # same numbers first (also warms every path up); on CUDA in full float32, since TF32 convolutions
+    # round differently at batch 1 and batch ``chunk`` (the difference under torch's defaults is reported)
+    tf32_difference = None
+    if args.device.startswith("cuda"):
+        loop_auc, loop_curves = loop_deletion_insertion(model, images, maps, targets, args.steps)
+        ours_auc, ours_curves = attribmap_deletion_insertion(model, images, raw, targets, args.steps, args.chunk)
+        tf32_difference = {"auc": max(abs(loop_auc[k] - ours_auc[k]) for k in loop_auc),
+                           "curve": max(float(np.abs(loop_curves[k] - ours_curves[k]).max()) for k in loop_curves)}
+        set_tf32(False)
     loop_auc, loop_curves = loop_deletion_insertion(model, images, maps, targets, args.steps)
     differences = {}
     for layout in (False, True):
@@ -167,9 +199,13 @@ def main(argv=None) -> int:
         if max(auc_diff, curve_diff) > args.tolerance:
             raise SystemExit(f"the loop and attribmap disagree: AUC {auc_diff:.2e}, curves {curve_diff:.2e}")
         differences["channels_last" if layout else "default"] = {"auc": auc_diff, "curve": curve_diff}
-    runs = {"loop": [], "attribmap": [], "attribmap_channels_last": []}
+    if tf32_difference is not None:
+        differences["cuda_torch_default_tf32"] = tf32_difference
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32_defaults  # time as users run
+    runs = {"loop": [], "attribmap": [], "attribmap_channels_last": [], "bare_forwards": []}
     for _ in range(args.repeat):  # interleaved; CPU time too (less sensitive to a shared machine)
-        for name, fn, extra in (("loop", loop_deletion_insertion, (maps, targets, args.steps)),
+        for name, fn, extra in (("bare_forwards", bare_forwards, (args.steps, args.chunk)),
+                                ("loop", loop_deletion_insertion, (maps, targets, args.steps)),
                                 ("attribmap", attribmap_deletion_insertion, (raw, targets, args.steps, args.chunk)),
                                 ("attribmap_channels_last", attribmap_deletion_insertion,
                                  (raw, targets, args.steps, args.chunk, True))):
@@ -186,9 +222,14 @@ def main(argv=None) -> int:
            "speedup_channels_last": median["loop"] / median["attribmap_channels_last"],
            "speedup_cpu_time": median_cpu["loop"] / median_cpu["attribmap"],
            "speedup_channels_last_cpu_time": median_cpu["loop"] / median_cpu["attribmap_channels_last"],
+           "attribmap_over_bare_forwards": median["attribmap"] / median["bare_forwards"],
+           "loop_over_bare_forwards": median["loop"] / median["bare_forwards"],
            "auc": ours_auc}
     result = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "platform": platform.platform(), "deletion_insertion": row}
+              "platform": platform.platform(), "deletion_insertion": row,
+              "tf32_while_timed": {"cudnn": tf32_defaults[0], "matmul": tf32_defaults[1]}}
+    if args.device.startswith("cuda"):
+        result["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
 
     if not args.no_road:
         few = slice(0, args.road_images)
@@ -214,6 +255,8 @@ def main(argv=None) -> int:
           f"(chunks of {args.chunk}): {row['speedup']:.2f}x (CPU time {row['speedup_cpu_time']:.2f}x), channels-last "
           f"{row['attribmap_channels_last_images_per_s']:.3f} img/s: {row['speedup_channels_last']:.2f}x (CPU time "
           f"{row['speedup_channels_last_cpu_time']:.2f}x); max difference to the loop {differences}")
+    print(f"the same number of forwards of unperturbed images in chunks of {args.chunk} (the floor): attribmap "
+          f"takes {row['attribmap_over_bare_forwards']:.2f}x that time, the loop {row['loop_over_bare_forwards']:.2f}x")
     if "road" in result:
         road = result["road"]
         print(f"ROAD MoRF + LeRF at {len(PERCENTS)} percentages, {args.road_images} images: pytorch-grad-cam "

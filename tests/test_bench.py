@@ -106,6 +106,7 @@ def test_faithfulness_metrics_equal_evaluate_maps_on_the_same_maps(trained, tmp_
         assert entry[key] == pytest.approx(direct[key], abs=1e-6), key
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["protocol"]["faithfulness"]["deletion_baseline"] == "zeros"
+    assert on_disk["protocol"]["faithfulness"]["batch_size"] == 3
     assert [m["name"] for m in on_disk["metrics"]][-4:] == ["deletion", "insertion", "drop", "road"]
     curves = np.load(out / "curves.npz")
     assert curves["gradcam/deletion_score"].shape == (5,) and curves["gradcam/road_morf"].shape == (2,)
@@ -141,6 +142,9 @@ def test_config_rejects_bad_values(trained, tmp_path):
         _config(trained, faithfulness=("all",)).validated()
     with pytest.raises(AttribmapError, match="deletion_baseline"):
         _config(trained, faithfulness=("deletion",), deletion_baseline="grey").validated()
+    with pytest.raises(AttribmapError, match="faithfulness_batch_size must be a positive int; got 0"):
+        _config(trained, faithfulness=("deletion",), faithfulness_batch_size=0).validated()
+    assert _config(trained, faithfulness=("deletion",)).validated().faithfulness_batch_size is None  # the device's
     with pytest.raises(FileNotFoundError, match="i2c"):
         _config(trained, i2c=str(tmp_path / "missing.pt")).validated()
     with pytest.raises(AttribmapError, match="weightmap"):

@@ -224,5 +224,18 @@ def test_faithfulness_errors():
     model, images, maps, targets = _cnn_case(count=2)
     with pytest.raises(AttribmapError, match="class indices"):
         ModelInputs(model, images, [0.5, 1.0])
+    for bad in (0, 2.0, True):
+        with pytest.raises(AttribmapError, match=f"batch_size must be a positive int or None; got {bad!r}"):
+            ModelInputs(model, images, targets, batch_size=bad)
     with pytest.raises(AttribmapError, match="2 maps but 1 input images"):
         Framer(10).frame(maps, inputs=ModelInputs(model, images[:1], targets[:1]))
+
+
+def test_the_default_chunk_follows_the_device():
+    from attribmap.evaluate.perturbation import default_batch_size
+
+    assert default_batch_size("cpu") == 16 and default_batch_size(torch.device("cuda", 1)) == 64
+    assert default_batch_size("meta") == 16
+    model, images, _, targets = _cnn_case(count=2)
+    assert ModelInputs(model, images, targets).batch_size == 16
+    assert ModelInputs(model, images, targets, batch_size=5).batch_size == 5

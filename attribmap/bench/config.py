@@ -167,8 +167,9 @@ class BenchConfig:
     faithfulness : tuple of str
         Faithfulness metrics to add (some of ``deletion``, ``insertion``, ``drop``, ``road``);
         empty by default because they cost perturbed forward passes.
-    faithfulness_batch_size : int
-        Most perturbed images per forward pass (bounds their memory).
+    faithfulness_batch_size : int, optional
+        Most perturbed images per forward pass (bounds their memory); by default 16 on the
+        CPU and 64 on CUDA (:func:`attribmap.evaluate.perturbation.default_batch_size`).
     steps : int
         Steps of the deletion and insertion curves.
     deletion_baseline, insertion_baseline : {"zeros", "blur"}
@@ -206,7 +207,7 @@ class BenchConfig:
     pointing_tolerance: float = 15.0
     iou_thresholds: Tuple[int, ...] = field(default=(30, 50, 70))
     faithfulness: Tuple[str, ...] = ()
-    faithfulness_batch_size: int = 16
+    faithfulness_batch_size: Optional[int] = None
     steps: int = 50
     deletion_baseline: str = "zeros"
     insertion_baseline: str = "blur"
@@ -281,6 +282,8 @@ class BenchConfig:
                                  f"{', '.join(FAITHFULNESS)}")
         for name in ("faithfulness_batch_size", "steps"):
             value = getattr(self, name)
+            if name == "faithfulness_batch_size" and value is None:
+                continue  # the device's default
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AttribmapError(f"{name} must be a positive int; got {value!r}")
         for name in ("deletion_baseline", "insertion_baseline"):

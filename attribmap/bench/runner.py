@@ -63,8 +63,16 @@ def _protocol_settings(config: BenchConfig) -> Dict[str, Any]:
             "metrics": list(config.faithfulness), "target": "ground-truth class (softmax probability)",
             "steps": config.steps, "deletion_baseline": config.deletion_baseline,
             "insertion_baseline": config.insertion_baseline, "road_percents": list(config.road_percents),
-            "road_noise": config.road_noise, "batch_size": config.faithfulness_batch_size}
+            "road_noise": config.road_noise, "batch_size": _faithfulness_batch_size(config)}
     return settings
+
+
+def _faithfulness_batch_size(config: BenchConfig) -> int:
+    """The perturbed images per forward pass: the configured number, else the device's default."""
+    from attribmap.evaluate.perturbation import default_batch_size
+
+    given = config.faithfulness_batch_size
+    return default_batch_size(config.device) if given is None else given
 
 
 def _progress_bar(total: int, initial: int, enabled: bool, desc: str = "bench", unit: str = "img"):
@@ -91,7 +99,7 @@ def _model_inputs(config: BenchConfig, scores: Dict[str, ExtractorScores], model
         model = models[name]
         if score.needs_model and id(model) not in inputs:
             inputs[id(model)] = ModelInputs(model, batch["image"].to(device), batch["label"],
-                                            batch_size=config.faithfulness_batch_size, progress=progress)
+                                            batch_size=_faithfulness_batch_size(config), progress=progress)
     return inputs
 
 

@@ -68,8 +68,9 @@ def register(subparsers) -> None:
     faithful.add_argument("--faithfulness", default="", metavar="LIST",
                           help="faithfulness metrics to add: some of deletion,insertion,drop,road, or all; scored "
                                "on the ground-truth class with the model behind each extractor")
-    faithful.add_argument("--faithfulness-batch-size", type=int, default=16, metavar="B",
-                          help="most perturbed images per forward pass (bounds memory; default 16)")
+    faithful.add_argument("--faithfulness-batch-size", type=int, default=None, metavar="B",
+                          help="most perturbed images per forward pass (bounds memory; default 16 on the CPU, "
+                               "64 on CUDA)")
     faithful.add_argument("--steps", type=int, default=50, help="steps of the deletion / insertion curves "
                                                                 "(default 50)")
     faithful.add_argument("--deletion-baseline", choices=("zeros", "blur"), default="zeros",
