@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attribmap.errors import InputError, MethodError
+from attribmap.errors import AttribmapError, InputError, MethodError
 from attribmap.inputs import check_finite, fit_to_model, to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.base import Extractor, Method
@@ -298,6 +298,27 @@ class Explainer:
             spec = hint(self.model)
         return resolve_layer(self.model, spec, example=batch)
 
+    def _extra_layers(self, posthoc: Mapping[str, _Entry], layer_of: Mapping[str, Tuple[str, nn.Module]],
+                      kwargs_of: Mapping[str, Mapping], tapped: Mapping[str, nn.Module]) -> Dict[str, nn.Module]:
+        """The further layers that methods declare they read (``Method.extra_layers``), to tap now.
+
+        A name that cannot be resolved here is left to the method, which then reports it in its
+        own words (or taps it with one more forward pass).
+        """
+        extra: Dict[str, nn.Module] = {}
+        for n, e in posthoc.items():
+            wanted = getattr(e.extractor, "extra_layers", None)
+            if wanted is None:
+                continue
+            try:
+                names = list(wanted(self.model, layer_of[n][0], kwargs_of[n]))
+                for name in names:
+                    if name not in tapped and name not in extra:
+                        extra[name] = dict(self.model.named_modules())[name]
+            except (AttribmapError, KeyError, TypeError, ValueError):
+                continue
+        return extra
+
     def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, _Entry], target,
                      options: Mapping[str, Mapping]):
         posthoc = {n: e for n, e in entries.items() if isinstance(e.extractor, Method)}
@@ -309,7 +330,9 @@ class Explainer:
         if posthoc:
             layer_of = {n: self._layer_of(e, batch) for n, e in posthoc.items()}
             self.layers_used.update({n: layer[0] for n, layer in layer_of.items()})
-            capture = Tap(self.model, dict(layer_of.values()), self.reshape, self.allow_1x1).run(batch, target)
+            tapped = dict(layer_of.values())
+            tapped.update(self._extra_layers(posthoc, layer_of, kwargs_of, tapped))
+            capture = Tap(self.model, tapped, self.reshape, self.allow_1x1).run(batch, target)
             logits = capture.image_logits.detach()
             targets = capture.target_table if capture.multi_target else capture.targets
             needs: Dict[str, set] = {}

@@ -61,3 +61,32 @@ def test_needs_a_second_layer(tiny_model, tiny_images):
         attribmap.explain(tiny_model, tiny_images, method="refinecam", layer="features")
     with pytest.raises(attribmap.MethodError, match="post-hoc"):
         attribmap.explain(tiny_model, tiny_images, method="refinecam", layer="features.2", base="captum:Saliency")
+
+
+def test_the_extra_layers_are_tapped_in_the_same_forward_pass(setup):
+    model, x, target = setup
+    passes = []
+    handle = model.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        one = attribmap.explain(model, x, method="refinecam", layer="layer4", target=target, raw=True)
+        assert len(passes) == 1  # layer3 tapped with layer4, no retap
+        both = attribmap.Explainer(model, "layer4").explain_many(x, ["refinecam:layers=layer2+layer3", "gradcam"],
+                                                                 target=target, raw=True)
+        assert len(passes) == 2
+    finally:
+        handle.remove()
+    # the same maps as a capture that lacks the extra layers (refinecam then retaps them)
+    from attribmap.methods.refinecam import refinecam
+    from attribmap.tap import Tap
+
+    capture = Tap(model, {"layer4": model.layer4}).run(x, torch.tensor(target))
+    assert torch.allclose(one, refinecam(capture, "layer4"), atol=1e-6)
+    assert torch.allclose(both["refinecam:layers=layer2+layer3"],
+                          refinecam(capture, "layer4", layers="layer2+layer3"), atol=1e-6)
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_unresolvable_extra_layers_are_left_to_the_method(setup):
+    model, x, target = setup
+    with pytest.raises(attribmap.LayerError, match="nolayer"):
+        attribmap.explain(model, x, method="refinecam:layers=nolayer", layer="layer4", target=target)

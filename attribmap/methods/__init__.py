@@ -43,7 +43,7 @@ from attribmap.methods.finercam import finer_needs, finercam
 from attribmap.methods.fullgrad import fullgrad
 from attribmap.methods.gradcam import gradcam, gradcam_elementwise, gradcampp, hirescam, layercam, xgradcam
 from attribmap.methods.i2c import class_map_layer, i2c_class_map
-from attribmap.methods.refinecam import refinecam
+from attribmap.methods.refinecam import refinecam, refinecam_layers
 from attribmap.methods.scorecam import iscam, scorecam, sscam
 from attribmap.methods.shapleycam import shapleycam
 from attribmap.methods.smoothgradcampp import smoothgradcampp
@@ -91,7 +91,8 @@ register_method("finercam", finercam, "Finer-CAM: Grad-CAM of the target logit a
                 needs=finer_needs)
 register_method("shapleycam", shapleycam, "ShapleyCAM: Grad-CAM weights from g - H F / 2 (a Hessian-vector product)")
 register_method("fem", fem, "FEM: channels weighted by their share of pixels above mean + k std (class-agnostic)")
-register_method("refinecam", refinecam, "RefineCAM: product of normalized Grad-CAM++ maps of several layers")
+register_method("refinecam", refinecam, "RefineCAM: product of normalized Grad-CAM++ maps of several layers",
+                extra_layers=refinecam_layers)
 register_method("dgl", dgl, "DGL: sum_k G^c_k (F/|F| - G^L/|G^L|)_k, both branches fused", needs=_dgl_needs)
 register_method("dgl-psb", dgl_psb, "DGL pixel-level selection branch: sum_k G^c_k F_k", needs={SCORE})
 register_method("dgl-cem", dgl_cem, "DGL class-aware enhanced map branch: sum_k (F/|F| - G^L/|G^L|)_k",

@@ -12,7 +12,7 @@ Both return *raw* maps (N, h, w): post-processing (upsampling, min-max) is the c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Union
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -43,6 +43,10 @@ class Method:
     layer_hint : callable, optional
         ``layer_hint(model) -> str | None``: the layer this method taps when the caller gives
         none (for example the class-map layer of an I2C model).
+    extra_layers : callable, optional
+        ``extra_layers(model, layer, options) -> names``: more layers the method reads besides
+        the tapped one (RefineCAM's), tapped in the same forward pass when they can be named
+        before it; the method must still work (one more forward pass) when they were not.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Method:
     description: str
     needs: Needs = field(default_factory=frozenset)
     layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None
+    extra_layers: Optional[Callable[[nn.Module, str, Mapping[str, Any]], Sequence[str]]] = None
 
     #: Post-hoc methods share the caller's tapped forward pass.
     shared_forward = True

@@ -2,12 +2,13 @@
 
 A deep layer localizes coarsely but reliably, an earlier one finely but noisily; multiplying
 their normalized maps keeps what both agree on. The tapped layer and the ``layers`` option
-give the layers; the maps of the layers this call did not tap come from one more tapped
+give the layers. The explainer taps them all in one forward pass (:func:`refinecam_layers` is
+registered as the method's ``extra_layers``); layers a capture lacks come from one more tapped
 forward pass of the same images (:meth:`attribmap.tap.Capture.retap`).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from attribmap.errors import LayerError, MethodError
 from attribmap.methods.perturbation import check_choice
 from attribmap.tap import Capture
 
-__all__ = ["refinecam", "previous_sibling", "RESOLUTIONS"]
+__all__ = ["refinecam", "refinecam_layers", "previous_sibling", "RESOLUTIONS"]
 
 RESOLUTIONS = ("layer", "input")
 
@@ -57,9 +58,9 @@ def previous_sibling(model: torch.nn.Module, layer: str) -> str:
     return f"{parent_name}.{names[at - 1]}" if parent_name else names[at - 1]
 
 
-def _layer_list(capture: Capture, layer: str, layers: Optional[Union[str, Sequence[str]]]) -> List[str]:
+def _layer_list(model: torch.nn.Module, layer: str, layers: Optional[Union[str, Sequence[str]]]) -> List[str]:
     if layers is None:
-        extra = [previous_sibling(capture.model, layer)]
+        extra = [previous_sibling(model, layer)]
     elif isinstance(layers, str):
         extra = [name.strip() for name in layers.replace(",", "+").split("+") if name.strip()]
     else:
@@ -68,6 +69,29 @@ def _layer_list(capture: Capture, layer: str, layers: Optional[Union[str, Sequen
     if len(names) < 2:
         raise MethodError(f"refinecam combines at least two layers; got {names}")
     return names
+
+
+def refinecam_layers(model: torch.nn.Module, layer: str, options: Mapping[str, Any]) -> List[str]:
+    """The layers RefineCAM reads besides ``layer`` (registered as its ``extra_layers``).
+
+    With them known before the forward pass, the explainer taps them in the same pass and
+    :func:`refinecam` needs no second one.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The explained model.
+    layer : str
+        The tapped layer (the first of the combined layers).
+    options : mapping
+        The call's keyword options; ``layers`` as in :func:`refinecam`.
+
+    Returns
+    -------
+    list of str
+        Dotted names of the other layers, in order.
+    """
+    return _layer_list(model, layer, options.get("layers"))[1:]
 
 
 def refinecam(capture: Capture, layer: str, layers: Optional[Union[str, Sequence[str]]] = None,
@@ -111,7 +135,7 @@ def refinecam(capture: Capture, layer: str, layers: Optional[Union[str, Sequence
     method = get_method(base)
     if not isinstance(method, Method) or method.name == "refinecam":
         raise MethodError(f"refinecam base must be a post-hoc method such as 'gradcampp'; got {base!r}")
-    names = _layer_list(capture, layer, layers)
+    names = _layer_list(capture.model, layer, layers)
     source = capture
     if any(name not in capture.layers for name in names):
         source = capture.retap(capture.images, capture.targets, names)

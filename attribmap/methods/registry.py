@@ -77,7 +77,7 @@ def _store(entry: Registration, overwrite: bool) -> None:
 def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor], description: str = "",
                     needs: Union[Iterable, Callable] = (),
                     layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None,
-                    overwrite: bool = False) -> None:
+                    overwrite: bool = False, extra_layers: Optional[Callable] = None) -> None:
     """Register a map extractor under ``name``.
 
     Parameters
@@ -97,6 +97,10 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
         For post-hoc functions: ``layer_hint(model) -> str | None`` default layer.
     overwrite : bool
         Replace an existing registration instead of raising.
+    extra_layers : callable, optional
+        For post-hoc functions that read more layers than the tapped one:
+        ``extra_layers(model, layer, options) -> names``, tapped in the same forward pass
+        (:class:`~attribmap.methods.base.Method`).
 
     Examples
     --------
@@ -115,7 +119,8 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
     elif callable(fn):
         requests = needs if callable(needs) else as_requests(needs)
         text = description or (fn.__doc__ or "").strip().split("\n")[0]
-        entry = Registration(name, text, extractor=Method(name, fn, text, requests, layer_hint))
+        entry = Registration(name, text, extractor=Method(name, fn, text, requests, layer_hint,
+                                                                   extra_layers))
     else:
         raise MethodError(f"method {name!r} must be callable or an Extractor; got {type(fn).__name__}")
     _store(entry, overwrite)
