@@ -306,17 +306,19 @@ class Explainer:
         own words (or taps it with one more forward pass).
         """
         extra: Dict[str, nn.Module] = {}
+        modules: Optional[Dict[str, nn.Module]] = None
         for n, e in posthoc.items():
             wanted = getattr(e.extractor, "extra_layers", None)
             if wanted is None:
                 continue
             try:
                 names = list(wanted(self.model, layer_of[n][0], kwargs_of[n]))
-                for name in names:
-                    if name not in tapped and name not in extra:
-                        extra[name] = dict(self.model.named_modules())[name]
-            except (AttribmapError, KeyError, TypeError, ValueError):
+            except (AttribmapError, TypeError, ValueError):
                 continue
+            if modules is None:
+                modules = dict(self.model.named_modules())
+            extra.update({name: modules[name] for name in names
+                          if name in modules and name not in tapped and name not in extra})
         return extra
 
     def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, _Entry], target,
