@@ -159,6 +159,12 @@ def bare_forwards(model, images, steps: int, chunk: int):
             torch.softmax(model(images[owners[start:start + chunk]]).double(), dim=1)
 
 
+def difference(auc_a, curves_a, auc_b, curves_b) -> dict:
+    """Largest |a - b| of the deletion / insertion AUCs and of their mean curves."""
+    return {"auc": max(abs(auc_a[k] - auc_b[k]) for k in auc_a),
+            "curve": max(float(np.abs(curves_a[k] - curves_b[k]).max()) for k in curves_a)}
+
+
 def set_tf32(enabled: bool) -> None:
     """cuDNN convolutions and CUDA matrix products in TF32 (torch's defaults: convolutions on, matmul off)."""
     torch.backends.cudnn.allow_tf32 = enabled
@@ -186,19 +192,17 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda"):
         loop_auc, loop_curves = loop_deletion_insertion(model, images, maps, targets, args.steps)
         ours_auc, ours_curves = attribmap_deletion_insertion(model, images, raw, targets, args.steps, args.chunk)
-        tf32_difference = {"auc": max(abs(loop_auc[k] - ours_auc[k]) for k in loop_auc),
-                           "curve": max(float(np.abs(loop_curves[k] - ours_curves[k]).max()) for k in loop_curves)}
+        tf32_difference = difference(loop_auc, loop_curves, ours_auc, ours_curves)
         set_tf32(False)
     loop_auc, loop_curves = loop_deletion_insertion(model, images, maps, targets, args.steps)
     differences = {}
     for layout in (False, True):
         ours_auc, ours_curves = attribmap_deletion_insertion(model, images, raw, targets, args.steps, args.chunk,
                                                              layout)
-        auc_diff = max(abs(loop_auc[k] - ours_auc[k]) for k in loop_auc)
-        curve_diff = max(float(np.abs(loop_curves[k] - ours_curves[k]).max()) for k in loop_curves)
-        if max(auc_diff, curve_diff) > args.tolerance:
-            raise SystemExit(f"the loop and attribmap disagree: AUC {auc_diff:.2e}, curves {curve_diff:.2e}")
-        differences["channels_last" if layout else "default"] = {"auc": auc_diff, "curve": curve_diff}
+        found = difference(loop_auc, loop_curves, ours_auc, ours_curves)
+        if max(found.values()) > args.tolerance:
+            raise SystemExit(f"the loop and attribmap disagree: AUC {found['auc']:.2e}, curves {found['curve']:.2e}")
+        differences["channels_last" if layout else "default"] = found
     if tf32_difference is not None:
         differences["cuda_torch_default_tf32"] = tf32_difference
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32_defaults  # time as users run

@@ -119,8 +119,8 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
     elif callable(fn):
         requests = needs if callable(needs) else as_requests(needs)
         text = description or (fn.__doc__ or "").strip().split("\n")[0]
-        entry = Registration(name, text, extractor=Method(name, fn, text, requests, layer_hint,
-                                                                   extra_layers))
+        method = Method(name, fn, text, requests, layer_hint, extra_layers=extra_layers)
+        entry = Registration(name, text, extractor=method)
     else:
         raise MethodError(f"method {name!r} must be callable or an Extractor; got {type(fn).__name__}")
     _store(entry, overwrite)
