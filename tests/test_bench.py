@@ -210,8 +210,11 @@ def test_legacy_protocol_matches_evaluate_maps(trained, tmp_path):
     assert "legacy" in (tmp_path / "legacy" / "results.md").read_text()
 
 
-def test_interrupted_run_resumes_from_saved_batch_with_identical_numbers(trained, tmp_path, monkeypatch):
-    config = _config(trained, methods=("cam", "gradcam"), weightmap=trained["wm"], faithfulness=("deletion", "drop"),
+@pytest.mark.parametrize("faithfulness", [("deletion", "drop"), ("deletion", "insertion", "drop", "road")],
+                         ids=["deletion+drop", "every-faithfulness-metric"])
+def test_interrupted_run_resumes_from_saved_batch_with_identical_numbers(trained, tmp_path, monkeypatch,
+                                                                       faithfulness):
+    config = _config(trained, methods=("cam", "gradcam"), weightmap=trained["wm"], faithfulness=faithfulness,
                      steps=3)
     whole = run_benchmark(config, tmp_path / "whole", write_figures=False)
 
@@ -233,6 +236,11 @@ def test_interrupted_run_resumes_from_saved_batch_with_identical_numbers(trained
     assert calls == [2]  # 10 images in batches of 4: batches 0 and 1 were done, only [8, 9] is left
     assert any("resuming at batch 2" in m for m in messages)
     assert _metrics(resumed) == _metrics(whole)
+    expected = {"deletion": {"Deletion"}, "insertion": {"Insertion"}, "drop": {"AverageDrop", "IncreaseInConfidence"},
+                "road": {"ROAD_MoRF", "ROAD_LeRF", "ROAD_MoRF_accuracy", "ROAD_LeRF_accuracy"}}
+    for name, entry in _metrics(resumed).items():  # every faithfulness number was scored and is a number
+        for key in set().union(*(expected[m] for m in faithfulness)):
+            assert np.isfinite(entry[key]), (name, key)
     assert resumed["timing"]["images_this_process"] == 10
     assert not (out / ".progress.pt").exists()
 

@@ -60,16 +60,29 @@ def briefly_trained(padding: str, setting, epochs: int = 3) -> torch.Tensor:
         return generator.eval()(images)[:, 0]
 
 
+#: How much brighter than the interior an outer ring may be and still count as "no frame". The
+#: briefly trained generator's reflect-padded profile is flat to ~1e-3, and its rounding differs
+#: between CPUs (issue 21: an Intel Xeon had the outermost ring 5e-4 above the next); the
+#: zero-padded frame stands ~0.02-0.04 above the interior on every CPU tried. Measured on an AMD
+#: EPYC with ATEN_CPU_CAPABILITY=default and avx512: reflect ring - interior = -0.010 / -0.011 on
+#: average, zeros +0.039 / +0.036; outermost ring - next ring: reflect -8e-4 / -3e-4, zeros +0.020.
+FLAT = 0.005
+FRAME = 0.01
+
+
 def test_the_reflect_padded_generator_draws_no_frame_and_zero_padding_does(setting):
     maps = briefly_trained("reflect", setting)
     ring, interior = ring_and_interior(maps)
-    assert ring.mean() <= interior.mean()                       # on average the ring is not brighter
-    assert (ring > interior).float().mean() < 0.5               # and not on most maps either
-    assert border_profile(maps).argmax() != 0                   # the outermost pixels are not the brightest
+    assert (ring - interior).mean() <= FLAT                     # on average the ring is not brighter
+    assert (ring > interior + 2 * FLAT).float().mean() < 0.5    # and not clearly brighter on most maps
+    profile = border_profile(maps)
+    assert profile[0] <= profile[1:].max() + FLAT               # the outermost pixels are no frame
     zero_padded = briefly_trained("zeros", setting)
     ring0, interior0 = ring_and_interior(zero_padded)
-    assert ring0.mean() > interior0.mean() and bool((ring0 > interior0).all())  # the test can fail
-    assert border_profile(zero_padded).argmax() == 0
+    assert (ring0 - interior0).mean() >= FRAME                  # the test can fail: zeros draw a frame
+    assert (ring0 > interior0 + FLAT).float().mean() >= 0.75    # on most maps
+    profile0 = border_profile(zero_padded)
+    assert profile0[0] >= profile0[1:].max() + FRAME            # and it is the outermost ring
 
 
 def test_the_default_generator_pads_by_reflection_and_old_checkpoints_keep_zeros(tmp_path):
