@@ -37,7 +37,7 @@ NOT_POSTHOC = ("i2c", "weightmap")
 SCORE_FAMILY = ("scorecam", "sscam", "iscam")
 #: options that keep a method small (none changes what it computes, only how many samples)
 OPTIONS = {"smoothgradcampp": "smoothgradcampp:n_samples=4", "captum:IntegratedGradients":
-           "captum:IntegratedGradients:n_steps=8", "sscam": "sscam@_blocks.2:n_samples=2",
+           "captum:IntegratedGradients:n_steps=8:internal_batch_size=4", "sscam": "sscam@_blocks.2:n_samples=2",
            "iscam": "iscam@_blocks.2:n_samples=2", "scorecam": "scorecam@_blocks.2"}
 MARGIN = 0.99
 
