@@ -121,6 +121,9 @@ def test_declared_layers_and_block_names(model):
         for h in handles:
             h.remove()
     assert shapes == {"_blocks.7": (1, 80, 14, 14), "_blocks.10": (1, 112, 14, 14), "_head_act": (1, 1280, 7, 7)}
+    from attribmap.layers import auto_layer
+
+    assert auto_layer(model, torch.zeros(1, 3, 224, 224)) == "_head_act"  # the rule agrees with cam_layer
 
 
 @pytest.mark.parametrize("size", [225, 113, 7])
@@ -173,6 +176,11 @@ def test_explain_command_takes_a_photo_name_and_a_file_wins(tmp_path, monkeypatc
     assert main(["explain", "coffee", "--model", "efficientnet_lite0", "--weights", "DEFAULT", "--out",
                  str(tmp_path / "file.png")]) == 0
     assert "top-1 class 872" in capsys.readouterr().out
+    weights = tmp_path / "lite0.pth"
+    torch.save(build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").state_dict(), weights)
+    assert main(["explain", "chelsea", "--model", "efficientnet_lite0", "--weights", str(weights), "--out",
+                 str(tmp_path / "cat.png")]) == 0
+    assert "top-1 class 285" in capsys.readouterr().out
     assert main(["explain", "cofee", "--model", "efficientnet_lite0", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "'cofee'" in err and "coffee, camera" in err and len(err.strip().splitlines()) == 1
