@@ -117,7 +117,7 @@ def read_image(text: str) -> "PIL.Image.Image":
     from attribmap.data import photos
     from attribmap.inputs import load_image
 
-    if os.path.exists(text) or not photos.is_photo(text):
+    if os.path.isfile(text) or not photos.is_photo(text):
         try:
             return load_image(text)
         except FileNotFoundError:
