@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,19 +188,15 @@ def test_explain_command_takes_a_photo_name_and_a_file_wins(tmp_path, monkeypatc
     assert not os.path.exists(tmp_path / "x.png")
 
 
-README_EXAMPLE = '''
-import attribmap
-from attribmap.data import photos
-from attribmap.models import build_model
-
-model = build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").eval()
-maps = attribmap.explain(model, photos.load("coffee"), method="gradcam")   # (1, 224, 224) in [0, 1]
-'''
+def readme_first_example() -> str:
+    """The first python block of README.md, as a user would paste it."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_the_readme_example_runs_offline_and_a_path_does_the_same(tmp_path):
     namespace: dict = {}
-    exec(compile(README_EXAMPLE, "README example", "exec"), namespace)
+    exec(compile(readme_first_example(), "README example", "exec"), namespace)
     maps = namespace["maps"]
     assert maps.shape == (1, 224, 224) and float(maps.min()) == 0.0 and float(maps.max()) == 1.0
     path = tmp_path / "coffee.png"
