@@ -96,8 +96,11 @@ def batched_linear_imputation(images: torch.Tensor, removed: torch.Tensor, tol: 
 
 
 def default_chunk(device: "torch.device | str") -> int:
-    """Images solved together by default: all of them on CUDA, 4 elsewhere (each (4, 3, 224, 224)
-    float32 array of the cycle is 2.4 MB, so the working set stays in a 32 MB cache)."""
+    """Images solved together by default on ``device``: all of them on CUDA, 4 elsewhere.
+
+    On the CPU each (4, 3, 224, 224) float32 array of the cycle is 2.4 MB, so the working set
+    stays in a 32 MB cache (~3x faster per element than 18 images at once).
+    """
     return 1 << 30 if torch.device(device).type == "cuda" else 4
 
 

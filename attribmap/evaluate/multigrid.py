@@ -52,10 +52,19 @@ def apply_stencil(stencil: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def neighbour_sum(v: torch.Tensor, direct: float, diagonal: float) -> torch.Tensor:
-    """``sum_j K_(j - i) v_j`` for the symmetric 3 x 3 kernel K (``direct`` on the 4 direct neighbours,
-    ``diagonal`` on the 4 diagonal ones, 0 at the centre), neighbours outside the grid zero; (..., h, w).
+    """``sum_j K_(j - i) v_j``, neighbours outside the grid zero.
 
     Shifted slices, not ``conv2d``: a 1-channel 3 x 3 convolution runs ~10x slower on the CPU.
+
+    Parameters
+    ----------
+    v : Tensor (..., h, w)
+    direct, diagonal : float
+        K: ``direct`` on the 4 direct neighbours, ``diagonal`` on the 4 diagonal ones, 0 at the centre.
+
+    Returns
+    -------
+    Tensor (..., h, w)
     """
     h, w = v.shape[-2:]
     padded = F.pad(v, (1, 1, 1, 1))
@@ -202,6 +211,20 @@ class MaskedMultigrid:
 
 def existing_weights(shape: Tuple[int, int], direct: float, diagonal: float, dtype: torch.dtype,
                      device) -> torch.Tensor:
-    """``d``: the summed weights of each pixel's neighbours inside an (H, W) grid, (1, 1, H, W)."""
+    """``d``: the summed weights of each pixel's neighbours inside the grid.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (H, W).
+    direct, diagonal : float
+        The neighbour weights (see :func:`neighbour_sum`).
+    dtype : torch.dtype
+    device : torch.device or str
+
+    Returns
+    -------
+    Tensor (1, 1, H, W)
+    """
     ones = torch.ones((1, 1) + tuple(shape), dtype=dtype, device=device)
     return neighbour_sum(ones, direct, diagonal)
