@@ -41,6 +41,12 @@ def _masks(height: int, width: int, seed: int = 0) -> np.ndarray:
     single[height // 2, 1] = False
     masks.append(single)
     masks.append(np.zeros((height, width), dtype=bool))  # nothing removed
+    inner = np.zeros((height, width), dtype=bool)
+    inner[height // 3:height // 3 + 3, width // 3:width // 3 + 2] = True  # solved on a box inside the image
+    masks.append(inner)
+    edge = np.zeros((height, width), dtype=bool)
+    edge[:2, width // 4:width // 2 + 1] = True  # a box on the top border: d is the image's there, not the box's
+    masks.append(edge)
     return np.stack(masks)
 
 
@@ -66,9 +72,9 @@ def test_default_tolerance_and_chunks_agree_with_the_exact_solve():
     masks = _masks(20, 26, seed=3)
     images = rng.normal(size=(len(masks), 3, 20, 26)).astype(np.float32)
     expected = np.stack([linear_imputation(image, mask) for image, mask in zip(images, masks)])
-    for chunk in (1, 3, 100):
+    for chunk in (1, 3, 100):  # chunks of 1 solve the last two masks on boxes
         filled = batched_linear_imputation(torch.from_numpy(images), torch.from_numpy(masks), chunk=chunk)
-        assert np.abs(filled.numpy() - expected).max() < 1e-4  # observed < 1e-6 at the default 1e-6 residual
+        assert np.abs(filled.numpy() - expected).max() < 1e-3  # observed 3e-5 at the default 1e-5 residual
 
 
 def test_the_multigrid_pieces_are_transposes_and_galerkin_products():
@@ -109,7 +115,7 @@ def test_road_scores_of_both_solvers_agree(noise):
         frame = Framer(20).frame(maps, inputs=ModelInputs(model, images, targets, batch_size=7))
         results[solver] = metric.update(frame).compute()
     for key in ("road_morf", "road_lerf"):
-        assert np.abs(results["cg"][key] - results["exact"][key]).max() < 1e-4  # observed ~1e-8
+        assert np.abs(results["cg"][key] - results["exact"][key]).max() < 1e-4  # observed ~7e-7 at the default tol
         assert np.ptp(results["exact"][key]) > 1e-2  # the curves move: the comparison has teeth
     for key in ("ROAD_MoRF", "ROAD_LeRF"):
         assert results["cg"][key] == pytest.approx(results["exact"][key], abs=1e-4)

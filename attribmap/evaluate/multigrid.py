@@ -15,7 +15,7 @@ gradients.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -129,16 +129,21 @@ class MaskedMultigrid:
     coarsest : int
         Stop coarsening when a side is at most this; there ``coarse_sweeps`` Jacobi sweeps.
     coarse_sweeps : int
+    existing : Tensor (1, 1, H, W), optional
+        ``d``, the summed weights of the neighbours that exist (default: those inside the
+        (H, W) grid; a crop of a larger image passes the image's).
     """
 
     def __init__(self, unknown: torch.Tensor, direct: float, diagonal: float, dtype: torch.dtype = torch.float32,
-                 sweeps: int = 1, coarsest: int = 4, coarse_sweeps: int = 8) -> None:
+                 sweeps: int = 1, coarsest: int = 4, coarse_sweeps: int = 8,
+                 existing: Optional[torch.Tensor] = None) -> None:
         self.weights = (float(direct), float(diagonal))
         self.dtype = dtype
         self.mask = unknown.to(dtype)
         self.sweeps = int(sweeps)
         self.coarse_sweeps = int(coarse_sweeps)
-        self.diagonal = existing_weights(tuple(unknown.shape[-2:]), direct, diagonal, dtype, unknown.device)
+        self.diagonal = (existing_weights(tuple(unknown.shape[-2:]), direct, diagonal, dtype, unknown.device)
+                         if existing is None else existing.to(dtype))
         unknown_neighbours = neighbour_sum(self.mask, *self.weights)
         self.fine_weight = self.mask * self._jacobi_weight(self.diagonal, self.diagonal + unknown_neighbours)
         self.levels: List[Tuple[torch.Tensor, torch.Tensor]] = []  # (stencil, Jacobi weight) of each coarse level

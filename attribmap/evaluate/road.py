@@ -153,11 +153,10 @@ class ROAD(Metric):
                 filled = batched_linear_imputation(source, where, tol=self.tol, dtype=torch.float64)
                 if self.noise > 0:  # the same draws as the exact path: (C, removed pixels in raster order)
                     channels = filled.shape[1]
-                    noise = np.concatenate([rng(b, j, o).standard_normal((channels, int(r.sum()))).T.ravel()
-                                            for (b, j, o), r in zip(keys.tolist(), removed)])
-                    chosen = where[:, None].expand_as(filled).permute(0, 2, 3, 1)
-                    moved = filled.permute(0, 2, 3, 1)
-                    moved[chosen] += self.noise * torch.from_numpy(noise).to(inputs.device)
+                    noise = np.zeros((len(keys), height, width, channels))
+                    for row, ((b, j, o), r) in enumerate(zip(keys.tolist(), removed)):
+                        noise[row][r] = rng(b, j, o).standard_normal((channels, int(r.sum()))).T
+                    filled += self.noise * torch.from_numpy(noise).to(inputs.device).permute(0, 3, 1, 2)
                 return filled.to(inputs.images.dtype)
 
         scores, correct = inputs.scores(build, jobs[:, 0], jobs)
