@@ -10,13 +10,16 @@ from attribmap.errors import AttribmapError
 from attribmap.evaluate.exact_sum import exact_add, exact_mean, exact_zeros
 from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.imputation import noisy_linear_imputation
+from attribmap.evaluate.imputation_batched import DEFAULT_TOLERANCE, batched_linear_imputation
 from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 
-__all__ = ["ROAD", "removed_counts"]
+__all__ = ["ROAD", "removed_counts", "SOLVERS"]
 
 #: Percentages of pixels removed (9 points, as the ROAD paper and pytorch-grad-cam average).
 DEFAULT_PERCENTS = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 _ORDERS = ("morf", "lerf")
+#: How the imputation's linear systems are solved.
+SOLVERS = ("cg", "exact")
 
 
 def removed_counts(pixels: int, percents: Sequence[int]) -> np.ndarray:
@@ -46,7 +49,16 @@ class ROAD(Metric):
     seed : int
         The noise of image i at percentage j, order o comes from a generator seeded with
         ``(seed, i, j, o)``, i the image's stream index: the numbers do not depend on
-        batching or sharding.
+        batching, sharding or the solver.
+    solver : str
+        ``"cg"`` (default): every perturbed image of a forward chunk imputed at once, in torch
+        on the model's device (:func:`~attribmap.evaluate.imputation_batched.batched_linear_imputation`:
+        multigrid-preconditioned conjugate gradients to a relative residual ``tol``);
+        ``"exact"``: one scipy sparse LU per image, percentage and order
+        (:func:`~attribmap.evaluate.imputation.noisy_linear_imputation`), the reference.
+        The scores of the two agree to 1e-4 (tests/test_evaluate_road_solver.py).
+    tol : float
+        Relative residual at which ``"cg"`` stops.
 
     References
     ----------
@@ -57,19 +69,26 @@ class ROAD(Metric):
     name = "road"
     _exact_state = ("morf_score", "lerf_score")
 
-    def __init__(self, percents: Sequence[int] = DEFAULT_PERCENTS, noise: float = 0.01, seed: int = 0) -> None:
+    def __init__(self, percents: Sequence[int] = DEFAULT_PERCENTS, noise: float = 0.01, seed: int = 0,
+                 solver: str = "cg", tol: float = DEFAULT_TOLERANCE) -> None:
         percents = tuple(int(p) for p in percents)
         if not percents or any(not (0 < p < 100) for p in percents):
             raise AttribmapError(f"ROAD percents must be integers in (0, 100); got {percents}")
         if not (float(noise) >= 0):
             raise AttribmapError(f"ROAD noise must be >= 0; got {noise!r}")
+        if solver not in SOLVERS:
+            raise AttribmapError(f"ROAD solver must be one of {SOLVERS}; got {solver!r}")
+        if not (0 < float(tol) < 1):
+            raise AttribmapError(f"ROAD tol must be in (0, 1); got {tol!r}")
         self.percents = percents
         self.noise = float(noise)
         self.seed = int(seed)
+        self.solver = solver
+        self.tol = float(tol)
         super().__init__()
 
     def _config(self) -> tuple:
-        return (self.percents, self.noise, self.seed)
+        return (self.percents, self.noise, self.seed, self.solver, self.tol if self.solver == "cg" else None)
 
     def _new_state(self) -> dict:
         points = len(self.percents)
@@ -105,21 +124,40 @@ class ROAD(Metric):
         pixels = order.shape[1]
         counts = removed_counts(pixels, self.percents)
         height, width = inputs.height, inputs.width
-        images = inputs.images.detach().cpu().double().numpy()
         points = len(self.percents)
         jobs = np.array([(b, j, o) for b in range(frame.count) for o in range(2) for j in range(points)],
                         dtype=np.int64).reshape(-1, 3)
 
-        def build(owners: np.ndarray, keys: np.ndarray) -> torch.Tensor:
-            filled = []
-            for b, j, o in keys.tolist():
+        def masks(keys: np.ndarray) -> np.ndarray:
+            removed = np.zeros((len(keys), pixels), dtype=bool)
+            for row, (b, j, o) in enumerate(keys.tolist()):
                 k = int(counts[j])
-                chosen = order[b, :k] if o == 0 else order[b, pixels - k:]
-                removed = np.zeros(pixels, dtype=bool)
-                removed[chosen] = True
-                rng = np.random.default_rng([self.seed, int(frame.indices[b]), j, o])
-                filled.append(noisy_linear_imputation(images[b], removed.reshape(height, width), self.noise, rng))
-            return torch.from_numpy(np.stack(filled)).to(inputs.device, inputs.images.dtype)
+                removed[row, order[b, :k] if o == 0 else order[b, pixels - k:]] = True
+            return removed.reshape(len(keys), height, width)
+
+        def rng(b: int, j: int, o: int) -> np.random.Generator:
+            return np.random.default_rng([self.seed, int(frame.indices[b]), j, o])
+
+        if self.solver == "exact":
+            images = inputs.images.detach().cpu().double().numpy()
+
+            def build(owners: np.ndarray, keys: np.ndarray) -> torch.Tensor:
+                filled = [noisy_linear_imputation(images[b], removed, self.noise, rng(b, j, o))
+                          for (b, j, o), removed in zip(keys.tolist(), masks(keys))]
+                return torch.from_numpy(np.stack(filled)).to(inputs.device, inputs.images.dtype)
+        else:
+            def build(owners: np.ndarray, keys: np.ndarray) -> torch.Tensor:
+                removed = masks(keys)
+                where = torch.from_numpy(removed).to(inputs.device)
+                source = inputs.images[torch.from_numpy(owners).to(inputs.device)]
+                filled = batched_linear_imputation(source, where, tol=self.tol, dtype=torch.float64)
+                if self.noise > 0:  # the same draws as the exact path: (C, removed pixels in raster order)
+                    channels = filled.shape[1]
+                    noise = np.zeros((len(keys), height, width, channels))
+                    for row, ((b, j, o), r) in enumerate(zip(keys.tolist(), removed)):
+                        noise[row][r] = rng(b, j, o).standard_normal((channels, int(r.sum()))).T
+                    filled += self.noise * torch.from_numpy(noise).to(inputs.device).permute(0, 3, 1, 2)
+                return filled.to(inputs.images.dtype)
 
         scores, correct = inputs.scores(build, jobs[:, 0], jobs)
         scores = scores.reshape(frame.count, 2, points)
