@@ -102,7 +102,7 @@ def mosaic_section(config, dataset) -> Optional[Dict[str, Any]]:
 
 
 def mosaic_lines(section: Mapping[str, Any]) -> List[str]:
-    """Markdown lines of the reference rows of :func:`mosaic_section`."""
+    """Markdown lines of the reference rows in ``section``, what :func:`mosaic_section` returned."""
     grid = section["grid"]
     lines = ["", f"Reference rows of the {grid}x{grid} mosaics (chance is {100.0 / grid ** 2:.1f} % of the grid "
                  "pointing game):", "", "| reference | grid pointing | pointing | energy pointing |",

@@ -191,6 +191,16 @@ def check_photos(model: torch.nn.Module, photos: Sequence[MosaicPhoto], threshol
 def plan_mosaics(checks: Sequence[PhotoCheck], grid: int, count: int, seed: int) -> List[List[int]]:
     """Which photos fill each mosaic: ``count`` lists of ``grid**2`` photo indices, row-major.
 
+    Parameters
+    ----------
+    checks : sequence of PhotoCheck
+        What :func:`check_photos` said of every photo.
+    grid : int
+        Cells per side.
+    count : int
+        Mosaics.
+    seed : int
+
     Only photos that passed are used; the classes within a mosaic all differ; among photos
     of the same class one is drawn. Deterministic for ``seed``.
 
@@ -223,13 +233,13 @@ def plan_mosaics(checks: Sequence[PhotoCheck], grid: int, count: int, seed: int)
 
 
 def cell_boxes(grid: int, cell_size: int) -> List[Tuple[int, int, int, int]]:
-    """Inclusive (x0, y0, x1, y1) of every cell of a mosaic, row-major."""
+    """Inclusive (x0, y0, x1, y1) of every cell of a ``grid`` x ``grid`` mosaic of ``cell_size`` px cells, row-major."""
     return [(c * cell_size, r * cell_size, (c + 1) * cell_size - 1, (r + 1) * cell_size - 1)
             for r in range(grid) for c in range(grid)]
 
 
 def compose_mosaic(cells: Sequence[np.ndarray], grid: int) -> np.ndarray:
-    """Tile ``grid**2`` equal uint8 cells (s, s, 3), row-major, into one (grid*s, grid*s, 3) image."""
+    """Tile ``cells``, ``grid**2`` equal uint8 arrays (s, s, 3), row-major, into one (grid*s, grid*s, 3) image."""
     if len(cells) != grid * grid:
         raise AttribmapError(f"a {grid}x{grid} mosaic takes {grid * grid} cells; got {len(cells)}")
     rows = [np.concatenate(cells[r * grid:(r + 1) * grid], axis=1) for r in range(grid)]

@@ -8,6 +8,14 @@ from typing import Optional, Sequence, Union
 __all__ = ["sanity_figure"]
 
 
+def _display(image):
+    """``image`` (H, W) in [0, 1] rescaled so that its 99th percentile is 1 (clipped)."""
+    import numpy as np
+
+    top = float(np.percentile(image, 99)) if image.size else 0.0
+    return np.clip(image / top, 0.0, 1.0) if top > 0 else image
+
+
 def sanity_figure(result, path: Union[str, "os.PathLike[str]"], mean: Optional[Sequence[float]] = None,
                   std: Optional[Sequence[float]] = None, cmap: str = "gray") -> Path:
     """Write the cascading randomization figure of ``result`` to ``path`` (PNG, atomically).
@@ -15,7 +23,8 @@ def sanity_figure(result, path: Union[str, "os.PathLike[str]"], mean: Optional[S
     One row per method, one column per stage (the image first, then the trained model's map,
     then one more block randomized per column down to the stem), each map shown as
     :func:`~attribmap.sanity.similarity.as_image` (absolute value over its maximum), as in
-    Adebayo et al.'s Figure 2.
+    Adebayo et al.'s Figure 2, clipped at its 99th percentile for display (a few extreme
+    gradient pixels would otherwise leave the rest black).
 
     Parameters
     ----------
@@ -49,7 +58,7 @@ def sanity_figure(result, path: Union[str, "os.PathLike[str]"], mean: Optional[S
                     ax.imshow(image)
                 ax.set_ylabel(method, fontsize=7, rotation=0, ha="right", va="center")
             else:
-                ax.imshow(result.maps[method][col - 1], cmap=cmap, vmin=0.0, vmax=1.0)
+                ax.imshow(_display(result.maps[method][col - 1]), cmap=cmap, vmin=0.0, vmax=1.0)
             if row == 0:
                 ax.set_title("image" if col == 0 else stages[col - 1], fontsize=6, rotation=45, ha="left")
     fig.suptitle("cascading randomization from the logits down (left: trained)", fontsize=8)

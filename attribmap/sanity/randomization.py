@@ -92,7 +92,8 @@ class SanityResult:
 
     def table(self, measure: str = "spearman_abs", independent: bool = False) -> str:
         """A plain-text table: one row per method, one column per stage, ``measure`` values
-        (``-`` where undefined) with the count of constant maps in brackets where there are any."""
+        (``-`` where undefined) with the count of constant maps in brackets where there are any;
+        the cascading test, or the ``independent`` one."""
         if measure not in MEASURES:
             raise AttribmapError(f"measure must be one of {MEASURES}; got {measure!r}")
         results = self.independent if independent else self.methods

@@ -31,7 +31,7 @@ def is_constant(scoremap: np.ndarray) -> bool:
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equal-size arrays (flattened); NaN when either is constant."""
+    """Pearson correlation of the equal-size arrays ``a`` and ``b`` (flattened); NaN when either is constant."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     y = np.asarray(b, dtype=np.float64).reshape(-1)
     x = x - x.mean()
@@ -43,7 +43,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two equal-size arrays (average ranks for ties); NaN when either is constant."""
+    """Spearman rank correlation of the equal-size arrays ``a`` and ``b`` (average ranks for ties); NaN when either is constant."""
     from scipy.stats import rankdata
 
     if is_constant(a) or is_constant(b):
@@ -52,14 +52,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def as_image(scoremap: np.ndarray) -> np.ndarray:
-    """|map| / max |map|: float64 (H, W) in [0, 1] (all zeros for an all-zero map)."""
+    """``abs(scoremap) / max(abs(scoremap))``: float64 (H, W) in [0, 1] (all zeros for an all-zero map)."""
     image = np.abs(np.asarray(scoremap, dtype=np.float64))
     peak = image.max() if image.size else 0.0
     return image / peak if peak > 0 and np.isfinite(peak) else np.zeros_like(image)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of :func:`as_image` of two (H, W) maps (scikit-image, data range 1, 7x7 window)."""
+    """SSIM of :func:`as_image` of the (H, W) maps ``a`` and ``b`` (scikit-image, data range 1, 7x7 window)."""
     from skimage.metrics import structural_similarity
 
     x, y = as_image(a), as_image(b)
@@ -76,7 +76,7 @@ def _hog(image: np.ndarray) -> np.ndarray:
 
 
 def hog_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of the HOG features of :func:`as_image` of two (H, W) maps; NaN for a constant one."""
+    """Pearson correlation of the HOG features of :func:`as_image` of the (H, W) maps ``a`` and ``b``; NaN for a constant one."""
     if is_constant(a) or is_constant(b):
         return float("nan")
     return pearson(_hog(as_image(a)), _hog(as_image(b)))
