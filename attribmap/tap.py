@@ -18,7 +18,13 @@ Consequences:
 * a layer's output is recorded in its own layout (channels-last maps and token sequences of
   vision transformers included) and read as a map (N, C, h, w) by
   :func:`attribmap.tokens.read_layout`: the capture presents activations and gradients on
-  that grid, the layers downstream see the output unchanged.
+  that grid, the layers downstream see the output unchanged;
+* a module called several times in one forward pass (one ``ReLU`` module applied twice, as
+  torchvision's ``BasicBlock`` and the EfficientNet-PyTorch models do) is read at its
+  **last call**, the one nearest the logits: its activations, its gradients and every
+  method that perturbs the layer (Ablation-CAM's replaced activations) refer to that call.
+  Earlier calls of the module are neither recorded nor checked (they may be 1 x 1 or not
+  maps at all); :meth:`Capture.calls` says how many calls there were.
 
 :class:`Capture` holds what one forward recorded and computes gradients lazily, caching
 them so that several methods share one or two vector-Jacobian products. With several target
@@ -111,6 +117,9 @@ class Capture:
         How each layer's output is read as a map (N, C, h, w); default channels-first.
     tap_options : mapping, optional
         ``reshape`` and ``allow_1x1`` of the recording :class:`Tap`.
+    calls : mapping of str to int, optional
+        How many times each tapped module ran in the forward pass (default 1); the
+        activations are those of the last call.
 
     Attributes
     ----------
@@ -131,8 +140,9 @@ class Capture:
     def __init__(self, images: torch.Tensor, activations: Mapping[str, torch.Tensor],
                  logits: torch.Tensor, targets: torch.Tensor, model: nn.Module,
                  layers: Mapping[str, nn.Module], layouts: Optional[Mapping[str, GridLayout]] = None,
-                 tap_options: Optional[Mapping[str, object]] = None):
+                 tap_options: Optional[Mapping[str, object]] = None, calls: Optional[Mapping[str, int]] = None):
         self._activations = dict(activations)  # graph inputs, in each layer's own layout
+        self._calls = dict(calls or {})
         self._layouts = dict(layouts or {})
         self.tap_options = dict(tap_options or {})
         self.model = model
@@ -175,6 +185,25 @@ class Capture:
             shape = self._activations[key].shape
             layout = GridLayout("channels-first", (shape[-2], shape[-1]), shape[1])
         return layout
+
+    def calls(self, layer: Optional[str] = None) -> int:
+        """How many times the module of ``layer`` ran in the recorded forward pass.
+
+        The capture holds its **last** call (the activations, their gradients); a method that
+        reruns the model and acts on the layer (Ablation-CAM's full forward passes) acts on
+        call number ``calls(layer)`` of each pass, counting from 1.
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        int
+            >= 1.
+        """
+        return int(self._calls.get(self._key(layer), 1))
 
     @property
     def probabilities(self) -> torch.Tensor:
@@ -372,6 +401,8 @@ class Capture:
         ``b * dz_c/dy`` with ``y`` the layer's output (before any in-place activation that
         follows it) and ``b`` its bias: a convolution's ``bias``; for batch norm the
         effective bias ``beta - mu * gamma / sqrt(var + eps)`` of its running statistics.
+        A layer that runs several times per forward pass adds one term per call (named
+        ``"name#1"``, ``"name#2"``, ...), each at its own resolution.
 
         Returns
         -------
@@ -393,11 +424,11 @@ class Capture:
                                       "(track_running_stats=False leaves its bias undefined)")
                 scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps)
                 layers.append((name, module, module.bias.detach() - module.running_mean * scale))
-        records: Dict[str, torch.Tensor] = {}
+        records: Dict[str, list] = {}
 
         def make_hook(name: str):
             def hook(module, inputs, output):
-                records[name] = output
+                records.setdefault(name, []).append(output)  # every call: a reused layer adds its bias each time
                 return output.clone()  # an in-place activation downstream must not alter the record
             return hook
 
@@ -407,12 +438,13 @@ class Capture:
                 z = logits_of(self.model(x))
             rows = torch.arange(z.shape[0], device=z.device)
             targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
-            used = [(name, bias) for name, _, bias in layers if name in records and records[name].requires_grad]
-            grads = torch.autograd.grad(z[rows, targets].sum(), [x] + [records[n] for n, _ in used],
+            used = [(name if len(records[name]) == 1 else f"{name}#{k + 1}", bias, out)
+                    for name, _, bias in layers for k, out in enumerate(records.get(name, ())) if out.requires_grad]
+            grads = torch.autograd.grad(z[rows, targets].sum(), [x] + [out for _, _, out in used],
                                         allow_unused=True)
         input_grad = torch.zeros_like(x) if grads[0] is None else grads[0].detach()
         bias_grads = []
-        for (name, bias), grad in zip(used, grads[1:]):
+        for (name, bias, _), grad in zip(used, grads[1:]):
             if grad is None or grad.dim() != 4:
                 continue
             bias_grads.append((name, grad.detach() * bias.to(grad.dtype).view(1, -1, 1, 1)))
@@ -463,6 +495,11 @@ class Tap:
     allow_1x1 : bool
         Accept layers whose map has a single position (1 x 1, e.g. ``avgpool``); refused by
         default, since every map there is constant.
+
+    Notes
+    -----
+    A module that runs several times in one forward pass is recorded at its **last** call
+    (see the module docstring); only that call must read as a map.
     """
 
     def __init__(self, model: nn.Module, layers: Mapping[str, nn.Module], reshape=None, allow_1x1: bool = False):
@@ -484,13 +521,23 @@ class Tap:
         """
         records: Dict[str, torch.Tensor] = {}
         layouts: Dict[str, GridLayout] = {}
+        calls: Dict[str, int] = {}
+        unreadable: Dict[str, LayerError] = {}  # the latest call of a module could not be read as a map
         image_size = (int(images.shape[-2]), int(images.shape[-1]))
 
         def make_hook(names: Sequence[str]):
             def hook(module, inputs, output):
-                layout = read_layout(names[0], output, module, self.model, image_size,
-                                     rule_for(self.reshape, names[0]), batch=int(images.shape[0]))
-                require_positions(names[0], layout, tuple(output.shape), self.allow_1x1)
+                # every call is recorded in turn, so the records end up holding the last call
+                for name in names:
+                    calls[name] = calls.get(name, 0) + 1
+                try:
+                    layout = read_layout(names[0], output, module, self.model, image_size,
+                                         rule_for(self.reshape, names[0]), batch=int(images.shape[0]))
+                    require_positions(names[0], layout, tuple(output.shape), self.allow_1x1)
+                except LayerError as exc:  # an error only if no later call of the module can be read
+                    unreadable[names[0]] = exc
+                    return None
+                unreadable.pop(names[0], None)
                 torch.set_grad_enabled(True)
                 if output.requires_grad:
                     # downstream of a tapped layer that fired earlier: keep the graph through
@@ -514,13 +561,15 @@ class Tap:
                 with torch.no_grad():
                     output = self.model(images)
                     logits = logits_of(output)
+        if unreadable:
+            raise next(iter(unreadable.values()))
         missing = [name for name in self.layers if name not in records]
         if missing:
             raise LayerError(f"layer(s) {missing} did not run during the forward pass of "
                              f"{type(self.model).__name__}")
         targets = resolve_target_table(target, logits) if is_multi_target(target) else resolve_targets(target, logits)
         return Capture(images, records, logits, targets, self.model, self.layers, layouts,
-                       {"reshape": self.reshape, "allow_1x1": self.allow_1x1})
+                       {"reshape": self.reshape, "allow_1x1": self.allow_1x1}, calls)
 
 
 def logits_of(output) -> torch.Tensor:

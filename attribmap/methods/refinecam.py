@@ -29,8 +29,30 @@ def _unit(maps: torch.Tensor, eps: float) -> torch.Tensor:
     return shifted / (shifted.amax(dim=(1, 2), keepdim=True) + eps)
 
 
+def _may_be_spatial(module: torch.nn.Module) -> bool:
+    """False for modules that never output a spatial map worth a second RefineCAM layer.
+
+    Classifiers and layout modules (``Linear``, ``Flatten``, ``Dropout``, ``Identity``),
+    pooling, normalization layers (the layer before them is the map), module lists that
+    are never called themselves, and containers whose last module is one of these.
+    """
+    from attribmap.layers import _POOLING, _SKIPPED
+
+    if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+        return False
+    children = list(module.children())
+    if children and isinstance(module, torch.nn.Sequential):
+        return _may_be_spatial(children[-1])
+    return not isinstance(module, (torch.nn.Linear, torch.nn.Bilinear) + _POOLING + _SKIPPED)
+
+
 def previous_sibling(model: torch.nn.Module, layer: str) -> str:
-    """The module registered just before ``layer`` in its parent (``layer3`` for ``layer4``).
+    """The nearest module registered before ``layer`` in its parent that may output a spatial map.
+
+    ``layer3`` for a ResNet's ``layer4``. Siblings that never give a spatial map are passed
+    over: a classifier registered before the layer (EfficientNet-PyTorch registers ``_fc``
+    before its activation module), pooling, dropout, flatten, identity and normalization
+    layers, never-called module lists (``_blocks``), and containers ending in one of these.
 
     Parameters
     ----------
@@ -47,15 +69,20 @@ def previous_sibling(model: torch.nn.Module, layer: str) -> str:
     Raises
     ------
     LayerError
-        ``layer`` is the first child of its parent (or not one of its children).
+        ``layer`` has no such earlier sibling (or is not a child of its parent); one line
+        naming ``layer`` and asking for ``layers=``.
     """
     parent_name, _, child = layer.rpartition(".")
     parent = dict(model.named_modules())[parent_name] if parent_name else model
-    names = [name for name, _ in parent.named_children()]
+    siblings = list(parent.named_children())
+    names = [name for name, _ in siblings]
     at = names.index(child) if child in names else -1
-    if at <= 0:
-        raise LayerError(f"refinecam needs a second layer: {layer!r} has no earlier sibling; pass layers=...")
-    return f"{parent_name}.{names[at - 1]}" if parent_name else names[at - 1]
+    for name, module in reversed(siblings[:max(at, 0)]):
+        if _may_be_spatial(module):
+            return f"{parent_name}.{name}" if parent_name else name
+    passed = f" (passed over: {', '.join(names[:at][::-1])})" if at > 0 else ""
+    raise LayerError(f"refinecam needs a second layer: {layer!r} has no earlier sibling that outputs a spatial "
+                     f"map{passed}; pass layers=...")
 
 
 def _layer_list(model: torch.nn.Module, layer: str, layers: Optional[Union[str, Sequence[str]]]) -> List[str]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from attribmap.errors import AttribmapError
 
-__all__ = ["load_torchvision_model", "load_classifier", "load_state_dict_file"]
+__all__ = ["load_torchvision_model", "load_classifier", "load_state_dict_file", "load_imagenet_arch"]
 
 
 def load_torchvision_model(name: str, weights: Optional[str] = None, num_classes: Optional[int] = None) -> nn.Module:
@@ -154,9 +154,11 @@ def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
     Parameters
     ----------
     model : str, optional
-        A torchvision classifier name (``"resnet50"``).
+        A torchvision classifier name (``"resnet50"``), or one of attribmap's own ImageNet
+        classifiers (``"efficientnet_lite0"``, :func:`load_imagenet_arch`).
     weights : str, optional
-        Its torchvision weights (``"DEFAULT"``; None: random initialisation).
+        Its pretrained weights (``"DEFAULT"``; None: random initialisation) or a local
+        ``state_dict`` file.
     checkpoint : str, optional
         A checkpoint file instead of ``model`` (exactly one of the two).
     """
@@ -171,4 +173,29 @@ def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
         return load_model(path).eval()
     if model is None:
         raise AttribmapError("give --model NAME (a torchvision model) or --checkpoint CKPT")
+    from attribmap.models.zoo import IMAGENET_ARCHS
+
+    if model in IMAGENET_ARCHS:
+        return load_imagenet_arch(model, weights)
     return load_torchvision_model(model, weights)
+
+
+def load_imagenet_arch(name: str, weights: Optional[str] = None) -> nn.Module:
+    """One of attribmap's own ImageNet classifiers (``efficientnet_lite0``), in eval mode.
+
+    Parameters
+    ----------
+    name : str
+        A name in :data:`attribmap.models.zoo.IMAGENET_ARCHS`.
+    weights : str, optional
+        None: random initialisation (1000 classes); ``"DEFAULT"``: the ImageNet weights of the
+        installed weights package (``attribmap[pretrained]``, offline); any other value is a
+        path to a local ``state_dict`` file of the same architecture.
+    """
+    from attribmap.models.registry import build_model
+
+    if weights is None or not _is_path_like(weights):
+        return build_model(name, num_classes=1000, weights=weights).eval()
+    model = build_model(name, num_classes=1000)
+    _load_into(model, load_state_dict_file(weights), weights, name)
+    return model.eval()

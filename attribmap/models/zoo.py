@@ -12,9 +12,10 @@ from torch import nn
 
 from attribmap.models.backbones import inception_v3_body, resnet_body, vgg16_body
 from attribmap.models.base import GapLinearClassifier, I2CClassifier, conv_relu_head
+from attribmap.models.efficientnet_lite import efficientnet_lite0
 from attribmap.models.weightmap_generator import WeightMapGenerator
 
-__all__ = ["BUILDERS", "NO_CLASSIFIER", "LEGACY_KWARGS", "NARROW_WIDTH"]
+__all__ = ["BUILDERS", "NO_CLASSIFIER", "LEGACY_KWARGS", "NARROW_WIDTH", "IMAGENET_ARCHS"]
 
 #: Base width of the ``*_narrow`` ResNet-18 archs (torchvision's is 64).
 NARROW_WIDTH = 32
@@ -179,7 +180,12 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "weightmap_resnet34": _weightmap("resnet34"),
     "weightmap_resnet50": _weightmap("resnet50"),
     "weightmap_resnet18_narrow": _weightmap("resnet18_narrow"),
+    "efficientnet_lite0": efficientnet_lite0,
 }
+
+#: Complete ImageNet classifiers (1000 classes, pretrained weights from an installed package):
+#: ``attribmap explain --model NAME --weights DEFAULT`` builds them with :func:`build_model`.
+IMAGENET_ARCHS = frozenset({"efficientnet_lite0"})
 
 #: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
 NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
