@@ -80,12 +80,17 @@ def parse_photos(text) -> List["MosaicPhoto"]:
 
 
 def _bundled() -> dict:
-    """name -> (image, ImageNet classes) of the bundled photos (empty when attribmap has none)."""
-    try:
-        from attribmap.data import photos as module
-    except ImportError:
-        return {}
-    return module.mosaic_candidates()
+    """name -> (image, ImageNet classes) of the bundled photos (:mod:`attribmap.data.photos`) whose packages are installed."""
+    from attribmap.data import photos
+    from attribmap.errors import InputError
+
+    out = {}
+    for name in photos.names():
+        try:
+            out[name] = (photos.load(name), tuple(photos.info(name).classes))
+        except (InputError, ImportError):  # its package (scikit-learn) is missing: not a candidate
+            continue
+    return out
 
 
 def run_mosaic(args: argparse.Namespace) -> int:

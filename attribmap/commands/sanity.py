@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import List
 
 __all__ = ["register", "run_sanity", "load_images"]
@@ -40,19 +39,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 def load_images(items: List[str]) -> list:
     """PIL images of ``items``: file paths or bundled photo names (``attribmap.data.photos``)."""
-    from attribmap.inputs import load_image
+    from attribmap.commands.explain import read_image
 
-    images = []
-    for item in items:
-        if os.path.isfile(item):
-            images.append(load_image(item))
-            continue
-        try:
-            from attribmap.data import photos
-        except ImportError:
-            raise FileNotFoundError(f"image not found: {item!r}") from None
-        images.append(photos.load_photo(item))
-    return images
+    return [read_image(item) for item in items]
 
 
 def run_sanity(args: argparse.Namespace) -> int:
