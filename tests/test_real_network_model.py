@@ -121,6 +121,9 @@ def test_declared_layers_and_block_names(model):
         for h in handles:
             h.remove()
     assert shapes == {"_blocks.7": (1, 80, 14, 14), "_blocks.10": (1, 112, 14, 14), "_head_act": (1, 1280, 7, 7)}
+    from attribmap.layers import auto_layer
+
+    assert auto_layer(model, torch.zeros(1, 3, 224, 224)) == "_head_act"  # the rule agrees with cam_layer
 
 
 @pytest.mark.parametrize("size", [225, 113, 7])
@@ -173,7 +176,37 @@ def test_explain_command_takes_a_photo_name_and_a_file_wins(tmp_path, monkeypatc
     assert main(["explain", "coffee", "--model", "efficientnet_lite0", "--weights", "DEFAULT", "--out",
                  str(tmp_path / "file.png")]) == 0
     assert "top-1 class 872" in capsys.readouterr().out
+    weights = tmp_path / "lite0.pth"
+    torch.save(build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").state_dict(), weights)
+    assert main(["explain", "chelsea", "--model", "efficientnet_lite0", "--weights", str(weights), "--out",
+                 str(tmp_path / "cat.png")]) == 0
+    assert "top-1 class 285" in capsys.readouterr().out
     assert main(["explain", "cofee", "--model", "efficientnet_lite0", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "'cofee'" in err and "coffee, camera" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "x.png")
+
+
+README_EXAMPLE = '''
+import attribmap
+from attribmap.data import photos
+from attribmap.models import build_model
+
+model = build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").eval()
+maps = attribmap.explain(model, photos.load("coffee"), method="gradcam")   # (1, 224, 224) in [0, 1]
+'''
+
+
+def test_the_readme_example_runs_offline_and_a_path_does_the_same(tmp_path):
+    namespace: dict = {}
+    exec(compile(README_EXAMPLE, "README example", "exec"), namespace)
+    maps = namespace["maps"]
+    assert maps.shape == (1, 224, 224) and float(maps.min()) == 0.0 and float(maps.max()) == 1.0
+    path = tmp_path / "coffee.png"
+    photos.load("coffee").save(path)
+    import attribmap
+
+    from_path = attribmap.explain(namespace["model"], str(path), method="gradcam")
+    assert torch.allclose(from_path, maps, atol=1e-5)
+    box = torch.from_numpy(photos.box_mask("coffee", (224, 224)))
+    assert bool(box.flatten()[int(maps.flatten().argmax())])
