@@ -61,5 +61,7 @@ def sanity_figure(result, path: Union[str, "os.PathLike[str]"], mean: Optional[S
                 ax.imshow(_display(result.maps[method][col - 1]), cmap=cmap, vmin=0.0, vmax=1.0)
             if row == 0:
                 ax.set_title("image" if col == 0 else stages[col - 1], fontsize=6, rotation=45, ha="left")
+    height = 1.4 * rows + 0.4
+    fig.subplots_adjust(top=1.0 - 0.5 / height, bottom=0.1 / height)  # the title right above the stage names
     fig.suptitle("cascading randomization from the logits down (left: trained)", fontsize=8)
     return save_figure(fig, path, dpi=90)
