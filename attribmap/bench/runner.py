@@ -255,6 +255,9 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
             probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
             results["blank"] = blank_section(suite, config.input_size)
             results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
+            from attribmap.bench.mosaic_reference import mosaic_section
+
+            results["mosaic_reference"] = mosaic_section(config, dataset)
             from attribmap.report import write_report
 
             sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \

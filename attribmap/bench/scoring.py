@@ -31,12 +31,22 @@ def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
         Protocol and faithfulness metrics.
     has_boxes, has_masks : bool
         What the split provides.
+
+    Notes
+    -----
+    On a mosaic dataset (``mosaic.json`` at ``config.data``, written by ``attribmap mosaic``)
+    the grid pointing game (``grid_pointing``) is added after the localization metrics.
     """
     from attribmap.evaluate import default_metrics
 
+    from attribmap.data.mosaic import is_mosaic_dataset
+
     if config.protocol == "legacy" and not has_boxes:
         raise AttribmapError("the legacy protocol needs boxes; this split has masks only")
-    return ["top1"] + default_metrics(config.protocol, has_boxes, has_masks) + list(config.faithfulness)
+    # a mosaic dataset (attribmap mosaic) adds the grid pointing game, on the raw maps
+    mosaic = ["grid_pointing"] if config.protocol == "official" and has_boxes and is_mosaic_dataset(config.data) \
+        else []
+    return ["top1"] + default_metrics(config.protocol, has_boxes, has_masks) + mosaic + list(config.faithfulness)
 
 
 class ExtractorScores:

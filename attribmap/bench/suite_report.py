@@ -134,6 +134,10 @@ def section_lines(results: Mapping[str, Any]) -> List[str]:
             cells = [f"{row[k]:.1f}" if row.get(k) is not None else "-" for k in ("MaxBoxAcc", "MaxBoxAccV2", "PxAP")]
             lines.append(f"| {row_title(name, section['grid'])} | " + " | ".join(cells) + " |")
         lines += [""] + [f"* {line}" for line in section["lines"]]
+    if results.get("mosaic_reference"):
+        from attribmap.bench.mosaic_reference import mosaic_lines
+
+        lines += mosaic_lines(results["mosaic_reference"])
     blank = results.get("blank")
     if blank:
         parts = [f"{name} {entry['entropy']:.2f} (max p {entry['max_p']:.2f})" for name, entry in blank.items()]

@@ -7,7 +7,8 @@ metadata in ``info``; :class:`Metric`), registered by name (:mod:`attribmap.eval
 
 * localization: ``boxes`` (:class:`BoxAccuracy`: MaxBoxAcc, MaxBoxAccV2, top-1 loc),
   ``pxap`` (:class:`PxAP`), ``peak_iou`` (:class:`PeakIoU`), ``pointing``
-  (:class:`PointingGame`), ``energy_pointing`` (:class:`EnergyPointing`), ``legacy``
+  (:class:`PointingGame`), ``energy_pointing`` (:class:`EnergyPointing`), ``grid_pointing``
+  (:class:`GridPointing`, on the raw maps; mosaics), ``legacy``
   (:class:`LegacyLocalization`), ``top1`` (:class:`ClassifierAccuracy`);
 * faithfulness (the model and its images, :class:`ModelInputs`): ``deletion``
   (:class:`Deletion`), ``insertion`` (:class:`Insertion`), ``drop`` (:class:`AverageDrop`),
@@ -27,6 +28,7 @@ from attribmap.evaluate.evaluator import Evaluator
 from attribmap.evaluate.frame import official_maps, rescale_boxes, resize_bicubic, normalize_minmax
 from attribmap.evaluate.framing import Frame, Framer
 from attribmap.evaluate.functional import default_metrics, evaluate_maps
+from attribmap.evaluate.grid_pointing import GridPointing
 from attribmap.evaluate.insertion import Insertion
 from attribmap.evaluate.iou import inclusive_iou
 from attribmap.evaluate.legacy import LegacyLocalization
@@ -58,6 +60,7 @@ __all__ = [
     "PeakIoU",
     "PointingGame",
     "EnergyPointing",
+    "GridPointing",
     "LegacyLocalization",
     "ClassifierAccuracy",
     "Deletion",

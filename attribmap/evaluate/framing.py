@@ -22,8 +22,8 @@ from attribmap.evaluate.histogram import split_histograms
 
 __all__ = ["Frame", "Framer", "INPUTS"]
 
-#: What a metric can need from a frame.
-INPUTS = ("boxes", "masks", "correct", "images", "model")
+#: What a metric can need from a frame (``"raw"``: the maps as given, before framing).
+INPUTS = ("boxes", "masks", "correct", "images", "model", "raw")
 
 
 def _per_image(masks, count: int, name: str) -> Optional[list]:
@@ -95,6 +95,8 @@ class Frame:
             return self.correct is not None
         if need in ("images", "model"):
             return self.inputs is not None
+        if need == "raw":
+            return self._raw is not None
         raise AttribmapError(f"unknown metric input {need!r}; expected one of {INPUTS}")
 
     def cached(self, key, make):
@@ -106,6 +108,24 @@ class Frame:
     def s8(self) -> np.ndarray:
         """``uint8(255 * maps)`` (truncation), (N, S, S)."""
         return self.cached("s8", lambda: to_uint8(self.maps))
+
+    def raw_maps(self) -> np.ndarray:
+        """The maps as given, before any resize or min-max: float64 (N, h, w).
+
+        A map that held NaN or infinite values (see ``nonfinite``) is all zeros here, as in
+        the frame. Only frames of raw maps have them (``has("raw")``); metrics that read the
+        sign or the scale of a map (the grid pointing game) need them.
+        """
+        if self._raw is None:
+            raise AttribmapError("this metric needs the raw maps (before min-max); this batch was given "
+                                 "preprocessed maps")
+
+        def make():
+            raw = np.array(self._raw, dtype=np.float64, copy=True)
+            if self.nonfinite is not None and self.nonfinite.any():
+                raw[self.nonfinite] = 0.0
+            return raw
+        return self.cached("raw_maps", make)
 
     def pixel_sets(self) -> Tuple[np.ndarray, np.ndarray]:
         """Foreground and kept background pixels, two bool arrays (N, S, S)."""

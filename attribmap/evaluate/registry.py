@@ -23,6 +23,7 @@ BUILTIN: Dict[str, str] = {
     "peak_iou": "attribmap.evaluate.peak_iou:PeakIoU",
     "pointing": "attribmap.evaluate.pointing:PointingGame",
     "energy_pointing": "attribmap.evaluate.energy_pointing:EnergyPointing",
+    "grid_pointing": "attribmap.evaluate.grid_pointing:GridPointing",
     "legacy": "attribmap.evaluate.legacy:LegacyLocalization",
     "top1": "attribmap.evaluate.top1:ClassifierAccuracy",
     "deletion": "attribmap.evaluate.deletion:Deletion",

@@ -1,0 +1,104 @@
+"""reST tables of the grid pointing game and the sanity checks, from their reports.
+
+Usage::
+
+    python benchmarks/grid_pointing_sanity_tables.py --bench report_a report_b --sanity sanity \
+        --out docs/
+
+reads the ``results.json`` of ``attribmap bench`` runs on a mosaic folder (``attribmap
+mosaic``) and the ``sanity.json`` of ``attribmap sanity``, and writes
+``_grid_pointing_table.rst`` and ``_sanity_table.rst`` (the tables included by
+docs/grid_pointing_and_sanity.rst). Numbers are copied, never computed here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from attribmap.fileio import atomic_write_text  # noqa: E402
+
+
+def _cell(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths)), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return lines + [rule]
+
+
+def grid_table(reports: List[str]) -> str:
+    """The extractors of every report (grid pointing, pointing, energy pointing, MaxBoxAccV2), then the reference rows."""
+    rows, reference = [], None
+    for report in reports:
+        with open(os.path.join(report, "results.json"), encoding="utf-8") as handle:
+            results = json.load(handle)
+        for name, entry in results["extractors"].items():
+            layer = (entry.get("about") or {}).get("layer") or ("input" if name.startswith("captum:") else "")
+            rows.append([f"``{name}``", str(layer or "-"), _cell(entry.get("GridPointing")),
+                         str(entry.get("GridPointing_empty", "-")), _cell(entry.get("PointingGame")),
+                         _cell(entry.get("EnergyPointing")), _cell(entry.get("MaxBoxAccV2"))])
+        reference = reference or results.get("mosaic_reference")
+    titles = {"uniform": "reference: uniform map", "centre": "reference: centre prior",
+              "cell": "reference: the target cell"}
+    for name, row in (reference or {}).get("rows", {}).items():
+        rows.append([titles.get(name, name), "-", _cell(row.get("GridPointing")), "-", _cell(row.get("PointingGame")),
+                     _cell(row.get("EnergyPointing")), "-"])
+    header = ["extractor", "layer", "grid pointing", "no positive mass", "pointing", "energy pointing",
+              "MaxBoxAccV2"]
+    return "\n".join(_table(header, rows)) + "\n"
+
+
+def sanity_table(path: str) -> str:
+    """Spearman (absolute values) per cascading stage, every method; plus the last stage's four measures."""
+    with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
+        data = json.load(handle)
+    methods = data["methods"]
+    stages = next(iter(methods.values()))["stages"]
+    shown = [0, 1, 2, 3, 5, 9, 13, 17, len(stages) - 1]
+    shown = sorted({i for i in shown if i < len(stages)})
+    header = ["method"] + [stages[i] for i in shown]
+    rows = []
+    for name, entry in methods.items():
+        cells = []
+        for i in shown:
+            text = _cell(entry["spearman_abs"][i], 2)
+            if entry["n_constant"][i]:
+                text += f" [{entry['n_constant'][i]}]"
+            cells.append(text)
+        rows.append([f"``{name}``"] + cells)
+    lines = ["Spearman rank correlation of the absolute maps with the trained model's, cascading "
+             "randomization (column: the block randomized last, every block above it randomized too; "
+             "[k]: maps constant at that stage, left out):", ""] + _table(header, rows)
+    last = len(stages) - 1
+    rows = [[f"``{name}``", _cell(e["spearman"][last], 2), _cell(e["spearman_abs"][last], 2), _cell(e["ssim"][last], 2),
+             _cell(e["hog"][last], 2), str(max(e["n_constant"]))] for name, e in methods.items()]
+    lines += ["", "Every block randomized (last stage): the four measures:", ""]
+    lines += _table(["method", "Spearman", "Spearman abs", "SSIM", "HOG", "constant maps (most at one stage)"], rows)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    """Write the two tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", nargs="*", default=[], help="attribmap bench report folders")
+    parser.add_argument("--sanity", default=None, help="attribmap sanity output folder")
+    parser.add_argument("--out", default="docs", help="folder of the .rst tables")
+    args = parser.parse_args(argv)
+    if args.bench:
+        atomic_write_text(os.path.join(args.out, "_grid_pointing_table.rst"), grid_table(args.bench))
+    if args.sanity:
+        atomic_write_text(os.path.join(args.out, "_sanity_table.rst"), sanity_table(args.sanity))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""attribmap.sanity: model randomization leaves the model alone, maps decorrelate, constant maps are counted."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from attribmap.errors import AttribmapError
+from attribmap.sanity import compare, model_randomization, randomization_blocks, reinitialise, spearman
+from conftest import TinyGapNet, assert_same_state, model_state
+
+
+def _images():
+    return torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _model():
+    torch.manual_seed(0)
+    return TinyGapNet(width=8).eval()
+
+
+def test_blocks_rule():
+    import torchvision
+
+    assert randomization_blocks(torchvision.models.resnet18()) == ["conv1", "bn1", "layer1", "layer2", "layer3",
+                                                                    "layer4", "fc"]
+
+    class Wrapped(nn.Module):  # preprocessing around a network: descend into it; a ModuleList is expanded
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(3))
+            self.net = nn.Module()
+            self.net.stem = nn.Conv2d(3, 4, 3)
+            self.net.blocks = nn.ModuleList([nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)])
+            self.net.fc = nn.Linear(4, 2)
+
+    assert randomization_blocks(Wrapped()) == ["net.stem", "net.blocks.0", "net.blocks.2", "net.fc"]
+    declared = _model()
+    declared.sanity_blocks = ["features.0", "features.2", "fc"]
+    assert randomization_blocks(declared) == ["features.0", "features.2", "fc"]
+    declared.sanity_blocks = ["features.9"]
+    with pytest.raises(AttribmapError, match="features.9"):
+        randomization_blocks(declared)
+
+
+def test_reinitialise_is_seeded_and_keeps_the_global_rng():
+    a, b = _model(), _model()
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    reinitialise(a, "fc", seed=5)
+    assert torch.equal(torch.rand(1), before)  # global random state untouched
+    reinitialise(b, "fc", seed=5)
+    assert torch.equal(a.fc.weight, b.fc.weight)
+    assert not torch.equal(a.fc.weight, _model().fc.weight)
+    assert torch.equal(a.features[0].weight, _model().features[0].weight)
+
+
+def test_model_is_left_unchanged():
+    model = _model()
+    model.train()
+    model.features[0].weight.requires_grad_(False)
+    handle = model.fc.register_forward_hook(lambda *args: None)
+    before = model_state(model)
+    model_randomization(model, _images(), ["gradcam", "captum:Saliency"], blocks=["features.0", "fc"])
+    assert_same_state(before, model_state(model))
+    assert model.training
+    handle.remove()
+
+
+def test_gradcam_decorrelates_under_full_randomization():
+    result = model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "features.2", "fc"])
+    entry = result.methods["gradcam"]
+    assert result.stages == ["original", "fc", "features.2", "features.0"]
+    assert entry["spearman"][0] == pytest.approx(1.0, abs=1e-9)
+    assert entry["ssim"][0] == pytest.approx(1.0, abs=1e-9)
+    assert entry["spearman_abs"][-1] < 0.5 and entry["hog"][-1] < 0.5  # ~0.0 measured: a wide margin
+    assert entry["n_constant"] == [0, 0, 0, 0]
+    assert set(result.independent["gradcam"]["stages"]) == {"fc", "features.2", "features.0"}
+    assert result.maps["gradcam"].shape == (4, 32, 32)
+    again = model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "features.2", "fc"])
+    assert again.methods == result.methods  # deterministic for a seed
+
+
+class _ZeroHead(nn.Linear):
+    """A classifier whose 'default initialiser' is zeros: randomizing it makes Grad-CAM constant."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+def test_constant_maps_are_counted_never_averaged():
+    model = _model()
+    head = _ZeroHead(16, 5)
+    head.load_state_dict(model.fc.state_dict())
+    model.fc = head
+    result = model_randomization(model, _images(), ["gradcam"], blocks=["features.0", "fc"], independent=False)
+    entry = result.methods["gradcam"]
+    assert entry["n_constant"] == [0, 4, 4]
+    assert entry["spearman"][1:] == [None, None] and entry["hog"][1:] == [None, None]
+    assert entry["ssim"][1] is not None  # SSIM is defined for a constant map
+    table = result.table("spearman")
+    assert "-[4]" in table
+    json.dumps(result.as_dict())  # None -> null, no NaN
+
+
+def test_similarity_hand_cases():
+    a = np.arange(16.0).reshape(4, 4)
+    assert spearman(a, a ** 3) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert np.isnan(spearman(a, np.ones((4, 4))))
+    measures = compare(a - 8, -(a - 8))
+    assert measures["spearman"] == pytest.approx(-1.0)
+    assert measures["spearman_abs"] == pytest.approx(1.0)
+
+
+def test_bad_inputs_are_one_line():
+    with pytest.raises(AttribmapError, match="methods is empty"):
+        model_randomization(_model(), _images(), [])
+    with pytest.raises(AttribmapError, match="'nope'"):
+        model_randomization(_model(), _images(), ["gradcam"], blocks=["nope"])
+    with pytest.raises(AttribmapError, match="target"):
+        model_randomization(_model(), _images(), ["gradcam"], target=[1, 2])
+
+
+def test_cli_writes_json_table_and_figure(tmp_path, capsys):
+    from PIL import Image
+
+    from attribmap.cli import main
+
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    code = main(["sanity", *paths, "--model", "resnet18", "--methods", "gradcam", "--size", "32",
+                 "--blocks", "layer4,fc", "--no-independent", "--out", str(tmp_path / "out")])
+    assert code == 0
+    data = json.loads((tmp_path / "out" / "sanity.json").read_text())
+    entry = data["methods"]["gradcam"]
+    assert entry["stages"] == ["original", "fc", "layer4"]
+    assert len(entry["spearman"]) == len(entry["ssim"]) == len(entry["hog"]) == 3
+    assert (tmp_path / "out" / "sanity.png").stat().st_size > 1000
+    assert "spearman_abs" in capsys.readouterr().out
