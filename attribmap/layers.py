@@ -104,7 +104,9 @@ def auto_layer(model: nn.Module, example: torch.Tensor) -> str:
       the same tensor (a stage and its last block) the outermost. This is the last map that
       feeds global pooling (``layer4`` of a ResNet, ``features`` of an EfficientNet, past the
       squeeze-and-excitation poolings inside its blocks), and for Swin the output of the last
-      stage before its final norm and permute.
+      stage before its final norm and permute. A module that runs several times (one
+      activation module applied at the stem and at the head) is chosen by its last call,
+      and that call is the one :class:`attribmap.tap.Tap` reads.
     * **Token models** (token sequences follow the last map, as in a ViT): the input of the
       last block, i.e. the output of the second-to-last block of the last list of repeated
       blocks. A ViT classifies its class token after the last block, so the patch tokens of the

@@ -177,3 +177,28 @@ def test_explain_command_takes_a_photo_name_and_a_file_wins(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "'cofee'" in err and "coffee, camera" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "x.png")
+
+
+README_EXAMPLE = '''
+import attribmap
+from attribmap.data import photos
+from attribmap.models import build_model
+
+model = build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").eval()
+maps = attribmap.explain(model, photos.load("coffee"), method="gradcam")   # (1, 224, 224) in [0, 1]
+'''
+
+
+def test_the_readme_example_runs_offline_and_a_path_does_the_same(tmp_path):
+    namespace: dict = {}
+    exec(compile(README_EXAMPLE, "README example", "exec"), namespace)
+    maps = namespace["maps"]
+    assert maps.shape == (1, 224, 224) and float(maps.min()) == 0.0 and float(maps.max()) == 1.0
+    path = tmp_path / "coffee.png"
+    photos.load("coffee").save(path)
+    import attribmap
+
+    from_path = attribmap.explain(namespace["model"], str(path), method="gradcam")
+    assert torch.allclose(from_path, maps, atol=1e-5)
+    box = torch.from_numpy(photos.box_mask("coffee", (224, 224)))
+    assert bool(box.flatten()[int(maps.flatten().argmax())])

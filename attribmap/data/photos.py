@@ -4,28 +4,28 @@ No image file is part of attribmap: each photo is read from the package that dis
 it (scikit-image's ``skimage.data``, scikit-learn's sample images, matplotlib's sample
 data), so they are available offline wherever those packages are.
 
-==============  ===============================================  ==================================
-name            source                                           ImageNet classes (box around)
-==============  ===============================================  ==================================
-``coffee``      ``skimage.data.coffee()``                        espresso 967, cup 968, coffee mug
-                                                                 504 (cup and saucer)
-``camera``      ``skimage.data.camera()`` (greyscale -> RGB)     tripod 872 (the tripod)
-``rocket``      ``skimage.data.rocket()``                        missile 657, projectile 744,
-                                                                 space shuttle 812 (the rocket)
-``chelsea``     ``skimage.data.chelsea()``                       Egyptian cat 285, tabby 281,
-                                                                 tiger cat 282 (the cat)
-``motorcycle``  ``skimage.data.stereo_motorcycle()[0]`` (left)   moped 665, motor scooter 670
-                                                                 (the motorcycle)
-``astronaut``   ``skimage.data.astronaut()``                     space shuttle 812 (a model in the
-                                                                 background; no box: no object
-                                                                 dominates)
-``china``       ``sklearn.datasets.load_sample_image``           bell cote 442, dome 538, palace
-                ``("china.jpg")``                                698, stupa 832 (the pagoda)
-``flower``      ``sklearn.datasets.load_sample_image``           daisy 985 (the dahlia in front;
-                ``("flower.jpg")``                               ImageNet has no dahlia)
-``grace_hopper`` ``matplotlib.cbook.get_sample_data``            military uniform 652 (the person)
-                ``("grace_hopper.jpg")``
-==============  ===============================================  ==================================
+================  ===============================================  ==================================
+name              source                                           ImageNet classes (box around)
+================  ===============================================  ==================================
+``coffee``        ``skimage.data.coffee()``                        espresso 967, cup 968, coffee mug
+                                                                   504 (cup and saucer)
+``camera``        ``skimage.data.camera()`` (greyscale -> RGB)     tripod 872 (the tripod)
+``rocket``        ``skimage.data.rocket()``                        missile 657, projectile 744,
+                                                                   space shuttle 812 (the rocket)
+``chelsea``       ``skimage.data.chelsea()``                       Egyptian cat 285, tabby 281,
+                                                                   tiger cat 282 (the cat)
+``motorcycle``    ``skimage.data.stereo_motorcycle()[0]`` (left)   moped 665, motor scooter 670
+                                                                   (the motorcycle)
+``astronaut``     ``skimage.data.astronaut()``                     space shuttle 812 (a model in the
+                                                                   background; no box: no object
+                                                                   dominates)
+``china``         ``sklearn.datasets.load_sample_image``           bell cote 442, dome 538, palace
+                  ``("china.jpg")``                                698, stupa 832 (the pagoda)
+``flower``        ``sklearn.datasets.load_sample_image``           daisy 985 (the dahlia in front;
+                  ``("flower.jpg")``                               ImageNet has no dahlia)
+``grace_hopper``  ``matplotlib.cbook.get_sample_data``             military uniform 652 (the person)
+                  ``("grace_hopper.jpg")``
+================  ===============================================  ==================================
 
 The boxes were drawn by hand on each photo at its own resolution. They are inclusive pixel
 corners ``(x0, y0, x1, y1)`` like the boxes of :mod:`attribmap.data`'s WSOL datasets.

