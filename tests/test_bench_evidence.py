@@ -71,6 +71,12 @@ def test_backbone_settings_and_rows():
     labels = [row for row, _, _ in evidence_rows("efficientnet_lite0")]
     assert labels == [row.replace("layer3", "_blocks.10") for row, _, _ in ROWS]
     assert evidence_rows() == ROWS
+    from attribmap.models import available_archs
+    from attribmap.models.backbones import LITE0_INTERMEDIATE
+
+    assert BACKBONES["efficientnet_lite0"].intermediate == LITE0_INTERMEDIATE
+    for spec in BACKBONES.values():
+        assert {spec.classifier, spec.i2c, spec.weightmap, spec.embedding} <= set(available_archs())
     # records written before the backbone field existed stay current (keys from that code)
     assert PRESETS["full"].key(0) == "b11055c506a6f859" and PRESETS["small"].key(3) == "a3665d759443c7e8"
     import dataclasses

@@ -110,7 +110,8 @@ BACKBONES: Dict[str, Backbone] = {
 
 
 def evidence_rows(backbone: str = "resnet18_narrow") -> Tuple[Tuple[str, str, str], ...]:
-    """:data:`ROWS` with the layer names of ``backbone`` (``layer3`` -> its intermediate layer, ``layer4`` -> its CAM layer)."""
+    """:data:`ROWS` with the layer names of ``backbone`` (``layer3`` -> its intermediate layer,
+    ``layer4`` -> its CAM layer)."""
     spec = _backbone(backbone)
     return tuple((label.replace("layer3", spec.intermediate),
                   text.replace("layer3", spec.intermediate).replace("layer4", spec.cam_layer), claim)
