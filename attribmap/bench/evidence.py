@@ -88,6 +88,10 @@ class Backbone:
     weights : str, optional
         None: every model starts from a classifier trained on the suite's ``pretrain`` split
         (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
+    i2c_head_lr_mult : float, optional
+        ``head_lr_mult`` of the I2C CE stage (None: the recipe's default, 10 with ``weights``).
+        Lite0 uses 1: at 10 (head lr 0.1) the I2C head's ReLUs all died within the first
+        epoch on seed 0 (head output 0, CE stuck at log K, chance accuracy after 3 epochs).
     """
 
     classifier: str
@@ -97,6 +101,7 @@ class Backbone:
     cam_layer: str
     intermediate: str
     weights: Optional[str] = None
+    i2c_head_lr_mult: Optional[float] = None
 
 
 #: Backbone name -> its networks (``benchmarks/learned_vs_cam.py --backbone``).
@@ -105,7 +110,7 @@ BACKBONES: Dict[str, Backbone] = {
                                 "siamese_resnet18_narrow", "layer4", "layer3"),
     "efficientnet_lite0": Backbone("efficientnet_lite0_wsol", "efficientnet_lite0_i2c",
                                    "weightmap_efficientnet_lite0", "siamese_efficientnet_lite0", "_head_act",
-                                   "_blocks.10", weights="DEFAULT"),
+                                   "_blocks.10", weights="DEFAULT", i2c_head_lr_mult=1.0),
 }
 
 
@@ -325,8 +330,10 @@ class SeedRun:
             start = {"weights": b.weights}
         records["classifier"] = self.stage("classifier", lambda: self._train(
             "classifier", "classifier", arch=b.classifier, epochs=s.classifier_epochs, **start))
+        ce_mult = {} if b.i2c_head_lr_mult is None else {"head_lr_mult": b.i2c_head_lr_mult}
         records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
-            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0, **start))
+            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0, **start,
+            **ce_mult))
         ce = str(m / "i2c_ce.pt")
         records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", arch=b.i2c, init=ce,
                                                                 epochs=s.finetune_epochs))
