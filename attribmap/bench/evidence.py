@@ -90,8 +90,9 @@ class Backbone:
         (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
     i2c_head_lr_mult : float, optional
         ``head_lr_mult`` of the I2C CE stage (None: the recipe's default, 10 with ``weights``).
-        Lite0 uses 1: at 10 (head lr 0.1) the I2C head's ReLUs all died within the first
-        epoch on seed 0 (head output 0, CE stuck at log K, chance accuracy after 3 epochs).
+        Lite0 uses 1, the narrow run's CE-stage learning rate: at 10 (head lr 0.1) every ReLU
+        of the I2C head was dead within the first epoch on seed 0. At 1 they die as well, more
+        slowly (chance accuracy after 3 epochs): the Lite0 I2C CE stage does not train yet.
     """
 
     classifier: str
