@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 from attribmap.bench.config import DEFAULT_METHODS, PROTOCOLS, BenchConfig, parse_methods
-from attribmap.bench.dataset import batch_plan, detect_format, open_dataset
+from attribmap.bench.dataset import batch_plan
+from attribmap.data.formats import detect_format, open_dataset
 from attribmap.bench.extractors import ExtractorSuite, build_suite
 from attribmap.bench.resume import ProgressMismatch
 from attribmap.bench.runner import BenchInterrupted, run_benchmark, software_versions

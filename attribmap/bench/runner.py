@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from attribmap.bench.config import BenchConfig
-from attribmap.bench.dataset import batch_items, batch_plan, open_dataset
+from attribmap.bench.dataset import batch_items, batch_plan
+from attribmap.data.formats import open_dataset
 from attribmap.bench.extractors import SHARED_GROUP, BatchMaps, ExtractorSuite, build_suite
 from attribmap.bench.resume import load_progress, progress_path, save_progress
 from attribmap.bench.scoring import ExtractorScores
