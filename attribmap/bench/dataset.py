@@ -38,7 +38,7 @@ def batch_plan(length: int, batch_size: int, rank: int = 0, world_size: int = 1)
 
 
 def batch_items(dataset: Any, indices: List[int]) -> Dict[str, Any]:
-    """Read and collate the items of one batch (``attribmap.data.collate_wsol``)."""
+    """Read items ``indices`` of ``dataset`` and collate them into one batch (``attribmap.data.collate_wsol``)."""
     from attribmap.data import collate_wsol
 
     return collate_wsol([dataset[i] for i in indices])

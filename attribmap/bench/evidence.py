@@ -197,11 +197,11 @@ class SeedRun:
         return {"splits": summary.get("splits", {})}
 
     def _train(self, task: str, name: str, **options: Any) -> Dict[str, Any]:
-        from attribmap.train import train_classifier, train_embedding, train_i2c, train_weightmap
+        from attribmap.train.recipe import recipe_class
+        from attribmap.train.runner import train_with
 
-        function = {"classifier": train_classifier, "i2c": train_i2c, "embedding": train_embedding,
-                    "weightmap": train_weightmap}[task]
-        path, history = function(self.suite, self.models / f"{name}.pt", **self._common(), **options)
+        path, history = train_with(recipe_class(task), self.suite, self.models / f"{name}.pt",
+                                   dict(**self._common(), **options))
         last = history["epochs"][-1] if history.get("epochs") else {}
         return {"checkpoint": str(path), "best_epoch": history.get("best_epoch"),
                 "best_step": history.get("best_step"), "best_score": history.get("best_score"),
