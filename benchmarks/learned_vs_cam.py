@@ -1,6 +1,6 @@
 """Evidence for the seed methods: CAM vs Grad-CAM, DGL, I2C and the weight map on suite v2.
 
-The pipeline and its statistics are :mod:`attribmap.bench.evidence` (read its docstring for
+The pipeline and its statistics are :mod:`attribmap.experiments.evidence` (read its docstring for
 the stages); this script is its command line. Run from the repository root::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learned_vs_cam.py --out evidence_out --seeds 0 1 2 3 4
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.bench.evidence import PRESETS, run_evidence
+from attribmap.experiments.evidence import PRESETS, run_evidence
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The evidence pipeline (attribmap.bench.evidence, benchmarks/learned_vs_cam.py): statistics
+"""The evidence pipeline (attribmap.experiments.evidence, benchmarks/learned_vs_cam.py): statistics
 against hand computations and one tiny seed end to end, cached stage by stage."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from attribmap.bench.evidence import PRESETS, REFERENCE, ROWS, paired_difference, run_evidence, spearman
+from attribmap.experiments.evidence import PRESETS, REFERENCE, ROWS, run_evidence
+from attribmap.experiments.statistics import paired_difference, spearman
 
 
 def test_paired_difference_against_a_hand_computed_t_interval():

@@ -9,7 +9,11 @@
 * :class:`BenchConfig` - data, model, extractors, protocol (hashed for ``resume``);
 * :func:`run_benchmark` - the single pass (sharded under ``torchrun``, resumable) that
   writes ``results.json``, ``results.md``, ``curves.npz`` and the figures;
-* :mod:`attribmap.bench.demo` - the end-to-end demo on the synthetic suite.
+* :mod:`attribmap.bench.report` - the results table, the report files and figures.
+
+bench only scores: the pipelines that train models and then score them (the demo, the
+multi-seed summary, the evidence, the published recipe, the synthetic suite's check) are
+:mod:`attribmap.experiments`.
 """
 from __future__ import annotations
 

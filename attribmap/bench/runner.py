@@ -141,7 +141,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
     """
     from attribmap.distributed import barrier, distributed_session
 
-    from attribmap.bench.config import INPUT_SIZE_SOURCES
+    from attribmap.models.checkpoint import INPUT_SIZE_SOURCES
     from attribmap.fileio import check_output_dir
 
     config = config.validated()
@@ -256,7 +256,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
             probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
             results["blank"] = blank_section(suite, config.input_size)
             results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
-            from attribmap.report import write_report
+            from attribmap.bench.report import write_report
 
             sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \
                 if write_figures and grid_images > 0 else None

@@ -152,7 +152,7 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
         Receives one line per stage.
     """
     from attribmap.bench import BenchConfig, run_benchmark
-    from attribmap.report import load_results
+    from attribmap.bench.report import load_results
 
     settings = settings or PRESETS["full"]
     if settings.image_size % 32:
