@@ -22,10 +22,11 @@ import torch
 
 from attribmap.bench.config import BenchConfig
 from attribmap.bench.dataset import batch_items, batch_plan
-from attribmap.data.formats import open_dataset
 from attribmap.bench.extractors import SHARED_GROUP, BatchMaps, ExtractorSuite, build_suite
+from attribmap.bench.report import jsonable, write_report
 from attribmap.bench.resume import load_progress, progress_path, save_progress
 from attribmap.bench.scoring import ExtractorScores
+from attribmap.data.formats import open_dataset
 from attribmap.errors import AttribmapError
 
 __all__ = ["run_benchmark", "BenchInterrupted", "software_versions"]
@@ -256,7 +257,6 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
             probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
             results["blank"] = blank_section(suite, config.input_size)
             results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
-            from attribmap.bench.report import write_report
 
             sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \
                 if write_figures and grid_images > 0 else None
@@ -320,7 +320,7 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
         entry["maps_per_s"] = images / seconds if seconds > 0 else float("nan")
         entry["shared_pass"] = extractor.group == SHARED_GROUP
         entry["score_s"] = group_seconds.get(f"score:{name}", 0.0)
-        extractors[name] = _jsonable(entry)
+        extractors[name] = jsonable(entry, finite=False)
     wall = float(state["wall_s"])
     return {
         "format": "attribmap-bench-results",
@@ -344,18 +344,6 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
                                 if not k.startswith("score:")}},
         "extractors": extractors,
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
 
 
 def _qualitative_sample(suite: ExtractorSuite, dataset: Any, config: BenchConfig, results: Dict[str, Any],
