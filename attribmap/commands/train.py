@@ -39,7 +39,8 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="TOML", default=argparse.SUPPRESS,
                        help="recipe file (flat field = value lines); flags override its fields")
     group.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS,
-                       help="dataset root in the wsolevaluation layout (e.g. from `attribmap synth`)")
+                       help="dataset root: wsolevaluation layout (e.g. from `attribmap synth`) or "
+                            "CUB_200_2011 as distributed")
     group.add_argument("--out", metavar="CKPT", default=argparse.SUPPRESS,
                        help="best-checkpoint path; the resumable state goes next to it (.last)")
     group.add_argument("--device", default=argparse.SUPPRESS, help="cpu or cuda (default cpu)")

@@ -29,7 +29,8 @@ def train(recipe: Recipe, data: PathArg, out: PathArg, *, device: Union[str, tor
         as a plain dict, in every checkpoint written (``state["recipe"]``;
         :func:`attribmap.models.checkpoint.read_recipe` reads it back).
     data : path
-        Dataset root in the wsolevaluation layout (e.g. written by ``attribmap synth``).
+        Dataset root in any format :mod:`attribmap.data.formats` reads: the wsolevaluation
+        layout (e.g. written by ``attribmap synth``) or CUB-200-2011 as distributed.
     out : path
         Best-checkpoint path; the resumable state goes to ``<stem>.last<suffix>`` and, with
         ``save_evaluations``, every evaluation's model to ``<stem>.evals/``.
