@@ -11,11 +11,6 @@ from attribmap.data.formats import detect_format, open_split
 from attribmap.train.data import load_training_data
 
 
-def _write(root, name, lines):
-    with open(os.path.join(root, name), "w") as handle:
-        handle.write("".join(line + "\n" for line in lines))
-
-
 @pytest.fixture
 def cub_root(tmp_path):
     """CUB-200-2011 as distributed: two classes, six train and two test images."""
@@ -32,10 +27,12 @@ def cub_root(tmp_path):
         labels.append(cls)
         flags.append(1 if number < 6 else 0)
         boxes.append("2.0 3.0 20.0 25.0")
-    _write(root, "images.txt", [f"{i + 1} {p}" for i, p in enumerate(paths)])
-    _write(root, "image_class_labels.txt", [f"{i + 1} {c}" for i, c in enumerate(labels)])
-    _write(root, "train_test_split.txt", [f"{i + 1} {f}" for i, f in enumerate(flags)])
-    _write(root, "bounding_boxes.txt", [f"{i + 1} {b}" for i, b in enumerate(boxes)])
+    columns = {"images.txt": paths, "image_class_labels.txt": labels, "train_test_split.txt": flags,
+               "bounding_boxes.txt": boxes}
+    for name, values in columns.items():  # "<image_id> <value>" lines, 1-based ids
+        text = "".join(f"{number} {value}\n" for number, value in enumerate(values, start=1))
+        with open(os.path.join(root, name), "w") as handle:
+            handle.write(text)
     return root
 
 
