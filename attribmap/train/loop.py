@@ -28,6 +28,7 @@ from attribmap.train.checkpoint import (
     last_checkpoint_path,
     load_checkpoint,
     restore_rng_state,
+    restore_training_state,
     save_checkpoint,
 )
 from attribmap.distributed import (
@@ -131,31 +132,6 @@ def _validate(epochs: Any, checkpoint: Any, resume: bool, step_fn: Any) -> None:
         raise ValueError("resume=True needs a checkpoint path to resume from")
     if not callable(step_fn):
         raise ValueError(f"step_fn must be callable (module, batch) -> (loss, metrics), got {step_fn!r}")
-
-
-def _restore(
-    state: Dict[str, Any], path: Path, task: str, arch: Mapping[str, Any], model: nn.Module,
-    extra_modules: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler: Any,
-) -> None:
-    if state.get("kind") != "last" or state.get("optimizer") is None:
-        raise CheckpointError(f"{str(path)!r} is not a resumable (last) checkpoint")
-    if state["task"] != task or dict(state["arch"]) != dict(arch):
-        raise CheckpointError(
-            f"cannot resume from {str(path)!r}: it was written for task={state['task']!r} "
-            f"arch={state['arch']!r}, this run is task={task!r} arch={dict(arch)!r}"
-        )
-    model.load_state_dict(state["model"])
-    for name, module in extra_modules.items():
-        if name not in state.get("extra", {}):
-            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no extra state {name!r}")
-        module.load_state_dict(state["extra"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        if state.get("scheduler") is None:
-            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no lr-schedule state")
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("rng") is not None:
-        restore_rng_state(state["rng"])
 
 
 # 23 keyword parameters: the documented keyword API of fit, kept as is; the steps are helpers (_resume_from, _run_epoch, ...).
@@ -356,7 +332,7 @@ def _resume_from(last_path: Optional[Path], ctx: Any, task: str, arch: Dict[str,
     """
     if last_path is not None and last_path.is_file():
         state = load_checkpoint(last_path, map_location=ctx.device)
-        _restore(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
+        restore_training_state(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
         start_epoch = int(state["epoch"])
         result.history = [dict(h) for h in state.get("history", [])]
         result.evaluations = [dict(e) for e in state.get("evaluations", [])]

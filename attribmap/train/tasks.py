@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple, Type
+from typing import Any, Callable, Dict, Tuple
 
 from attribmap.train.fields import RecipeError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from attribmap.train.recipe import Recipe
 
 __all__ = ["TrainingTask", "TASKS", "RECIPES", "register_task", "posthoc_tasks"]
 
@@ -41,7 +38,7 @@ class TrainingTask:
         extractors, the frozen classifier of weight-map training).
     """
 
-    recipe: Type["Recipe"]
+    recipe: type  # a Recipe sub-class (not imported here: recipe.py registers the built-ins)
     runner: str
     help: str
     posthoc: bool = False
@@ -65,7 +62,7 @@ class TrainingTask:
 #: Task name -> :class:`TrainingTask`, in registration order.
 TASKS: Dict[str, TrainingTask] = {}
 #: Task name -> recipe class (derived from :data:`TASKS`).
-RECIPES: Dict[str, Type[Recipe]] = {}
+RECIPES: Dict[str, type] = {}
 
 
 def register_task(task: TrainingTask) -> TrainingTask:
