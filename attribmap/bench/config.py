@@ -18,7 +18,7 @@ from attribmap.evaluate.functional import PROTOCOLS
 from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
 from attribmap.methods import POSTHOC_METHODS
 from attribmap.methods.spec import ExtractorSpec, split_specs
-from attribmap.models.checkpoint import resolve_input_size
+from attribmap.models.input_size import resolve_input_size
 
 __all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness",
            "check_seed", "SEED_LIMIT"]

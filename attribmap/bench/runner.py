@@ -142,9 +142,8 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         The content of ``results.json`` (every process gets it).
     """
     from attribmap.distributed import barrier, distributed_session
-
-    from attribmap.models.checkpoint import INPUT_SIZE_SOURCES
     from attribmap.fileio import check_output_dir
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES
 
     config = config.validated()
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:

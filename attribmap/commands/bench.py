@@ -133,7 +133,7 @@ def input_size_line(results) -> str:
     results : dict
         What :func:`attribmap.bench.run_bench` returned (its ``config`` entry is read).
     """
-    from attribmap.models.checkpoint import INPUT_SIZE_SOURCES
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES
 
     config = results["config"]
     source = config.get("input_size_from")

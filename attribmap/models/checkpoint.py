@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -50,9 +50,6 @@ __all__ = [
     "build_from_arch",
     "load_model",
     "read_recipe",
-    "recorded_input_size",
-    "resolve_input_size",
-    "INPUT_SIZE_SOURCES",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -60,11 +57,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 CHECKPOINT_FORMAT = "attribmap-ckpt"
 CHECKPOINT_VERSION = 1
 _REQUIRED_KEYS = ("format", "version", "task", "arch", "model", "epoch")
-
-
-#: How each source of an input size (:func:`resolve_input_size`) is described, for logs and reports.
-INPUT_SIZE_SOURCES = {"given": "given", "checkpoint": "recorded in the checkpoint's training recipe",
-                      "default": "the default; the model records none"}
 
 
 class CheckpointError(AttribmapError):
@@ -208,35 +200,3 @@ def read_recipe(path: PathLike) -> Optional[Dict[str, Any]]:
     """
     recipe = load_checkpoint(path).get("recipe")
     return dict(recipe) if isinstance(recipe, Mapping) else None
-
-
-def recorded_input_size(checkpoint: str) -> Optional[int]:
-    """The ``image_size`` of the training recipe recorded in a checkpoint (None when it has none).
-
-    Parameters
-    ----------
-    checkpoint : str
-        Path of a checkpoint written by ``attribmap train``.
-    """
-    recipe = read_recipe(checkpoint) or {}
-    size = recipe.get("image_size")
-    return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
-def resolve_input_size(size: Optional[int], checkpoint: Optional[str]) -> Tuple[int, str]:
-    """The model's input size and where it comes from (a key of :data:`INPUT_SIZE_SOURCES`).
-
-    Parameters
-    ----------
-    size : int, optional
-        A size given by the user: ``(size, "given")``.
-    checkpoint : str, optional
-        Otherwise the size its training recipe records, ``(recorded, "checkpoint")``, and
-        failing that ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
-    """
-    from attribmap.inputs import DEFAULT_SIZE
-
-    if size is not None:
-        return size, "given"
-    recorded = recorded_input_size(checkpoint) if checkpoint is not None else None
-    return (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
