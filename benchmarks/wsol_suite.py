@@ -4,7 +4,7 @@ For each seed the whole pipeline of ``attribmap demo`` runs with that seed for t
 generator and for training (synthetic suite v2 -> pretrain and CE classifiers, I2C, weight map
 -> benchmark of cam, gradcam, gradcampp, dgl, dgl@layer3, dgl-psb, dgl-cem, a captum method,
 i2c and weightmap on the test split, official protocol). The pipeline and the summary are
-:mod:`attribmap.bench.demo_seeds`; this script is its command line. Stages are cached per
+:mod:`attribmap.experiments.demo_seeds`; this script is its command line. Stages are cached per
 seed under ``--out/seed<k>``, so an interrupted run continues where it stopped. Run from the
 repository root::
 
@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.bench.demo import PRESETS
-from attribmap.bench.demo_seeds import LARGE, run_seeds
+from attribmap.experiments.demo import PRESETS
+from attribmap.experiments.demo_seeds import LARGE, run_seeds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

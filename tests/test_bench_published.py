@@ -1,4 +1,4 @@
-"""attribmap.bench.published (benchmarks/reproduce_paper.py): the published CAM figures and recipe."""
+"""attribmap.experiments.published (benchmarks/reproduce_paper.py): the published CAM figures and recipe."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from attribmap.bench.published import (
+from attribmap.experiments.published import (
     METRIC,
     PUBLISHED,
     WSOL_ARCH,

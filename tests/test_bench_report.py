@@ -1,4 +1,4 @@
-"""attribmap.report: the results table, the report files, the mean +- std of the multi-seed summaries."""
+"""attribmap.bench.report: the results table, the report files, the mean +- std of the multi-seed summaries."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from attribmap.report import load_results, mean_std, results_table, write_report
+from attribmap.bench.report import load_results, mean_std, results_table, write_report
 
 
 def _results(protocol="official"):

@@ -1,4 +1,4 @@
-"""attribmap.bench.synthetic_check (benchmarks/synthetic_suite_check.py): the suite's end-to-end check."""
+"""attribmap.experiments.synthetic_check (benchmarks/synthetic_suite_check.py): the suite's end-to-end check."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attribmap.bench.synthetic_check import SuiteCheckSettings, run_suite_check, scalar_scores
+from attribmap.experiments.synthetic_check import SuiteCheckSettings, run_suite_check, scalar_scores
 from attribmap.errors import AttribmapError
 
 ROOT = Path(__file__).resolve().parents[1]

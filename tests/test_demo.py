@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from attribmap.bench import demo as demo_module
-from attribmap.bench.demo import PRESETS, run_demo
+from attribmap.experiments import demo as demo_module
+from attribmap.experiments.demo import PRESETS, run_demo
 from attribmap.cli import main
 
 EXTRACTORS = ["cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb", "dgl-cem", "captum:Saliency", "i2c",

@@ -124,7 +124,7 @@ class _MeanValue(Metric):
 
 
 def test_a_registered_metric_reaches_the_evaluator_and_the_report(monkeypatch):
-    from attribmap.report import results_table
+    from attribmap.bench.report import results_table
 
     monkeypatch.setattr(registry_module, "_EXTRA", {})
     register_metric("mean_value", _MeanValue)

@@ -14,19 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
+from attribmap.evaluate.functional import PROTOCOLS
 from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
-from attribmap.inputs import DEFAULT_SIZE
+from attribmap.methods import POSTHOC_METHODS
 from attribmap.methods.spec import ExtractorSpec, split_specs
+from attribmap.models.input_size import resolve_input_size
 
 __all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness",
-           "recorded_input_size", "check_seed", "SEED_LIMIT", "INPUT_SIZE_SOURCES"]
+           "check_seed", "SEED_LIMIT"]
 
 #: Seeds run from 0 to this (exclusive): what numpy's legacy seeding takes.
 SEED_LIMIT = 2 ** 32
-
-#: How :attr:`BenchConfig.input_size_from` describes each source, for logs and reports.
-INPUT_SIZE_SOURCES = {"given": "given", "checkpoint": "recorded in the checkpoint's training recipe",
-                      "default": "the default; the model records none"}
 
 
 def check_seed(seed: Any, what: str = "seed") -> int:
@@ -44,25 +42,8 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return seed
 
 
-def recorded_input_size(checkpoint: str) -> Optional[int]:
-    """The ``image_size`` of the training recipe recorded in a checkpoint (None when it has none).
-
-    Parameters
-    ----------
-    checkpoint : str
-        Path of a checkpoint written by ``attribmap train``.
-    """
-    from attribmap.models.checkpoint import read_recipe
-
-    recipe = read_recipe(checkpoint) or {}
-    size = recipe.get("image_size")
-    return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-PROTOCOLS = ("official", "legacy")
-
 #: The post-hoc methods scored when no list is given (they share one forward pass).
-DEFAULT_METHODS = ("cam", "gradcam", "gradcampp", "dgl", "dgl-psb", "dgl-cem")
-
+DEFAULT_METHODS = POSTHOC_METHODS
 
 
 def parse_faithfulness(text: str) -> Tuple[str, ...]:
@@ -224,11 +205,7 @@ class BenchConfig:
         if self.input_size is None or self.input_size_from is None:
             if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
                 raise FileNotFoundError(f"checkpoint not found: {self.checkpoint!r}")
-            if self.input_size is not None:
-                size, source = self.input_size, "given"
-            else:
-                recorded = recorded_input_size(self.checkpoint) if self.checkpoint is not None else None
-                size, source = (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
+            size, source = resolve_input_size(self.input_size, self.checkpoint)
             return dataclasses.replace(self, input_size=size, input_size_from=source).validated()
         check_seed(self.seed)
         if self.protocol not in PROTOCOLS:

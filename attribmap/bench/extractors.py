@@ -31,13 +31,12 @@ from attribmap.errors import MethodError
 from attribmap.methods.base import ExtractorResult, Method
 from attribmap.methods.registry import lookup
 from attribmap.methods.spec import ExtractorSpec
+from attribmap.train.recipe import posthoc_tasks
 
-__all__ = ["ExtractorSuite", "BatchMaps", "BenchExtractor", "build_suite", "SHARED_GROUP", "CLASSIFIER_TASKS"]
+__all__ = ["ExtractorSuite", "BatchMaps", "BenchExtractor", "build_suite", "SHARED_GROUP"]
 
 #: Timing group of the extractors served by the shared pass.
 SHARED_GROUP = "posthoc"
-#: Checkpoint tasks a post-hoc method can run on.
-CLASSIFIER_TASKS = ("classifier", "i2c")
 
 
 @dataclass
@@ -188,8 +187,9 @@ class ExtractorSuite:
             def run(images: torch.Tensor, labels: torch.Tensor, built=built) -> ExtractorResult:
                 return built.run(images, self.model, labels)
             return BenchExtractor(spec, False, run, {"kind": "learned", **info})
-        if entry.extractor is None or task not in CLASSIFIER_TASKS:
-            accepted = entry.checkpoint_tasks if entry.from_checkpoint is not None else CLASSIFIER_TASKS
+        classifiers = posthoc_tasks()
+        if entry.extractor is None or task not in classifiers:
+            accepted = entry.checkpoint_tasks if entry.from_checkpoint is not None else classifiers
             raise CheckpointError(f"{spec.checkpoint!r} is a {task!r} checkpoint; {spec.name!r} needs one of "
                                   f"{tuple(accepted)}")
         own = attribmap.Explainer(load_model(spec.checkpoint, device=self.device))

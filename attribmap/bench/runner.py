@@ -15,16 +15,18 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from attribmap.bench.config import BenchConfig
-from attribmap.bench.dataset import batch_items, batch_plan, open_dataset
+from attribmap.bench.dataset import batch_items, batch_plan
 from attribmap.bench.extractors import SHARED_GROUP, BatchMaps, ExtractorSuite, build_suite
+from attribmap.bench.report import jsonable, write_report
 from attribmap.bench.resume import load_progress, progress_path, save_progress
 from attribmap.bench.scoring import ExtractorScores
+from attribmap.data.formats import open_dataset
 from attribmap.errors import AttribmapError
 
 __all__ = ["run_benchmark", "BenchInterrupted", "software_versions"]
@@ -103,6 +105,7 @@ def _model_inputs(config: BenchConfig, scores: Dict[str, ExtractorScores], model
     return inputs
 
 
+# ~100 lines on purpose: the batch loop and its except clause share the resume bookkeeping (position, saved_at, scoring).
 def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bool = False,
                   progress: Optional[bool] = None, save_every: int = 10,
                   stop_after_batches: Optional[int] = None, grid_images: int = 4,
@@ -139,9 +142,8 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         The content of ``results.json`` (every process gets it).
     """
     from attribmap.distributed import barrier, distributed_session
-
-    from attribmap.bench.config import INPUT_SIZE_SOURCES
     from attribmap.fileio import check_output_dir
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES
 
     config = config.validated()
     if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
@@ -167,17 +169,7 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
         state = {"position": 0, "images": 0, "evaluate_s": 0.0, "wall_s": 0.0}
         group_seconds: Dict[str, float] = {}
         if resume:
-            saved = load_progress(resume_file, fingerprint)
-            if saved is not None:
-                for name, score in scores.items():
-                    score.load_state(saved["scores"][name])
-                state.update(position=saved["next_position"], images=int(saved["extra"]["images"]),
-                             evaluate_s=float(saved["extra"]["evaluate_s"]), wall_s=float(saved["extra"]["wall_s"]))
-                group_seconds = {k[len("group:"):]: float(v) for k, v in saved["extra"].items()
-                                 if k.startswith("group:")}
-                say(f"resuming at batch {state['position']} of {len(plan)} ({state['images']} images done)")
-            else:
-                say(f"no resume file at {resume_file}; starting from the beginning")
+            group_seconds = _resume(resume_file, fingerprint, scores, state, len(plan), say)
 
         def checkpoint(position: int) -> None:
             extra = {"images": state["images"], "evaluate_s": state["evaluate_s"], "wall_s": state["wall_s"],
@@ -199,20 +191,11 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
             for position in range(state["position"], len(plan)):
                 started = time.perf_counter()
                 _, indices = plan[position]
-                batch = batch_items(dataset, indices)
-                _check_finite_images(batch)
-                batch_maps = suite.run(batch["image"].to(ctx.device), batch["label"])
-                for group, seconds in batch_maps.seconds.items():
-                    group_seconds[group] = group_seconds.get(group, 0.0) + seconds
+                batch, batch_maps = _extract_batch(suite, dataset, indices, ctx.device, group_seconds)
                 scoring_start = time.perf_counter()
                 inputs = _model_inputs(config, scores, models, batch, ctx.device, faithful_bar.update)
                 scoring = True
-                for name in names:
-                    started_scoring = time.perf_counter()
-                    scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name],
-                                        inputs.get(id(models[name])), indices)
-                    key = f"score:{name}"
-                    group_seconds[key] = group_seconds.get(key, 0.0) + time.perf_counter() - started_scoring
+                _update_scores(scores, models, batch_maps, batch, inputs, indices, group_seconds)
                 now = time.perf_counter()
                 state["evaluate_s"] += now - scoring_start
                 state["wall_s"] += now - started
@@ -250,24 +233,67 @@ def run_benchmark(config: BenchConfig, out_dir: os.PathLike | str, *, resume: bo
                             ctx.world_size, fingerprint)
         results["metrics"] = scores[names[0]].infos()
         if ctx.is_main:
-            from attribmap.bench.suite_report import blank_section, suite_section
-
-            probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(ctx.device)
-            results["blank"] = blank_section(suite, config.input_size)
-            results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
-            from attribmap.bench.mosaic_reference import mosaic_section
-
-            results["mosaic_reference"] = mosaic_section(config, dataset)
-            from attribmap.report import write_report
-
-            sample = _qualitative_sample(suite, dataset, config, results, grid_images, ctx.device) \
-                if write_figures and grid_images > 0 else None
             curves = {name: series for name, (_, series) in computed.items()}
-            write_report(results, curves, out_dir, sample=sample, figures=write_figures)
+            _write_results(results, curves, config, suite, dataset, out_dir, ctx.device, grid_images, write_figures)
         barrier(ctx)
         if resume_file.exists():
             resume_file.unlink()
     return results
+
+
+def _resume(resume_file: Path, fingerprint: str, scores: Dict[str, ExtractorScores], state: Dict[str, Any],
+            batches: int, say: Callable[[str], None]) -> Dict[str, float]:
+    """Load the saved counts into ``scores`` and ``state``; returns the saved group seconds ({} without a file)."""
+    saved = load_progress(resume_file, fingerprint)
+    if saved is None:
+        say(f"no resume file at {resume_file}; starting from the beginning")
+        return {}
+    for name, score in scores.items():
+        score.load_state(saved["scores"][name])
+    state.update(position=saved["next_position"], images=int(saved["extra"]["images"]),
+                 evaluate_s=float(saved["extra"]["evaluate_s"]), wall_s=float(saved["extra"]["wall_s"]))
+    say(f"resuming at batch {state['position']} of {batches} ({state['images']} images done)")
+    return {k[len("group:"):]: float(v) for k, v in saved["extra"].items() if k.startswith("group:")}
+
+
+def _extract_batch(suite: ExtractorSuite, dataset: Any, indices: List[int], device: torch.device,
+                   group_seconds: Dict[str, float]) -> Tuple[Dict[str, Any], BatchMaps]:
+    """Read one batch and run every extractor on it (their seconds added to ``group_seconds``)."""
+    batch = batch_items(dataset, indices)
+    _check_finite_images(batch)
+    batch_maps = suite.run(batch["image"].to(device), batch["label"])
+    for group, seconds in batch_maps.seconds.items():
+        group_seconds[group] = group_seconds.get(group, 0.0) + seconds
+    return batch, batch_maps
+
+
+def _update_scores(scores: Dict[str, ExtractorScores], models: Dict[str, Any], batch_maps: BatchMaps,
+                   batch: Dict[str, Any], inputs: Dict[int, Any], indices: List[int],
+                   group_seconds: Dict[str, float]) -> None:
+    """Add one batch's maps to every extractor's counts, timing each under ``score:<name>``."""
+    for name in scores:
+        started_scoring = time.perf_counter()
+        scores[name].update(batch_maps.maps[name], batch, batch_maps.correct[name],
+                            inputs.get(id(models[name])), indices)
+        key = f"score:{name}"
+        group_seconds[key] = group_seconds.get(key, 0.0) + time.perf_counter() - started_scoring
+
+
+def _write_results(results: Dict[str, Any], curves: Dict[str, Any], config: BenchConfig, suite: ExtractorSuite,
+                   dataset: Any, out_dir: Path, device: torch.device, grid_images: int,
+                   write_figures: bool) -> None:
+    """Rank 0: add the blank-image, suite-check and mosaic reference sections to ``results`` and write the report."""
+    from attribmap.bench.suite_report import blank_section, suite_section
+
+    probe = batch_items(dataset, list(range(min(2, len(dataset)))))["image"].to(device)
+    results["blank"] = blank_section(suite, config.input_size)
+    results["suite_check"] = suite_section(config, suite, probe, results["extractors"])
+    from attribmap.bench.mosaic_reference import mosaic_section
+
+    results["mosaic_reference"] = mosaic_section(config, dataset)
+    sample = _qualitative_sample(suite, dataset, config, results, grid_images, device) \
+        if write_figures and grid_images > 0 else None
+    write_report(results, curves, out_dir, sample=sample, figures=write_figures)
 
 
 def _check_labels(dataset: Any, model: torch.nn.Module, probe: torch.Tensor) -> None:
@@ -322,7 +348,7 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
         entry["maps_per_s"] = images / seconds if seconds > 0 else float("nan")
         entry["shared_pass"] = extractor.group == SHARED_GROUP
         entry["score_s"] = group_seconds.get(f"score:{name}", 0.0)
-        extractors[name] = _jsonable(entry)
+        extractors[name] = jsonable(entry, finite=False)
     wall = float(state["wall_s"])
     return {
         "format": "attribmap-bench-results",
@@ -346,18 +372,6 @@ def _assemble(config: BenchConfig, data_format: str, dataset: Any, suite: Extrac
                                 if not k.startswith("score:")}},
         "extractors": extractors,
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
 
 
 def _qualitative_sample(suite: ExtractorSuite, dataset: Any, config: BenchConfig, results: Dict[str, Any],

@@ -133,7 +133,7 @@ def input_size_line(results) -> str:
     results : dict
         What :func:`attribmap.bench.run_bench` returned (its ``config`` entry is read).
     """
-    from attribmap.bench.config import INPUT_SIZE_SOURCES
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES
 
     config = results["config"]
     source = config.get("input_size_from")
@@ -150,7 +150,7 @@ def _percents(text: str):
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark of the parsed ``args``; prints the results table and the report path (rank 0)."""
     from attribmap.bench import run_benchmark
-    from attribmap.report import results_table
+    from attribmap.bench.report import results_table
 
     from attribmap.fileio import check_output_dir
 

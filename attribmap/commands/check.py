@@ -57,7 +57,7 @@ def check_split(data: str, split: str, metadata=None, progress: bool = False) ->
     progress : bool
         Show a progress bar on stderr.
     """
-    from attribmap.bench.dataset import open_dataset
+    from attribmap.data.formats import open_dataset
     from attribmap.data.check import check_images
     from attribmap.data.errors import MetadataError
     from attribmap.errors import ImageReadError

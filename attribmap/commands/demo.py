@@ -38,8 +38,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     """Run the demo of the parsed ``args`` and print the table, the stage timings and the report path."""
     import torch
 
-    from attribmap.bench.demo import PRESETS, run_demo
-    from attribmap.report import results_table
+    from attribmap.experiments.demo import PRESETS, run_demo
+    from attribmap.bench.report import results_table
 
     if args.threads is not None:
         if args.threads < 1:

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from attribmap.models.loading import load_classifier
     from attribmap.viz import method_grid
 
-    from attribmap.bench.config import INPUT_SIZE_SOURCES, recorded_input_size
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES, recorded_input_size
     from attribmap.fileio import check_output_file
     from attribmap.inputs import DEFAULT_SIZE
 

@@ -33,21 +33,14 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 __all__ = ["register", "run_train"]
 
-_HELP = {
-    "classifier": "cross-entropy classifier (blank images with a uniform target by default)",
-    "i2c": "I2C classifier: CE + SC + GC losses on paired-class batches (fine-tuning defaults)",
-    "weightmap": "weight-map generator (Shaharabany & Wolf), method I or II",
-    "embedding": "Siamese embedding of weight-map method II (triplet loss)",
-}
-
-
 def _run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that say where and how to run, not how to train (defaults applied in run_train)."""
     group = parser.add_argument_group("run")
     group.add_argument("--config", metavar="TOML", default=argparse.SUPPRESS,
                        help="recipe file (flat field = value lines); flags override its fields")
     group.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS,
-                       help="dataset root in the wsolevaluation layout (e.g. from `attribmap synth`)")
+                       help="dataset root: wsolevaluation layout (e.g. from `attribmap synth`) or "
+                            "CUB_200_2011 as distributed")
     group.add_argument("--out", metavar="CKPT", default=argparse.SUPPRESS,
                        help="best-checkpoint path; the resumable state goes next to it (.last)")
     group.add_argument("--device", default=argparse.SUPPRESS, help="cpu or cuda (default cpu)")
@@ -113,7 +106,7 @@ def _union_fields() -> List[Tuple[str, Any, Any, Dict[str, Any]]]:
 
 def register(subparsers: Any) -> None:
     """Add ``attribmap train`` and one sub-command per task to ``subparsers``."""
-    from attribmap.train.recipe import RECIPES, recipe_fields
+    from attribmap.train.recipe import TASKS, recipe_fields
 
     parser = subparsers.add_parser(
         "train", help="train a classifier, an I2C classifier, a weight-map generator or an embedding",
@@ -124,9 +117,10 @@ def register(subparsers: Any) -> None:
     _field_flags(parser, _union_fields(), show_defaults=False)
     parser.set_defaults(func=run_train, task=None)
     tasks = parser.add_subparsers(dest="task", metavar="TASK")
-    for task, cls in RECIPES.items():
+    for task, spec in TASKS.items():
+        cls = spec.recipe
         first_line = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
-        sub = tasks.add_parser(task, help=_HELP[task], description=first_line)
+        sub = tasks.add_parser(task, help=spec.help, description=first_line)
         _run_flags(sub)
         _field_flags(sub, recipe_fields(cls), show_defaults=True)
         sub.set_defaults(func=run_train)

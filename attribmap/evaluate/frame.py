@@ -122,11 +122,11 @@ def normalize_minmax(maps: np.ndarray) -> np.ndarray:
     """
     arr = np.array(maps, dtype=np.float64, copy=True, order="C")
     single = arr.ndim == 2
-    out = _normalize_inplace(arr[None] if single else arr)
+    out = normalize_inplace(arr[None] if single else arr)
     return out[0] if single else out
 
 
-def _normalize_inplace(arr: np.ndarray) -> np.ndarray:
+def normalize_inplace(arr: np.ndarray) -> np.ndarray:
     """:func:`normalize_minmax` on a float64 (N, H, W) array that may be overwritten."""
     for scoremap in arr:  # one map at a time, in place: no large temporaries
         if scoremap.size == 0:
@@ -166,7 +166,7 @@ def official_maps(maps, image_size: int = 224) -> np.ndarray:
         raise AttribmapError(f"image_size must be a positive int; got {image_size!r}")
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps become zeros, counted by the Evaluator
         resized = resize_bicubic(arr, (image_size, image_size))  # a fresh array
-    return _normalize_inplace(resized)
+    return normalize_inplace(resized)
 
 
 def rescale_boxes(boxes, image_size_wh: Sequence[float], image_size: int = 224) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.frame import (_normalize_inplace, as_numpy, batch_correct, frame_boxes, frame_scoremaps,
+from attribmap.evaluate.frame import (as_numpy, batch_correct, frame_boxes, frame_scoremaps, normalize_inplace,
                                       resize_bicubic, to_uint8, union_mask)
 from attribmap.evaluate.histogram import split_histograms
 
@@ -181,7 +181,7 @@ class Frame:
 
         def make():
             source = self._raw if self._raw is not None else self.maps
-            return _normalize_inplace(resize_bicubic(source, (height, width)))
+            return normalize_inplace(resize_bicubic(source, (height, width)))
         return self.cached("input_maps", make)
 
     def pixel_order(self) -> np.ndarray:

@@ -3,6 +3,8 @@
 * :class:`ClassifierRecipe`, :class:`I2CRecipe`, :class:`WeightMapRecipe`,
   :class:`EmbeddingRecipe` - what to train and how (frozen, validated dataclasses;
   :func:`load_recipe` reads TOML, :func:`recipe_from_dict` a checkpoint's ``"recipe"``);
+* :class:`TrainingTask`, :data:`TASKS` - each task (recipe class, runner, help, whether
+  post-hoc methods explain its checkpoints) registered once (:func:`register_task`);
 * :func:`train` - run a recipe on a WSOL dataset folder; :func:`train_classifier`,
   :func:`train_i2c`, :func:`train_weightmap`, :func:`train_embedding` take the recipe's
   fields as keyword arguments;
@@ -27,14 +29,17 @@ from attribmap.train.loop import FitResult, TrainingError, fit
 from attribmap.train.optim import OptimConfig, head_parameter_groups
 from attribmap.train.recipe import (
     RECIPES,
+    TASKS,
     ClassifierRecipe,
     EmbeddingRecipe,
     I2CRecipe,
     Recipe,
     RecipeError,
+    TrainingTask,
     WeightMapRecipe,
     load_recipe,
     recipe_from_dict,
+    register_task,
 )
 from attribmap.train.runner import train
 from attribmap.train.seeding import seed_everything
@@ -49,6 +54,9 @@ __all__ = [
     "WeightMapRecipe",
     "EmbeddingRecipe",
     "RECIPES",
+    "TASKS",
+    "TrainingTask",
+    "register_task",
     "RecipeError",
     "load_recipe",
     "recipe_from_dict",

@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Union
 
 import numpy as np
 import torch
+from torch import nn
 
 from attribmap.fileio import atomic_open
 from attribmap.models.checkpoint import (
@@ -34,6 +35,7 @@ __all__ = [
     "load_model",
     "capture_rng_state",
     "restore_rng_state",
+    "restore_training_state",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -118,3 +120,34 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     )
     py_state = state["python"]
     random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss_next"]))
+
+
+def restore_training_state(
+    state: Dict[str, Any], path: Path, task: str, arch: Mapping[str, Any], model: nn.Module,
+    extra_modules: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler: Any,
+) -> None:
+    """Load a *last* checkpoint's ``state`` (read from ``path``) into the run that resumes it.
+
+    Checks that it is resumable and was written for the same ``task`` and ``arch``, then
+    restores ``model``, ``extra_modules``, ``optimizer``, ``scheduler`` and the random
+    generators; a mismatch or missing part raises :class:`CheckpointError`.
+    """
+    if state.get("kind") != "last" or state.get("optimizer") is None:
+        raise CheckpointError(f"{str(path)!r} is not a resumable (last) checkpoint")
+    if state["task"] != task or dict(state["arch"]) != dict(arch):
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: it was written for task={state['task']!r} "
+            f"arch={state['arch']!r}, this run is task={task!r} arch={dict(arch)!r}"
+        )
+    model.load_state_dict(state["model"])
+    for name, module in extra_modules.items():
+        if name not in state.get("extra", {}):
+            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no extra state {name!r}")
+        module.load_state_dict(state["extra"][name])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        if state.get("scheduler") is None:
+            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no lr-schedule state")
+        scheduler.load_state_dict(state["scheduler"])
+    if state.get("rng") is not None:
+        restore_rng_state(state["rng"])

@@ -78,13 +78,14 @@ def load_training_data(
     data: "os.PathLike[str] | str", image_size: int, holdout_fraction: float = 0.0, seed: int = 0,
     metadata_root: "os.PathLike[str] | str | None" = None, split: str = "train",
 ) -> TrainingData:
-    """Open a training split of a WSOL dataset folder and hold out part of it.
+    """Open a training split of a dataset folder and hold out part of it.
 
     Parameters
     ----------
     data : path
-        Dataset root in the wsolevaluation layout (``metadata/train/...``), e.g. a folder
-        written by :func:`attribmap.data.synthetic.generate_suite`.
+        Dataset root in any format :mod:`attribmap.data.formats` reads: the wsolevaluation
+        layout (``metadata/train/...``, e.g. a folder written by
+        :func:`attribmap.data.synthetic.generate_suite`) or CUB-200-2011 as distributed.
     image_size : int
         Side of the square training crops / held-out frames.
     holdout_fraction : float
@@ -96,14 +97,18 @@ def load_training_data(
         Metadata folder when it is not ``data/metadata``.
     split : str
         The split trained on: ``"train"``, or e.g. ``"pretrain"`` (the synthetic suite's
-        disjoint pretraining images). Held-out images come from the same split.
+        disjoint pretraining images; CUB: ``train``, ``test``, ``all``). Held-out images come
+        from the same split.
     """
-    from attribmap.data import WSOLDataset, official_transform, train_transform
+    from attribmap.data import official_transform, train_transform
+    from attribmap.data.formats import open_split
 
     if not os.path.isdir(os.fspath(data)):
         raise FileNotFoundError(f"data folder not found: {os.fspath(data)!r}")
-    augmented = WSOLDataset(data, split, metadata_root, transform=train_transform(image_size))
-    plain = WSOLDataset(data, split, metadata_root, transform=official_transform(image_size))
+    root = os.fspath(data)
+    metadata = None if metadata_root is None else os.fspath(metadata_root)
+    augmented, _ = open_split(root, split, train_transform(image_size), metadata)
+    plain, _ = open_split(root, split, official_transform(image_size), metadata)
     for dataset in (augmented, plain):
         dataset.has_masks = False  # training never reads masks: skip loading them
     labels = list(augmented.labels)

@@ -28,6 +28,7 @@ from attribmap.train.checkpoint import (
     last_checkpoint_path,
     load_checkpoint,
     restore_rng_state,
+    restore_training_state,
     save_checkpoint,
 )
 from attribmap.distributed import (
@@ -133,31 +134,7 @@ def _validate(epochs: Any, checkpoint: Any, resume: bool, step_fn: Any) -> None:
         raise ValueError(f"step_fn must be callable (module, batch) -> (loss, metrics), got {step_fn!r}")
 
 
-def _restore(
-    state: Dict[str, Any], path: Path, task: str, arch: Mapping[str, Any], model: nn.Module,
-    extra_modules: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler: Any,
-) -> None:
-    if state.get("kind") != "last" or state.get("optimizer") is None:
-        raise CheckpointError(f"{str(path)!r} is not a resumable (last) checkpoint")
-    if state["task"] != task or dict(state["arch"]) != dict(arch):
-        raise CheckpointError(
-            f"cannot resume from {str(path)!r}: it was written for task={state['task']!r} "
-            f"arch={state['arch']!r}, this run is task={task!r} arch={dict(arch)!r}"
-        )
-    model.load_state_dict(state["model"])
-    for name, module in extra_modules.items():
-        if name not in state.get("extra", {}):
-            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no extra state {name!r}")
-        module.load_state_dict(state["extra"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        if state.get("scheduler") is None:
-            raise CheckpointError(f"cannot resume from {str(path)!r}: it has no lr-schedule state")
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("rng") is not None:
-        restore_rng_state(state["rng"])
-
-
+# 23 keyword parameters: the documented keyword API of fit, kept as is; the steps are helpers (_resume_from, _run_epoch, ...).
 def fit(
     model: nn.Module,
     step_fn: StepFn,
@@ -282,24 +259,9 @@ def fit(
         scheduler = build_scheduler(optimizer, optim, epochs)
         result = FitResult(checkpoint=best_path, last_checkpoint=last_path)
         start_epoch = 0
-        if resume and last_path is not None and last_path.is_file():
-            state = load_checkpoint(last_path, map_location=ctx.device)
-            _restore(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
-            start_epoch = int(state["epoch"])
-            result.history = [dict(h) for h in state.get("history", [])]
-            result.evaluations = [dict(e) for e in state.get("evaluations", [])]
-            result.best_score = state.get("best_score")
-            result.best_epoch = int(state.get("best_epoch", start_epoch))
-            result.best_step = int(state.get("best_step", 0))
-            if log and ctx.is_main:
-                log(f"resuming {task} from {last_path} after epoch {start_epoch}")
-        elif resume and ctx.is_main:
-            note = (f"resume: no resumable state at {last_path} (the .last file an earlier run with this "
-                    f"checkpoint path writes); nothing to resume, training {task} from the first epoch")
-            if log:
-                log(note)
-            else:
-                warnings.warn(note, RuntimeWarning, stacklevel=2)
+        if resume:
+            start_epoch = _resume_from(last_path, ctx, task, arch, model, extra_modules, optimizer, scheduler,
+                                       result, log)
         if start_epoch > epochs:
             raise CheckpointError(
                 f"{str(last_path)!r} already holds {start_epoch} epochs, more than epochs={epochs}"
@@ -356,13 +318,47 @@ def fit(
                                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                  "rng": capture_rng_state()}, last_path)
             if log and ctx.is_main:
-                metrics = " ".join(f"{k}={v:.4g}" for k, v in entry.items()
-                                   if k not in ("epoch", "best", "score") and isinstance(v, float))
-                score = entry["score"]
-                score_text = "" if score is None else f" score={score:.4f}{' *' if improved else ''}"
-                log(f"{task} epoch {epoch + 1}/{epochs} {metrics}{score_text}")
+                log(_epoch_line(task, epoch, epochs, entry, improved))
             barrier(ctx)
     return result
+
+
+def _resume_from(last_path: Optional[Path], ctx: Any, task: str, arch: Dict[str, Any], model: nn.Module,
+                 extra_modules: Dict[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler: Any,
+                 result: FitResult, log: Optional[Callable[[str], None]]) -> int:
+    """Restore the last checkpoint into the model, optimizer, schedule and ``result``; returns its epoch.
+
+    Without a resumable file, says so (one line to ``log``, or a ``RuntimeWarning``) and returns 0.
+    """
+    if last_path is not None and last_path.is_file():
+        state = load_checkpoint(last_path, map_location=ctx.device)
+        restore_training_state(state, last_path, task, arch, model, extra_modules, optimizer, scheduler)
+        start_epoch = int(state["epoch"])
+        result.history = [dict(h) for h in state.get("history", [])]
+        result.evaluations = [dict(e) for e in state.get("evaluations", [])]
+        result.best_score = state.get("best_score")
+        result.best_epoch = int(state.get("best_epoch", start_epoch))
+        result.best_step = int(state.get("best_step", 0))
+        if log and ctx.is_main:
+            log(f"resuming {task} from {last_path} after epoch {start_epoch}")
+        return start_epoch
+    if ctx.is_main:
+        note = (f"resume: no resumable state at {last_path} (the .last file an earlier run with this "
+                f"checkpoint path writes); nothing to resume, training {task} from the first epoch")
+        if log:
+            log(note)
+        else:
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+    return 0
+
+
+def _epoch_line(task: str, epoch: int, epochs: int, entry: Mapping[str, Any], improved: bool) -> str:
+    """The log line of one finished epoch: its float metrics and its score (``*`` when it improved)."""
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in entry.items()
+                       if k not in ("epoch", "best", "score") and isinstance(v, float))
+    score = entry["score"]
+    score_text = "" if score is None else f" score={score:.4f}{' *' if improved else ''}"
+    return f"{task} epoch {epoch + 1}/{epochs} {metrics}{score_text}"
 
 
 def _evaluation_steps(loader: Iterable, per_epoch: int) -> set:

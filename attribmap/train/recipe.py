@@ -14,14 +14,15 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from attribmap.errors import AttribmapError
+from attribmap.train.fields import RecipeError, check_range, coerce_value, option, split_optional
+from attribmap.train.tasks import RECIPES, TASKS, TrainingTask, posthoc_tasks, register_task
 
 __all__ = [
     "RecipeError",
@@ -31,6 +32,10 @@ __all__ = [
     "WeightMapRecipe",
     "EmbeddingRecipe",
     "RECIPES",
+    "TASKS",
+    "TrainingTask",
+    "register_task",
+    "posthoc_tasks",
     "recipe_class",
     "recipe_from_dict",
     "load_recipe",
@@ -40,81 +45,6 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class RecipeError(AttribmapError):
-    """A recipe field has a bad value, or a recipe mapping has unknown keys."""
-
-
-def _option(default: Any, help: str, *, minimum: Optional[float] = None, below: Optional[float] = None,
-            above: Optional[float] = None, maximum: Optional[float] = None,
-            choices: Optional[Tuple[Any, ...]] = None) -> Any:
-    """A dataclass field with its help text and range, read by validation, the CLI and the docs."""
-    return field(default=default, metadata={"help": help, "minimum": minimum, "below": below,
-                                            "above": above, "maximum": maximum, "choices": choices})
-
-
-def split_optional(hint: Any) -> Tuple[bool, Any]:
-    """``(True, X)`` for a type ``hint`` ``Optional[X]``, ``(False, hint)`` otherwise."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is Union and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return True, rest[0]
-    return False, hint
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` as the type ``hint`` names (int, float, str, bool, Tuple[str, ...], Optional)."""
-    optional, base = split_optional(hint)
-    if value is None:
-        if optional:
-            return None
-        raise RecipeError(f"{name} must not be None (expected {getattr(base, '__name__', base)})")
-    if base is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{name} must be true or false, got {value!r}")
-        return value
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{name} must be an integer, got {value!r}")
-        return int(value)
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RecipeError(f"{name} must be a finite number, got {value!r}")
-        return float(value)
-    if base is str:
-        if not isinstance(value, str) and isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str) or not value:
-            raise RecipeError(f"{name} must be a non-empty string, got {value!r}")
-        return value
-    if typing.get_origin(base) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) and v for v in items):
-            raise RecipeError(f"{name} must be a list of names, got {value!r}")
-        return tuple(v.strip() for v in items)
-    raise TypeError(f"recipe field {name} has an unsupported type {hint!r}")  # pragma: no cover
-
-
-def _check_range(name: str, value: Any, meta: Mapping[str, Any]) -> None:
-    if value is None:
-        return
-    choices = meta.get("choices")
-    items = value if isinstance(value, tuple) else (value,)
-    if choices is not None and any(v not in choices for v in items):
-        raise RecipeError(f"{name} must be {'one of' if not isinstance(value, tuple) else 'made of'} "
-                          f"{list(choices)}, got {value!r}")
-    kind = "an integer" if isinstance(value, int) else "a number"
-    if meta.get("minimum") is not None and value < meta["minimum"]:
-        raise RecipeError(f"{name} must be {kind} >= {meta['minimum']}, got {value!r}")
-    if meta.get("above") is not None and value <= meta["above"]:
-        raise RecipeError(f"{name} must be {kind} > {meta['above']}, got {value!r}")
-    low = (f"[{meta['minimum']}" if meta.get("minimum") is not None
-           else f"({meta['above']}" if meta.get("above") is not None else "(-inf")
-    if meta.get("below") is not None and value >= meta["below"]:
-        raise RecipeError(f"{name} must be in {low}, {meta['below']}), got {value!r}")
-    if meta.get("maximum") is not None and value > meta["maximum"]:
-        raise RecipeError(f"{name} must be in {low}, {meta['maximum']}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -160,35 +90,35 @@ class Recipe:
 
     task: ClassVar[str] = ""
 
-    arch: str = _option("resnet18_narrow", "architecture (attribmap.models.available_archs)")
-    split: str = _option("train", "dataset split to train on (e.g. train, pretrain)")
-    image_size: int = _option(128, "side of the square training crops in pixels", minimum=32)
-    init: Optional[str] = _option(None, "checkpoint whose matching weights initialise the model")
-    weights: Optional[str] = _option(None, "torchvision pretrained backbone weights, e.g. DEFAULT")
-    epochs: int = _option(8, "number of epochs", minimum=1)
-    batch_size: int = _option(16, "batch size per process", minimum=1)
-    optimizer: str = _option("sgd", "optimizer", choices=("sgd", "adam"))
-    lr: float = _option(0.01, "base learning rate", above=0)
-    momentum: float = _option(0.9, "SGD momentum", minimum=0, below=1)
-    weight_decay: float = _option(1e-4, "L2 weight decay", minimum=0)
-    schedule: str = _option("cosine", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
-    lr_step_size: int = _option(30, "epochs between decays of the step schedule", minimum=1)
-    lr_gamma: float = _option(0.1, "decay factor of the step schedule", above=0, maximum=1)
-    min_lr: float = _option(0.0, "final learning rate of the cosine schedule", minimum=0)
-    head_lr_mult: Optional[float] = _option(None, "learning-rate factor of the new head "
+    arch: str = option("resnet18_narrow", "architecture (attribmap.models.available_archs)")
+    split: str = option("train", "dataset split to train on (e.g. train, pretrain)")
+    image_size: int = option(128, "side of the square training crops in pixels", minimum=32)
+    init: Optional[str] = option(None, "checkpoint whose matching weights initialise the model")
+    weights: Optional[str] = option(None, "torchvision pretrained backbone weights, e.g. DEFAULT")
+    epochs: int = option(8, "number of epochs", minimum=1)
+    batch_size: int = option(16, "batch size per process", minimum=1)
+    optimizer: str = option("sgd", "optimizer", choices=("sgd", "adam"))
+    lr: float = option(0.01, "base learning rate", above=0)
+    momentum: float = option(0.9, "SGD momentum", minimum=0, below=1)
+    weight_decay: float = option(1e-4, "L2 weight decay", minimum=0)
+    schedule: str = option("cosine", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
+    lr_step_size: int = option(30, "epochs between decays of the step schedule", minimum=1)
+    lr_gamma: float = option(0.1, "decay factor of the step schedule", above=0, maximum=1)
+    min_lr: float = option(0.0, "final learning rate of the cosine schedule", minimum=0)
+    head_lr_mult: Optional[float] = option(None, "learning-rate factor of the new head "
                                                   "(default 10 with --weights, else 1)", above=0)
-    grad_clip: Optional[float] = _option(None, "clip the global gradient norm to this value", above=0)
-    holdout_fraction: float = _option(0.0, "share of each class held out for checkpoint selection",
+    grad_clip: Optional[float] = option(None, "clip the global gradient norm to this value", above=0)
+    holdout_fraction: float = option(0.0, "share of each class held out for checkpoint selection",
                                       minimum=0, below=1)
-    evaluations_per_epoch: int = _option(1, "held-out evaluations per epoch", minimum=1)
-    save_evaluations: bool = _option(False, "save the model at every evaluation (<out stem>.evals/)")
-    seed: int = _option(0, "random seed", minimum=0)
+    evaluations_per_epoch: int = option(1, "held-out evaluations per epoch", minimum=1)
+    save_evaluations: bool = option(False, "save the model at every evaluation (<out stem>.evals/)")
+    seed: int = option(0, "random seed", minimum=0)
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for spec in dataclasses.fields(self):
-            value = _coerce(spec.name, getattr(self, spec.name), hints[spec.name])
-            _check_range(spec.name, value, spec.metadata)
+            value = coerce_value(spec.name, getattr(self, spec.name), hints[spec.name])
+            check_range(spec.name, value, spec.metadata)
             object.__setattr__(self, spec.name, value)
         self._check_together()
 
@@ -284,9 +214,9 @@ class ClassifierRecipe(Recipe):
 
     task: ClassVar[str] = "classifier"
 
-    blank_fraction: float = _option(0.125, "blank images per real image in a batch (0 = none)",
+    blank_fraction: float = option(0.125, "blank images per real image in a batch (0 = none)",
                                     minimum=0, maximum=1)
-    blank_kinds: Tuple[str, ...] = _option(("grey",), "kinds of blank images (grey, mean)",
+    blank_kinds: Tuple[str, ...] = option(("grey",), "kinds of blank images (grey, mean)",
                                            choices=("grey", "mean"))
 
     def _check_together(self) -> None:
@@ -325,16 +255,16 @@ class I2CRecipe(ClassifierRecipe):
 
     task: ClassVar[str] = "i2c"
 
-    arch: str = _option("resnet18_narrow_i2c", "I2C architecture (*_i2c)")
-    lr: float = _option(0.001, "base learning rate (0.001: fine-tuning a CE model)", above=0)
-    lambda_sc: float = _option(0.008, "weight of the stochastic consistency loss L_SC", minimum=0)
-    lambda_gc: float = _option(0.001, "weight of the global consistency loss L_GC", minimum=0)
-    k: int = _option(3, "object seeds per image", minimum=1)
-    threshold: float = _option(0.7, "seed threshold on the min-max class map", minimum=0, below=1)
-    alpha: float = _option(0.002, "decay of the centre update rate", minimum=0)
-    seed_sampling: str = _option("first", "first K seeds in raster order, or random ones",
+    arch: str = option("resnet18_narrow_i2c", "I2C architecture (*_i2c)")
+    lr: float = option(0.001, "base learning rate (0.001: fine-tuning a CE model)", above=0)
+    lambda_sc: float = option(0.008, "weight of the stochastic consistency loss L_SC", minimum=0)
+    lambda_gc: float = option(0.001, "weight of the global consistency loss L_GC", minimum=0)
+    k: int = option(3, "object seeds per image", minimum=1)
+    threshold: float = option(0.7, "seed threshold on the min-max class map", minimum=0, below=1)
+    alpha: float = option(0.002, "decay of the centre update rate", minimum=0)
+    seed_sampling: str = option("first", "first K seeds in raster order, or random ones",
                                  choices=("first", "random"))
-    dropout: float = _option(0.5, "dropout after each ReLU of the I2C head", minimum=0, below=1)
+    dropout: float = option(0.5, "dropout after each ReLU of the I2C head", minimum=0, below=1)
 
     def _check_together(self) -> None:
         super()._check_together()
@@ -349,10 +279,10 @@ class I2CRecipe(ClassifierRecipe):
 class _WeightMapFamily(Recipe):
     """Defaults shared by the weight map and its embedding: Adam 1e-3, constant rate, 10 % held out."""
 
-    optimizer: str = _option("adam", "optimizer", choices=("sgd", "adam"))
-    lr: float = _option(1e-3, "base learning rate", above=0)
-    schedule: str = _option("none", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
-    holdout_fraction: float = _option(0.1, "share of each class held out (stopping score; the embedding "
+    optimizer: str = option("adam", "optimizer", choices=("sgd", "adam"))
+    lr: float = option(1e-3, "base learning rate", above=0)
+    schedule: str = option("none", "per-epoch learning-rate schedule", choices=("none", "step", "cosine"))
+    holdout_fraction: float = option(0.1, "share of each class held out (stopping score; the embedding "
                                            "uses the weight map's split)", minimum=0, below=1)
 
     def _check_together(self) -> None:
@@ -394,21 +324,21 @@ class WeightMapRecipe(_WeightMapFamily):
 
     task: ClassVar[str] = "weightmap"
 
-    arch: str = _option("weightmap_resnet18_narrow", "generator architecture weightmap_<encoder>")
-    epochs: int = _option(6, "number of epochs", minimum=1)
-    method: int = _option(1, "method I (frozen classifier) or II (Siamese embedding)", choices=(1, 2))
-    classifier: Optional[str] = _option(None, "frozen classifier (method 1) or embedding (method 2) checkpoint")
-    lam: float = _option(1.0, "weight of the area term mean(M)", minimum=0)
-    hard_target: bool = _option(False, "method 1: argmax of the classifier's prediction as target")
-    embedding_epochs: Optional[int] = _option(None, "method 2: epochs of the embedding trained first",
+    arch: str = option("weightmap_resnet18_narrow", "generator architecture weightmap_<encoder>")
+    epochs: int = option(6, "number of epochs", minimum=1)
+    method: int = option(1, "method I (frozen classifier) or II (Siamese embedding)", choices=(1, 2))
+    classifier: Optional[str] = option(None, "frozen classifier (method 1) or embedding (method 2) checkpoint")
+    lam: float = option(1.0, "weight of the area term mean(M)", minimum=0)
+    hard_target: bool = option(False, "method 1: argmax of the classifier's prediction as target")
+    embedding_epochs: Optional[int] = option(None, "method 2: epochs of the embedding trained first",
                                               minimum=1)
-    stopping: str = _option("robust", "stopping score that selects the checkpoint",
+    stopping: str = option("robust", "stopping score that selects the checkpoint",
                             choices=("robust", "paper"))
-    stopping_floor: str = _option("min", "robust S: floor subtracted from each map",
+    stopping_floor: str = option("min", "robust S: floor subtracted from each map",
                                   choices=("min", "percentile"))
-    stopping_percentile: float = _option(5.0, "robust S: percentile used as the floor", minimum=0,
+    stopping_percentile: float = option(5.0, "robust S: percentile used as the floor", minimum=0,
                                          maximum=100)
-    stopping_margin: int = _option(2, "robust S: border margin in pixels ignored", minimum=0)
+    stopping_margin: int = option(2, "robust S: border margin in pixels ignored", minimum=0)
 
     def _check_together(self) -> None:
         super()._check_together()
@@ -433,15 +363,25 @@ class EmbeddingRecipe(_WeightMapFamily):
 
     task: ClassVar[str] = "embedding"
 
-    arch: str = _option("siamese_resnet18_narrow", "embedding architecture (siamese_resnet18[_narrow])")
-    epochs: int = _option(4, "number of epochs", minimum=1)
-    embedding_dim: int = _option(200, "embedding size", minimum=1)
-    margin: float = _option(1.0, "triplet margin", above=0)
+    arch: str = option("siamese_resnet18_narrow", "embedding architecture (siamese_resnet18[_narrow])")
+    epochs: int = option(4, "number of epochs", minimum=1)
+    embedding_dim: int = option(200, "embedding size", minimum=1)
+    margin: float = option(1.0, "triplet margin", above=0)
 
 
-#: Task name -> recipe class.
-RECIPES: Dict[str, Type[Recipe]] = {
-    cls.task: cls for cls in (ClassifierRecipe, I2CRecipe, WeightMapRecipe, EmbeddingRecipe)}
+# -- the built-in tasks (each registered once; see attribmap.train.tasks) ---------------------
+register_task(TrainingTask(
+    ClassifierRecipe, "attribmap.train.classifier:run_classifier",
+    "cross-entropy classifier (blank images with a uniform target by default)", posthoc=True))
+register_task(TrainingTask(
+    I2CRecipe, "attribmap.train.i2c:run_i2c",
+    "I2C classifier: CE + SC + GC losses on paired-class batches (fine-tuning defaults)", posthoc=True))
+register_task(TrainingTask(
+    WeightMapRecipe, "attribmap.train.weightmap:run_weightmap",
+    "weight-map generator (Shaharabany & Wolf), method I or II"))
+register_task(TrainingTask(
+    EmbeddingRecipe, "attribmap.train.weightmap:run_embedding",
+    "Siamese embedding of weight-map method II (triplet loss)"))
 
 
 def recipe_class(task: str) -> Type[Recipe]:

@@ -9,20 +9,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, Union
 import torch
 
 from attribmap.train.common import RunOptions, check_out_path
-from attribmap.train.recipe import Recipe, RecipeError
+from attribmap.train.recipe import TASKS, Recipe, RecipeError
 
 __all__ = ["train", "train_with", "RUN_OPTIONS"]
 
 PathArg = Union[str, "os.PathLike[str]"]
-
-
-def _runner(task: str) -> Callable[..., Tuple[Path, Dict[str, Any]]]:
-    from attribmap.train.classifier import run_classifier
-    from attribmap.train.i2c import run_i2c
-    from attribmap.train.weightmap import run_embedding, run_weightmap
-
-    return {"classifier": run_classifier, "i2c": run_i2c, "weightmap": run_weightmap,
-            "embedding": run_embedding}[task]
 
 
 def train(recipe: Recipe, data: PathArg, out: PathArg, *, device: Union[str, torch.device] = "cpu",
@@ -38,7 +29,8 @@ def train(recipe: Recipe, data: PathArg, out: PathArg, *, device: Union[str, tor
         as a plain dict, in every checkpoint written (``state["recipe"]``;
         :func:`attribmap.models.checkpoint.read_recipe` reads it back).
     data : path
-        Dataset root in the wsolevaluation layout (e.g. written by ``attribmap synth``).
+        Dataset root in any format :mod:`attribmap.data.formats` reads: the wsolevaluation
+        layout (e.g. written by ``attribmap synth``) or CUB-200-2011 as distributed.
     out : path
         Best-checkpoint path; the resumable state goes to ``<stem>.last<suffix>`` and, with
         ``save_evaluations``, every evaluation's model to ``<stem>.evals/``.
@@ -81,7 +73,7 @@ def train(recipe: Recipe, data: PathArg, out: PathArg, *, device: Union[str, tor
         raise FileNotFoundError(f"init checkpoint not found: {recipe.init!r}")
     options = RunOptions(device=device, resume=bool(resume), progress=progress, log=log,
                          num_workers=int(num_workers), metadata_root=metadata_root)
-    return _runner(recipe.task)(recipe, data, out, options)
+    return TASKS[recipe.task].run_function()(recipe, data, out, options)
 
 
 #: Keyword arguments of :func:`train` that are not recipe fields.

@@ -29,6 +29,7 @@ from attribmap.train.common import (
     summarize,
 )
 from attribmap.train.data import TrainingData, TripletDataset, make_loader
+from attribmap.train.recipe import posthoc_tasks
 from attribmap.train.seeding import seed_everything
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +40,6 @@ __all__ = ["train_weightmap", "train_embedding", "run_weightmap", "run_embedding
            "stopping_score_fn"]
 
 PathArg = Union[str, "os.PathLike[str]"]
-CLASSIFIER_TASKS = ("classifier", "i2c")
 
 
 def embedding_checkpoint_path(out: PathArg) -> Path:
@@ -230,7 +230,7 @@ def run_weightmap(recipe: "WeightMapRecipe", data: PathArg, out: Path, options: 
     with distributed_session(options.device) as ctx:
         summary_extra: Dict[str, Any] = {}
         if recipe.method == 1:
-            frozen = _load_frozen(recipe.classifier, CLASSIFIER_TASKS, "classifier", ctx.device)
+            frozen = _load_frozen(recipe.classifier, posthoc_tasks(), "classifier", ctx.device)
             frozen_path = os.path.abspath(recipe.classifier)
         elif recipe.classifier is not None:
             frozen = _load_frozen(recipe.classifier, ("embedding",), "embedding", ctx.device)

@@ -11,11 +11,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from attribmap.data.synthetic.scene import _ellipse, _part_mask
+from attribmap.data.synthetic.scene import ellipse_mask, part_mask
 
 __all__ = ["ObjectGeometry", "draw_geometry", "rasterize", "place", "box_scale", "grow"]
 
-# Half-extent of each part shape in units of its radius (see scene._part_mask).
+# Half-extent of each part shape in units of its radius (see scene.part_mask).
 _PART_EXTENT = {"disc": 1.0, "square": 0.85, "triangle": 1.0, "plus": 1.0, "diamond": 1.15, "ring": 1.0,
                 "bar": 1.1, "cross": 1.0}
 MIN_PART_RADIUS = 2.5
@@ -132,12 +132,12 @@ def rasterize(geometry: ObjectGeometry, yy: np.ndarray, xx: np.ndarray
         float ``(H, W)`` coordinates along the major axis and across it (pixels).
     """
     g = geometry
-    ellipse, along = _ellipse(yy, xx, g.cy, g.cx, g.a, g.b, g.angle)
+    ellipse, along = ellipse_mask(yy, xx, g.cy, g.cx, g.a, g.b, g.angle)
     across = -(xx - g.cx) * np.sin(g.angle) + (yy - g.cy) * np.cos(g.angle)
     parts = np.zeros_like(ellipse)
     if g.shape is not None:
         for dy, dx in g.part_centres():
-            parts |= _part_mask(yy, xx, g.cy + dy, g.cx + dx, g.part_radius, g.shape)
+            parts |= part_mask(yy, xx, g.cy + dy, g.cx + dx, g.part_radius, g.shape)
     return ellipse, parts, along, across
 
 

@@ -108,7 +108,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return np.clip(base + 0.12 * smooth + grain, 0, 1)
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, a: float, b: float, angle: float) -> Tuple[np.ndarray, np.ndarray]:
+def ellipse_mask(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, a: float, b: float, angle: float) -> Tuple[np.ndarray, np.ndarray]:
     """Mask of a rotated ellipse and each pixel's coordinate along its major axis."""
     cos, sin = np.cos(angle), np.sin(angle)
     u = (xx - cx) * cos + (yy - cy) * sin
@@ -116,7 +116,7 @@ def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, a: float, b: 
     return (u / a) ** 2 + (v / b) ** 2 <= 1.0, u
 
 
-def _part_mask(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, radius: float, shape: str) -> np.ndarray:
+def part_mask(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, radius: float, shape: str) -> np.ndarray:
     """Mask of an upright part (never rotated, so square / diamond and plus / cross differ)."""
     u, v = (xx - cx) / radius, (yy - cy) / radius
     if shape == "disc":
@@ -139,7 +139,7 @@ def _part_mask(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, radius: flo
     raise ValueError(f"unknown part shape {shape!r}; expected one of {PART_SHAPES}")
 
 
-class _Painter:
+class Painter:
     """Draws onto one float canvas and remembers where the objects are."""
 
     def __init__(self, rng: np.random.Generator, config: SceneConfig, height: int, width: int) -> None:
@@ -160,13 +160,13 @@ class _Painter:
         cy, cx = rng.uniform(0, self.height), rng.uniform(0, self.width)
         kind = rng.integers(3)
         if kind == 0:
-            mask, _ = _ellipse(self.yy, self.xx, cy, cx, rng.uniform(0.03, 0.15) * s, rng.uniform(0.03, 0.15) * s,
+            mask, _ = ellipse_mask(self.yy, self.xx, cy, cx, rng.uniform(0.03, 0.15) * s, rng.uniform(0.03, 0.15) * s,
                                rng.uniform(0, np.pi))
         elif kind == 1:
             half_h, half_w = rng.uniform(0.03, 0.14, size=2) * s
             mask = (np.abs(self.yy - cy) <= half_h) & (np.abs(self.xx - cx) <= half_w)
         else:
-            mask, _ = _ellipse(self.yy, self.xx, cy, cx, rng.uniform(0.15, 0.4) * s, rng.uniform(0.012, 0.025) * s,
+            mask, _ = ellipse_mask(self.yy, self.xx, cy, cx, rng.uniform(0.15, 0.4) * s, rng.uniform(0.012, 0.025) * s,
                                rng.uniform(0, np.pi))
         self.fill(mask, colour)
 
@@ -184,7 +184,7 @@ class _Painter:
         """Paint a striped body; returns its mask."""
         rng = self.rng
         cy, cx, a, b, angle = geometry
-        mask, along = _ellipse(self.yy, self.xx, cy, cx, a, b, angle)
+        mask, along = ellipse_mask(self.yy, self.xx, cy, cx, a, b, angle)
         colour = _hsv(rng, sat=(0.25, 0.5), val=(0.5, 0.85))
         period = rng.uniform(0.25, 0.45) * b + 2.0
         stripes = (np.floor(along / period) % 2 == 0)
@@ -195,7 +195,7 @@ class _Painter:
     def part(self, cy: float, cx: float, radius: float, label: int) -> np.ndarray:
         """Paint class ``label``'s part centred at (cy, cx); returns its mask."""
         shape, colour = part_style(label)
-        mask = _part_mask(self.yy, self.xx, cy, cx, max(radius, 2.5), shape)
+        mask = part_mask(self.yy, self.xx, cy, cx, max(radius, 2.5), shape)
         self.fill(mask, np.array(colour), grain=0.02)
         return mask
 
@@ -210,7 +210,7 @@ class _Painter:
         return None
 
 
-def _ring(mask: np.ndarray) -> np.ndarray:
+def ring_mask(mask: np.ndarray) -> np.ndarray:
     """Pixels 8-adjacent to ``mask`` but outside it."""
     padded = np.pad(mask, 1)
     grown = np.zeros_like(mask)
@@ -269,7 +269,7 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
     """
     check_label(label, num_classes)
     height, width = draw_image_size(rng, config.size, config.size_jitter)
-    painter = _Painter(rng, config, height, width)
+    painter = Painter(rng, config, height, width)
     for _ in range(rng.integers(config.clutter_shapes[0], config.clutter_shapes[1] + 1)):
         painter.clutter()
     # Place the objects first (geometry only) so that distractors can keep clear of them.
@@ -283,7 +283,7 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
             end = 1.0 if rng.uniform() < 0.5 else -1.0
             part_at = (cy + end * 0.85 * a * np.sin(angle), cx + end * 0.85 * a * np.cos(angle))
             radius = config.part_scale * a
-            footprint = _ellipse(painter.yy, painter.xx, cy, cx, a + radius + 3, b + radius + 3, angle)[0]
+            footprint = ellipse_mask(painter.yy, painter.xx, cy, cx, a + radius + 3, b + radius + 3, angle)[0]
             if not (footprint & occupied).any():
                 occupied |= footprint
                 objects.append((geometry, part_at, radius))
@@ -291,7 +291,7 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
     for _ in range(rng.integers(config.distractor_bodies[0], config.distractor_bodies[1] + 1)):
         geometry = painter.body_geometry()
         cy, cx, a, b, angle = geometry
-        if not (_ellipse(painter.yy, painter.xx, cy, cx, a + 3, b + 3, angle)[0] & occupied).any():
+        if not (ellipse_mask(painter.yy, painter.xx, cy, cx, a + 3, b + 3, angle)[0] & occupied).any():
             occupied |= painter.body(geometry)
     if num_classes > 1 and rng.uniform() < config.loose_part_prob:
         other = int(rng.integers(num_classes - 1))
@@ -306,4 +306,4 @@ def render_scene(rng: np.random.Generator, label: int, num_classes: int,
         part = painter.part(py, px, radius, label)
         instance_masks.append(body | part)
     return Scene(image=to_uint8(painter.canvas), instance_masks=instance_masks, boxes=tight_boxes(instance_masks),
-                 ignore=_ring(np.any(instance_masks, axis=0)))
+                 ignore=ring_mask(np.any(instance_masks, axis=0)))

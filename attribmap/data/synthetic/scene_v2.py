@@ -27,13 +27,13 @@ from attribmap.data.synthetic.object_geometry import (
     rasterize,
 )
 from attribmap.data.synthetic.scene import (
+    Painter,
     Scene,
     SceneConfig,
-    _Painter,
-    _ring,
     check_label,
     draw_image_size,
     part_style,
+    ring_mask,
     tight_boxes,
     to_uint8,
 )
@@ -115,7 +115,7 @@ class SceneV2(Scene):
     part_counts: List[int]
 
 
-class _Canvas(_Painter):
+class _Canvas(Painter):
     """Version 1's canvas (background, clutter, fills); bodies and parts are drawn here."""
 
     def __init__(self, rng: np.random.Generator, height: int, width: int) -> None:
@@ -230,6 +230,6 @@ def render_scene_v2(rng: np.random.Generator, label: int, num_classes: int,
         scales.append(scale)
         part_counts.append(len(geometry.part_angles))
     return SceneV2(image=to_uint8(canvas.canvas), instance_masks=instance_masks, boxes=tight_boxes(instance_masks),
-                   ignore=_ring(np.any(instance_masks, axis=0)),
+                   ignore=ring_mask(np.any(instance_masks, axis=0)),
                    part_masks=part_masks, body_masks=body_masks, scales=scales,
                    part_counts=part_counts)

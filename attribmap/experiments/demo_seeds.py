@@ -1,6 +1,6 @@
 """The demo's table over several seeds: mean +- std per extractor (``benchmarks/wsol_suite.py``).
 
-For each seed ``k`` the whole pipeline of :func:`attribmap.bench.demo.run_demo` runs with
+For each seed ``k`` the whole pipeline of :func:`attribmap.experiments.demo.run_demo` runs with
 ``k`` for the suite generator and for training, cached under ``OUT/seed<k>`` (an interrupted
 run continues where it stopped); :func:`summarize` and :func:`summary_table` turn the seeds'
 ``results.json`` into mean +- std (sample standard deviation) per extractor and metric.
@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from attribmap.bench.demo import PRESETS, DemoSettings, run_demo
+from attribmap.bench.report import jsonable, mean_std
 from attribmap.errors import AttribmapError
+from attribmap.experiments.demo import PRESETS, DemoSettings, run_demo
 from attribmap.fileio import atomic_write_bytes
-from attribmap.report import jsonable, mean_std
 
 __all__ = ["METRICS", "LARGE", "summarize", "summary_table", "run_seeds"]
 
@@ -46,7 +46,7 @@ def summarize(per_seed: Mapping[int, Mapping[str, Any]]) -> Summary:
     Returns
     -------
     dict
-        As :func:`attribmap.report.mean_std` per extractor and metric of :data:`METRICS`.
+        As :func:`attribmap.bench.report.mean_std` per extractor and metric of :data:`METRICS`.
     """
     if not per_seed:
         raise AttribmapError("summarize needs the results of at least one seed, got none")

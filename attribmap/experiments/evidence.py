@@ -43,12 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from attribmap.bench.report import jsonable, mean_std
+from attribmap.experiments.statistics import paired_difference, spearman
 from attribmap.fileio import atomic_write_bytes
-from attribmap.report import jsonable, mean_std
 
-__all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "SeedRun", "summarize", "render",
-           "paired_difference", "spearman", "run_evidence", "Backbone", "BACKBONES", "evidence_rows",
-           "evidence_settings"]
+__all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "SeedRun", "summarize", "render", "run_evidence",
+           "Backbone", "BACKBONES", "evidence_rows", "evidence_settings"]
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
@@ -303,11 +303,11 @@ class SeedRun:
         return {"splits": summary.get("splits", {})}
 
     def _train(self, task: str, name: str, **options: Any) -> Dict[str, Any]:
-        from attribmap.train import train_classifier, train_embedding, train_i2c, train_weightmap
+        from attribmap.train.recipe import recipe_class
+        from attribmap.train.runner import train_with
 
-        function = {"classifier": train_classifier, "i2c": train_i2c, "embedding": train_embedding,
-                    "weightmap": train_weightmap}[task]
-        path, history = function(self.suite, self.models / f"{name}.pt", **self._common(), **options)
+        path, history = train_with(recipe_class(task), self.suite, self.models / f"{name}.pt",
+                                   dict(**self._common(), **options))
         last = history["epochs"][-1] if history.get("epochs") else {}
         return {"checkpoint": str(path), "best_epoch": history.get("best_epoch"),
                 "best_step": history.get("best_step"), "best_score": history.get("best_score"),
@@ -427,65 +427,7 @@ class SeedRun:
         return {"points": points}
 
 
-# -- statistics -------------------------------------------------------------------------
-def paired_difference(values: Sequence[Optional[float]], baseline: Sequence[Optional[float]],
-                      confidence: float = 0.95) -> Dict[str, float]:
-    """Mean paired difference ``values - baseline`` over seeds with a t-interval.
-
-    Parameters
-    ----------
-    values, baseline : sequences of float (None / NaN pairs are dropped)
-        One value per seed, in the same seed order.
-    confidence : float
-        Two-sided confidence level of the interval.
-
-    Returns
-    -------
-    dict
-        ``mean``, ``low``, ``high`` (NaN with fewer than two pairs), ``n``, ``excludes_zero``.
-    """
-    from scipy import stats
-
-    pairs = [(float(v), float(b)) for v, b in zip(values, baseline)
-             if v is not None and b is not None and math.isfinite(v) and math.isfinite(b)]
-    n = len(pairs)
-    if n == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "excludes_zero": False}
-    diffs = [v - b for v, b in pairs]
-    mean = sum(diffs) / n
-    if n < 2:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n, "excludes_zero": False}
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    low, high = mean - half, mean + half
-    return {"mean": mean, "low": low, "high": high, "n": n, "excludes_zero": bool(low > 0 or high < 0)}
-
-
-def spearman(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> Dict[str, float]:
-    """Spearman rank correlation of paired values (None / NaN pairs dropped).
-
-    Parameters
-    ----------
-    x, y : sequence of float or None
-        The paired values (equal length).
-
-    Returns
-    -------
-    dict
-        ``rho`` and two-sided ``p`` (NaN with fewer than three pairs or a constant side), ``n``.
-    """
-    from scipy import stats
-
-    pairs = [(float(a), float(b)) for a, b in zip(x, y)
-             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
-        return {"rho": float("nan"), "p": float("nan"), "n": len(pairs)}
-    result = stats.spearmanr([a for a, _ in pairs], [b for _, b in pairs])
-    return {"rho": float(result.statistic), "p": float(result.pvalue), "n": len(pairs)}
-
-
-def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
-              rows_spec: Sequence[Tuple[str, str, str]] = ROWS) -> Dict[str, Any]:
+def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Any]:
     """Rows -> metric -> mean/std/n; paired differences to CAM; per class; Spearman.
 
     Parameters

@@ -146,17 +146,22 @@ def _markdown_document(results: Mapping[str, Any], figures: Mapping[str, str]) -
     return "\n".join(parts)
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with plain JSON types: string keys, lists for tuples and arrays, Python numbers, None for NaN / inf."""
+def jsonable(value: Any, finite: bool = True) -> Any:
+    """``value`` with plain JSON types: string keys, lists for tuples and arrays, Python numbers.
+
+    With ``finite`` (the default, for a JSON file: NaN and infinity are not JSON) NaN / inf
+    become None; ``finite=False`` keeps them as floats (the in-memory results of
+    :func:`attribmap.bench.run_benchmark`, where NaN reads as "not defined").
+    """
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, finite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, finite) for v in value]
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        return jsonable(value.tolist(), finite)
     if isinstance(value, (np.floating, np.integer)):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if finite and isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 

@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from attribmap.errors import AttribmapError
 
@@ -136,39 +136,16 @@ def _save_state(path: Path, state: Dict[str, str]) -> None:
     atomic_write_bytes(path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSettings] = None,
-             progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> DemoResult:
-    """Run (or reuse) every stage of the demo and return the benchmark results.
-
-    Parameters
-    ----------
-    out_dir : path
-        Working and cache directory.
-    settings : DemoSettings, optional
-        Default ``PRESETS["full"]``.
-    progress : bool, optional
-        Progress bars (default: when stderr is a terminal).
-    log : callable, optional
-        Receives one line per stage.
-    """
-    from attribmap.bench import BenchConfig, run_benchmark
-    from attribmap.report import load_results
-
-    settings = settings or PRESETS["full"]
+def _check_settings(settings: DemoSettings) -> None:
+    """Refuse settings the stages cannot run with."""
     if settings.image_size % 32:
         raise AttribmapError(f"image_size must be a multiple of 32 (weight-map generator); got {settings.image_size}")
     if settings.batch_size % 2:
         raise AttribmapError(f"batch_size must be even (I2C pairs); got {settings.batch_size}")
-    say = log or (lambda line: None)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_file = out_dir / "demo_state.json"
-    state = _load_state(state_file)
-    suite = out_dir / "suite"
-    models = out_dir / "models"
-    report = out_dir / "report"
-    common = dict(batch_size=settings.batch_size, image_size=settings.image_size, seed=settings.seed,
-                  progress=progress, log=log)
+
+
+def _stage_keys(settings: DemoSettings) -> Dict[str, str]:
+    """Each stage's cache key: a hash of the settings its output depends on."""
     trained = ("image_size", "batch_size", "seed")
     keys = {"suite": settings.key(*_SUITE_FIELDS)}
     keys["pretrain"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs")
@@ -178,6 +155,20 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
     keys["weightmap"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "classifier_epochs",
                                      "weightmap_epochs", "evaluations_per_epoch")
     keys["bench"] = settings.key()
+    return keys
+
+
+def _stages(settings: DemoSettings, out_dir: Path, progress: Optional[bool],
+            log: Optional[Callable[[str], None]]) -> Tuple[Tuple[str, Path, Callable[[], None]], ...]:
+    """``(name, output, action)`` of every stage, in order."""
+    from attribmap.bench import BenchConfig, run_benchmark
+
+    say = log or (lambda line: None)
+    suite = out_dir / "suite"
+    models = out_dir / "models"
+    report = out_dir / "report"
+    common = dict(batch_size=settings.batch_size, image_size=settings.image_size, seed=settings.seed,
+                  progress=progress, log=log)
     pretrained = str(models / "pretrain.pt")
 
     def generate_suite_stage() -> None:
@@ -225,7 +216,7 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
             input_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
         run_benchmark(config, report, progress=progress, log=say)
 
-    stages = (
+    return (
         ("suite", suite / "suite.json", generate_suite_stage),
         ("pretrain", models / "pretrain.pt", pretrain_stage),
         ("classifier", models / "classifier.pt", train_classifier_stage),
@@ -234,10 +225,37 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
         ("weightmap", models / "weightmap.pt", train_weightmap_stage),
         ("bench", report / "results.json", bench_stage),
     )
+
+
+def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSettings] = None,
+             progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> DemoResult:
+    """Run (or reuse) every stage of the demo and return the benchmark results.
+
+    Parameters
+    ----------
+    out_dir : path
+        Working and cache directory.
+    settings : DemoSettings, optional
+        Default ``PRESETS["full"]``.
+    progress : bool, optional
+        Progress bars (default: when stderr is a terminal).
+    log : callable, optional
+        Receives one line per stage.
+    """
+    from attribmap.bench.report import load_results
+
+    settings = settings or PRESETS["full"]
+    _check_settings(settings)
+    say = log or (lambda line: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_file = out_dir / "demo_state.json"
+    state = _load_state(state_file)
+    keys = _stage_keys(settings)
     seconds: Dict[str, float] = {}
     skipped: Dict[str, bool] = {}
     stale = False
-    for name, output, action in stages:
+    for name, output, action in _stages(settings, out_dir, progress, log):
         # a stage reruns when its settings changed, its output is missing, or an earlier stage reran
         fresh = output.exists() and state.get(name) == keys[name] and not stale
         skipped[name] = fresh
@@ -255,4 +273,5 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
         state[name] = keys[name]
         _save_state(state_file, state)
         say(f"[demo] {name}: done in {seconds[name]:.1f} s")
+    report = out_dir / "report"
     return DemoResult(load_results(report), report / "results.md", seconds, skipped)
