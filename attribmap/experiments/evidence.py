@@ -427,7 +427,8 @@ class SeedRun:
         return {"points": points}
 
 
-def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Any]:
+def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
+              rows_spec: Sequence[Tuple[str, str, str]] = ROWS) -> Dict[str, Any]:
     """Rows -> metric -> mean/std/n; paired differences to CAM; per class; Spearman.
 
     Parameters
