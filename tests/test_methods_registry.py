@@ -54,6 +54,8 @@ def test_resolvers_checkpoint_extractors_and_listing(tmp_path):
             attribmap.get_method("test-file")
     finally:
         attribmap.unregister_method("test-file")
+        from attribmap.methods import registry as method_registry
+        method_registry._RESOLVERS.pop("const", None)  # no public unregister for resolvers: leave no trace
     with pytest.raises(attribmap.MethodError, match="invalid method name"):
         attribmap.register_method("a:b", lambda capture, layer: None)
 
