@@ -239,8 +239,7 @@ def loop_section(args, model, images, raw, maps, targets) -> dict:
                                 ("attribmap_channels_last", attribmap_deletion_insertion,
                                  (raw, targets, args.steps, args.chunk, True))):
             runs[name].append(timed(fn, model, images, *extra))
-    median = {k: float(np.median([w for w, _ in v])) for k, v in runs.items()}
-    median_cpu = {k: float(np.median([c for _, c in v])) for k, v in runs.items()}
+    median, median_cpu = medians(runs)
     return {"images": args.images, "steps": args.steps, "chunk": args.chunk,
             "forwards_of_the_loop": 2 * (args.steps + 1) * args.images,
             "max_difference_to_the_loop": differences, "seconds_wall_cpu": runs,
@@ -253,6 +252,13 @@ def loop_section(args, model, images, raw, maps, targets) -> dict:
             "speedup_channels_last_cpu_time": median_cpu["loop"] / median_cpu["attribmap_channels_last"],
             "attribmap_over_bare_forwards": median["attribmap"] / median["bare_forwards"],
             "loop_over_bare_forwards": median["loop"] / median["bare_forwards"], "auc": ours_auc}
+
+
+def medians(runs: dict, per: int = 1) -> tuple:
+    """Per job, the median wall and CPU seconds of its ``(wall, cpu)`` runs, each divided by ``per``."""
+    wall = {k: float(np.median([w for w, _ in v])) / per for k, v in runs.items()}
+    cpu = {k: float(np.median([c for _, c in v])) / per for k, v in runs.items()}
+    return wall, cpu
 
 
 def road_section(args, model, images, raw, maps, targets) -> dict:
@@ -278,8 +284,7 @@ def road_section(args, model, images, raw, maps, targets) -> dict:
     for _ in range(args.repeat):
         for name, (fn, fn_args) in jobs.items():
             runs[name].append(timed(fn, *fn_args))
-    wall = {k: float(np.median([w for w, _ in v])) for k, v in runs.items()}
-    cpu = {k: float(np.median([c for _, c in v])) for k, v in runs.items()}
+    wall, cpu = medians(runs)
     per_image = {k: {"wall": wall[k] / args.road_images, "cpu": cpu[k] / args.road_images} for k in runs}
     return {"images": args.road_images, "percents": list(PERCENTS), "seconds_wall_cpu": runs,
             "seconds_per_image": per_image, "max_difference_without_noise": without_noise,
@@ -302,8 +307,7 @@ def per_metric_section(args, model, images, raw, targets) -> dict:
         for _ in range(args.repeat):
             runs["metric"].append(timed(metric_alone, name, model, images, raw, targets, args.chunk))
             runs["floor"].append(timed(forward_floor, model, images, forwarded, args.chunk))
-        wall = {k: float(np.median([w for w, _ in v])) / args.images for k, v in runs.items()}
-        cpu = {k: float(np.median([c for _, c in v])) / args.images for k, v in runs.items()}
+        wall, cpu = medians(runs, per=args.images)
         out[name] = {"forwards_per_image": forwarded / args.images, "seconds_per_image": wall["metric"],
                      "floor_seconds_per_image": wall["floor"], "cpu_seconds_per_image": cpu["metric"],
                      "floor_cpu_seconds_per_image": cpu["floor"], "over_floor": wall["metric"] / wall["floor"],
