@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from attribmap.experiments.evidence import BACKBONES, PRESETS, evidence_settings, run_evidence
+from attribmap.experiments.evidence import BACKBONES, PRESETS, evidence_settings, run_evidence, scale_epochs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,12 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18_narrow",
                         help="networks: resnet18_narrow (pretraining split, default) or efficientnet_lite0 "
                              "(ImageNet weights)")
+    parser.add_argument("--epoch-factor", type=int, default=1,
+                        help="multiply every stage's epochs (the check that more training keeps the direction; "
+                             "use another --out)")
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         parser.error(f"--seeds must be >= 0, got {args.seeds}")
+    if args.epoch_factor < 1:
+        parser.error(f"--epoch-factor must be an integer >= 1, got {args.epoch_factor}")
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     command = "python benchmarks/learned_vs_cam.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    settings = evidence_settings(args.preset, args.backbone)
+    settings = scale_epochs(evidence_settings(args.preset, args.backbone), args.epoch_factor)
     _, text = run_evidence(Path(args.out), settings, args.seeds, say, command=command)
     print(text)
     print(f"summary: {(Path(args.out) / 'summary.md').resolve()}")

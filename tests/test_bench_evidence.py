@@ -35,7 +35,7 @@ def test_spearman_ranks():
     assert spearman([1, None, 3, 4], [1, 2, 3, 4])["n"] == 3
 
 
-def test_one_tiny_seed_end_to_end_and_cached(tmp_path):
+def test_one_tiny_seed_end_to_end_and_cached(tmp_path, monkeypatch):
     out = tmp_path / "evidence"
     lines = []
     summary, text = run_evidence(out, PRESETS["small"], [3], lines.append)
@@ -59,6 +59,37 @@ def test_one_tiny_seed_end_to_end_and_cached(tmp_path):
     lines.clear()
     run_evidence(out, PRESETS["small"], [3], lines.append)
     assert lines and all(line.endswith(": cached") for line in lines)
+    # other I2C CE options rerun the I2C stages and the benchmark only
+    import dataclasses
+
+    from attribmap.experiments import evidence
+
+    narrow = evidence.BACKBONES["resnet18_narrow"]
+    monkeypatch.setitem(evidence.BACKBONES, "resnet18_narrow",
+                        dataclasses.replace(narrow, i2c_ce_options={"lr": 0.02}))
+    lines.clear()
+    run_evidence(out, PRESETS["small"], [3], lines.append)
+    reran = {line.split("] ")[1].split(":")[0] for line in lines if line.endswith(": running")}
+    assert reran == {"i2c_ce", "i2c", "i2c_ablation", "bench"}, lines
+    assert load_recipe(out / "seed3" / "models" / "i2c_ce.pt")["lr"] == pytest.approx(0.02)
+
+
+def load_recipe(path):
+    from attribmap.train import load_checkpoint
+
+    return load_checkpoint(path)["recipe"]
+
+
+def test_scale_epochs_multiplies_every_stage_budget():
+    from attribmap.experiments.evidence import evidence_settings, scale_epochs
+
+    base = evidence_settings("full", "efficientnet_lite0")
+    doubled = scale_epochs(base, 2)
+    assert doubled.classifier_epochs == 2 * base.classifier_epochs == 6
+    assert doubled.weightmap_epochs == 2 * base.weightmap_epochs and doubled.per_class == base.per_class
+    assert doubled.key(0) != base.key(0) and scale_epochs(base, 1) == base
+    with pytest.raises(ValueError, match="epoch factor must be an integer >= 1, got 0"):
+        scale_epochs(base, 0)
 
 
 def test_backbone_settings_and_rows():
@@ -129,6 +160,8 @@ def test_one_tiny_seed_from_the_imagenet_backbone(tmp_path):
         recipe = load_checkpoint(seed / "models" / f"{name}.pt")["recipe"]
         assert recipe["weights"] == "DEFAULT" and recipe["init"] is None, name
     assert load_checkpoint(seed / "models" / "i2c.pt")["recipe"]["init"].endswith("i2c_ce.pt")
+    ce_recipe = load_checkpoint(seed / "models" / "i2c_ce.pt")["recipe"]
+    assert (ce_recipe["optimizer"], ce_recipe["lr"], ce_recipe["head_lr_mult"]) == ("adam", 1e-4, 10.0)
     assert load_checkpoint(seed / "models" / "classifier.pt")["arch"]["arch"] == "efficientnet_lite0_wsol"
     rows = summary["per_seed"]["3"]
     for row, _, _ in evidence_rows("efficientnet_lite0"):

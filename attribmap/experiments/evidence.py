@@ -48,7 +48,7 @@ from attribmap.experiments.statistics import paired_difference, spearman
 from attribmap.fileio import atomic_write_bytes
 
 __all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "SeedRun", "summarize", "render", "run_evidence",
-           "Backbone", "BACKBONES", "evidence_rows", "evidence_settings"]
+           "scale_epochs", "Backbone", "BACKBONES", "evidence_rows", "evidence_settings"]
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
@@ -88,11 +88,9 @@ class Backbone:
     weights : str, optional
         None: every model starts from a classifier trained on the suite's ``pretrain`` split
         (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
-    i2c_head_lr_mult : float, optional
-        ``head_lr_mult`` of the I2C CE stage (None: the recipe's default, 10 with ``weights``).
-        Lite0 uses 1, the narrow run's CE-stage learning rate: at 10 (head lr 0.1) every ReLU
-        of the I2C head was dead within the first epoch on seed 0. At 1 they die as well, more
-        slowly (chance accuracy after 3 epochs): the Lite0 I2C CE stage does not train yet.
+    i2c_ce_options : mapping
+        Recipe options of the I2C CE stage beyond the shared ones (its learning rate is 0.01
+        unless given here); they enter that stage's cache key.
     """
 
     classifier: str
@@ -102,8 +100,11 @@ class Backbone:
     cam_layer: str
     intermediate: str
     weights: Optional[str] = None
-    i2c_head_lr_mult: Optional[float] = None
+    i2c_ce_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
+
+#: Recipe options of the Lite0 I2C CE stage (see docs/learned.rst, "I2C on the ImageNet backbone").
+LITE0_I2C_CE: Dict[str, Any] = {"optimizer": "adam", "lr": 1e-4, "head_lr_mult": 10.0}
 
 #: Backbone name -> its networks (``benchmarks/learned_vs_cam.py --backbone``).
 BACKBONES: Dict[str, Backbone] = {
@@ -111,7 +112,8 @@ BACKBONES: Dict[str, Backbone] = {
                                 "siamese_resnet18_narrow", "layer4", "layer3"),
     "efficientnet_lite0": Backbone("efficientnet_lite0_wsol", "efficientnet_lite0_i2c",
                                    "weightmap_efficientnet_lite0", "siamese_efficientnet_lite0", "_head_act",
-                                   "_blocks.10", weights="DEFAULT", i2c_head_lr_mult=1.0),
+                                   "_blocks.10", weights="DEFAULT",
+                                   i2c_ce_options=LITE0_I2C_CE),
 }
 
 
@@ -234,6 +236,21 @@ def evidence_settings(preset: str = "full", backbone: str = "resnet18_narrow") -
     return dataclasses.replace(PRESETS[preset], backbone=backbone, **_LITE0_PRESETS[preset])
 
 
+def scale_epochs(settings: EvidenceSettings, factor: int) -> EvidenceSettings:
+    """``settings`` with every stage's epochs (``*_epochs``) multiplied by ``factor`` (an int >= 1).
+
+    Raises
+    ------
+    ValueError
+        ``factor`` is not an integer >= 1.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"epoch factor must be an integer >= 1, got {factor!r}")
+    fields = {f.name: getattr(settings, f.name) * factor for f in dataclasses.fields(settings)
+              if f.name.endswith("_epochs")}
+    return dataclasses.replace(settings, **fields)
+
+
 #: The settings each stage depends on (a change reruns that stage and the later ones).
 _SUITE = ("classes", "per_class", "pretrain_per_class", "test_per_class", "scene_size")
 
@@ -263,23 +280,29 @@ class SeedRun:
     def __init__(self, root: Path, settings: EvidenceSettings, seed: int, say: Callable[[str], None]) -> None:
         self.root, self.settings, self.seed, self.say = Path(root), settings, int(seed), say
         self.suite, self.models, self.reports = self.root / "suite", self.root / "models", self.root / "bench"
-        self._stale = False
+        self._reran: set = set()
 
-    def stage(self, name: str, action: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    def stage(self, name: str, action: Callable[[], Dict[str, Any]], after: Sequence[str] = (),
+              options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """Run ``action`` (returning a JSON-able record) unless the cached record of stage ``name`` is current.
 
-        A stage reruns when its record is missing, its settings changed, or an earlier stage
-        of this seed reran.
+        A stage reruns when its record is missing, its key changed (the settings, the seed and
+        its own ``options``: values that are not settings, such as a backbone's learning-rate
+        factor), or a stage it reads (``after``) reran in this process. Stages that do not
+        read each other keep their records when one of them changes.
         """
         record_path = self.root / "stages" / f"{name}.json"
         key = self.settings.key(self.seed)
-        if record_path.is_file() and not self._stale:
+        if options:
+            text = json.dumps({"settings": key, **options}, sort_keys=True)
+            key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        if record_path.is_file() and not self._reran.intersection(after):
             with open(record_path, encoding="utf-8") as handle:
                 record = json.load(handle)
             if record.get("key") == key:
                 self.say(f"[seed {self.seed}] {name}: cached")
                 return record
-        self._stale = True
+        self._reran.add(name)
         self.say(f"[seed {self.seed}] {name}: running")
         started = time.perf_counter()
         record = {"key": key, **action()}
@@ -323,35 +346,42 @@ class SeedRun:
         s, m, b = self.settings, self.models, _backbone(self.settings.backbone)
         records: Dict[str, Dict[str, Any]] = {}
         records["suite"] = self.stage("suite", self._suite)
+        data = ("suite",)
         if b.weights is None:
             records["pretrain"] = self.stage("pretrain", lambda: self._train(
-                "classifier", "pretrain", arch=b.classifier, split="pretrain", epochs=s.pretrain_epochs))
+                "classifier", "pretrain", arch=b.classifier, split="pretrain", epochs=s.pretrain_epochs),
+                after=data)
             start: Dict[str, Any] = {"init": str(m / "pretrain.pt")}
+            data = ("suite", "pretrain")
         else:
             start = {"weights": b.weights}
         records["classifier"] = self.stage("classifier", lambda: self._train(
-            "classifier", "classifier", arch=b.classifier, epochs=s.classifier_epochs, **start))
-        ce_mult = {} if b.i2c_head_lr_mult is None else {"head_lr_mult": b.i2c_head_lr_mult}
-        records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
-            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lr=0.01, lambda_sc=0.0, lambda_gc=0.0, **start,
-            **ce_mult))
-        ce = str(m / "i2c_ce.pt")
-        records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", arch=b.i2c, init=ce,
-                                                                epochs=s.finetune_epochs))
-        records["i2c_ablation"] = self.stage("i2c_ablation", lambda: self._train(
-            "i2c", "i2c_ablation", arch=b.i2c, init=ce, epochs=s.finetune_epochs, lambda_sc=0.0, lambda_gc=0.0))
+            "classifier", "classifier", arch=b.classifier, epochs=s.classifier_epochs, **start), after=data)
         records["weightmap1"] = self.stage("weightmap1", lambda: self._train(
             "weightmap", "weightmap1", arch=b.weightmap, method=1, classifier=str(m / "classifier.pt"),
             epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
-            **start))
+            **start), after=data + ("classifier",))
         records["embedding"] = self.stage("embedding", lambda: self._train(
-            "embedding", "embedding", arch=b.embedding, epochs=s.embedding_epochs, **start))
+            "embedding", "embedding", arch=b.embedding, epochs=s.embedding_epochs, **start), after=data)
         records["weightmap2"] = self.stage("weightmap2", lambda: self._train(
             "weightmap", "weightmap2", arch=b.weightmap, method=2, classifier=str(m / "embedding.pt"),
             epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
-            **start))
-        records["bench"] = self.stage("bench", self._bench)
-        records["curves"] = self.stage("curves", self._curves)
+            **start), after=data + ("embedding",))
+        ce_options = dict(b.i2c_ce_options)
+        ce_recipe = {"lr": 0.01, **ce_options}
+        records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
+            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lambda_sc=0.0, lambda_gc=0.0, **start,
+            **ce_recipe), after=data, options=ce_options)
+        ce = str(m / "i2c_ce.pt")
+        records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", arch=b.i2c, init=ce,
+                                                                epochs=s.finetune_epochs), after=("i2c_ce",))
+        records["i2c_ablation"] = self.stage("i2c_ablation", lambda: self._train(
+            "i2c", "i2c_ablation", arch=b.i2c, init=ce, epochs=s.finetune_epochs, lambda_sc=0.0, lambda_gc=0.0),
+            after=("i2c_ce",))
+        trained = data + ("classifier", "weightmap1", "embedding", "weightmap2", "i2c_ce", "i2c", "i2c_ablation")
+        records["bench"] = self.stage("bench", self._bench, after=trained)
+        records["curves"] = self.stage("curves", self._curves, after=data + ("classifier", "weightmap1",
+                                                                               "embedding", "weightmap2"))
         return records
 
     def _bench_config(self, methods: Sequence[str], extractors: Sequence[str], delta: float,
