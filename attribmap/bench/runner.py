@@ -67,6 +67,8 @@ def _protocol_settings(config: BenchConfig) -> Dict[str, Any]:
             "steps": config.steps, "deletion_baseline": config.deletion_baseline,
             "insertion_baseline": config.insertion_baseline, "road_percents": list(config.road_percents),
             "road_noise": config.road_noise, "batch_size": _faithfulness_batch_size(config)}
+    if config.metric_settings:  # --metric-option values, which win over the named fields above
+        settings["metric_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in config.settings().items()}
     return settings
 
 
