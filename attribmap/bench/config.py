@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.functional import PROTOCOLS
@@ -73,13 +73,18 @@ def parse_faithfulness(text: str) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def parse_metric_options(texts) -> Tuple[Tuple[str, Any], ...]:
+def parse_metric_options(texts: Iterable[str]) -> Tuple[Tuple[str, Any], ...]:
     """``["deletion.steps=20", "road.percents=30,70"]`` -> ``(("deletion.steps", 20), ("road.percents", (30, 70)))``.
 
     Each value is read as the kind its metric's constructor declares
     (:func:`attribmap.evaluate.registry.parse_metric_option`); a later text for the same key
     wins. Unknown metrics or keys and unreadable values raise a one-line
     :class:`AttribmapError`.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        ``NAME.KEY=VALUE`` items (``--metric-option``).
     """
     parsed: Dict[str, Any] = {}
     for text in texts:
@@ -383,6 +388,12 @@ class BenchConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BenchConfig":
         """The configuration :meth:`as_dict` described (also one written before a field existed).
+
+        Parameters
+        ----------
+        data : mapping
+            Field name -> value, as :meth:`as_dict` writes it (lists for tuples); fields it
+            lacks take their defaults.
 
         Raises
         ------

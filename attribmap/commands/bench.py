@@ -26,7 +26,7 @@ __all__ = ["register", "run_bench", "input_size_line"]
 def register(subparsers) -> None:
     """Add the ``bench`` sub-command to ``subparsers``."""
     from attribmap.bench.config import DEFAULT_METHODS
-    from attribmap.evaluate.registry import metric_names
+    from attribmap.evaluate.registry import FAITHFULNESS, metric_names
 
     parser = subparsers.add_parser(
         "bench", help="score extractors on a WSOL dataset and write a report",
@@ -78,7 +78,7 @@ def register(subparsers) -> None:
                              "the named flags --steps, --road-noise, ..., which are its aliases)")
     faithful = parser.add_argument_group("faithfulness (off by default: they cost perturbed forward passes)")
     faithful.add_argument("--faithfulness", default="", metavar="LIST",
-                          help="faithfulness metrics to add: some of deletion,insertion,drop,road, or all; scored "
+                          help=f"faithfulness metrics to add: some of {','.join(FAITHFULNESS)}, or all; scored "
                                "on the ground-truth class with the model behind each extractor")
     faithful.add_argument("--faithfulness-batch-size", type=int, default=None, metavar="B",
                           help="most perturbed images per forward pass (bounds memory; default 16 on the CPU, "

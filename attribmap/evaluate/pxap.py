@@ -40,7 +40,7 @@ class PooledHistograms(Metric):
         bins = len(self.edges) - 1
         return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
 
-    def update(self, frame) -> "PooledHistograms":
+    def update(self, frame: Frame) -> "PooledHistograms":
         """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with masks."""
         self.check_inputs(frame)
         foreground, background = frame.histograms(self.edges)

@@ -167,6 +167,11 @@ def create_metrics(names: Iterable[str], options: Optional[Mapping[str, Any]] = 
 def parse_metric_names(text: str) -> Tuple[str, ...]:
     """``"boxes, pointing"`` -> ``("boxes", "pointing")`` (repeats dropped, order kept).
 
+    Parameters
+    ----------
+    text : str
+        Comma-separated registered metric names (``--metrics``).
+
     Raises
     ------
     AttribmapError
@@ -182,6 +187,11 @@ def parse_metric_names(text: str) -> Tuple[str, ...]:
 
 def parse_metric_option(text: str) -> Tuple[str, Any]:
     """``"deletion.steps=20"`` -> ``("deletion.steps", 20)``, the value read as the option's kind.
+
+    Parameters
+    ----------
+    text : str
+        One ``NAME.KEY=VALUE`` item (``--metric-option``).
 
     Raises
     ------
