@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate import BoxAccuracy, evaluate_maps
+from attribmap.evaluate import BoxAccuracy, Framer, evaluate_maps
 
 
 def _frame(size, blocks):
@@ -19,7 +19,7 @@ def _frame(size, blocks):
 
 def _scores(scoremaps, boxes, delta=0.01, correct=None, size=8):
     acc = BoxAccuracy(delta=delta, image_size=size, engine="numpy")
-    acc.update(scoremaps, boxes, correct=correct, preprocessed=True)
+    acc.update(Framer(size).frame(scoremaps, boxes=boxes, correct=correct, preprocessed=True))
     return acc.compute()
 
 
@@ -96,16 +96,16 @@ def test_boxes_are_rescaled_with_truncation_from_original_pixels():
     scoremap = _frame(8, [(1.0, 2, 4, 2, 4)])
     # original 16x16: [5, 5, 11, 11] * 8 / 16 -> [2, 2, 5, 5] after int()
     acc = BoxAccuracy(delta=0.01, image_size=8, engine="numpy")
-    acc.update(scoremap, [np.array([[5, 5, 11, 11]])], image_sizes=[(16, 16)], preprocessed=True)
+    acc.update(Framer(8).frame(scoremap, boxes=[np.array([[5, 5, 11, 11]])], image_sizes=[(16, 16)], preprocessed=True))
     assert acc.compute()["MaxBoxAccV2_per_iou"][70] == 100.0
 
 
 def test_bad_inputs_raise_clear_errors():
     acc = BoxAccuracy(delta=0.01, image_size=8, engine="numpy")
     with pytest.raises(AttribmapError, match="boxes"):
-        acc.update(np.zeros((2, 4, 4)), [np.array([[0, 0, 1, 1]])])
+        acc.update(Framer(8).frame(np.zeros((2, 4, 4)), boxes=[np.array([[0, 0, 1, 1]])]))
     with pytest.raises(AttribmapError, match="x0 <= x1"):
-        acc.update(np.zeros((1, 4, 4)), [np.array([[3, 0, 1, 1]])])
+        acc.update(Framer(8).frame(np.zeros((1, 4, 4)), boxes=[np.array([[3, 0, 1, 1]])]))
     with pytest.raises(AttribmapError, match="delta"):
         BoxAccuracy(delta=0.0)
     with pytest.raises(AttribmapError, match="engine"):
@@ -119,9 +119,10 @@ def test_merged_halves_equal_one_pass():
     raw = torch.from_numpy(rng.normal(size=(6, 7, 7)))
     boxes = [np.array([[10, 20, 150, 170]]), np.array([[0, 0, 60, 60], [100, 90, 200, 220]])] * 3
     sizes = np.array([[300, 250]] * 6)
-    whole = BoxAccuracy(delta=0.01).update(raw, boxes, sizes, correct=[1, 0, 1, 1, 0, 1])
-    first = BoxAccuracy(delta=0.01).update(raw[:3], boxes[:3], sizes[:3], correct=[1, 0, 1])
-    second = BoxAccuracy(delta=0.01).update(raw[3:], boxes[3:], sizes[3:], correct=[1, 0, 1])
+    frame = Framer().frame
+    whole = BoxAccuracy(delta=0.01).update(frame(raw, boxes=boxes, image_sizes=sizes, correct=[1, 0, 1, 1, 0, 1]))
+    first = BoxAccuracy(delta=0.01).update(frame(raw[:3], boxes=boxes[:3], image_sizes=sizes[:3], correct=[1, 0, 1]))
+    second = BoxAccuracy(delta=0.01).update(frame(raw[3:], boxes=boxes[3:], image_sizes=sizes[3:], correct=[1, 0, 1]))
     merged = first.merge(second)
     for name, value in whole.state().items():
         assert np.array_equal(value, merged.state()[name]), name
@@ -156,7 +157,8 @@ def test_half_precision_tensors_and_tensor_boxes_are_accepted():
     raw = torch.zeros(1, 7, 7, dtype=torch.bfloat16)
     raw[0, 2:5, 2:5] = 1.0
     acc = BoxAccuracy(delta=0.01, image_size=7, engine="numpy")
-    acc.update(raw, [torch.tensor([[2, 2, 5, 5]])], image_sizes=torch.tensor([[7, 7]]), correct=torch.tensor([True]))
+    acc.update(Framer(7).frame(raw, boxes=[torch.tensor([[2, 2, 5, 5]])], image_sizes=torch.tensor([[7, 7]]),
+                               correct=torch.tensor([True])))
     assert acc.compute()["Top1LocV2"] == 100.0
 
 
@@ -171,7 +173,7 @@ def test_load_state_round_trip_and_validation():
     rng = np.random.default_rng(0)
     maps = rng.random((3, 14, 14))
     boxes = [np.array([[10, 10, 100, 120]])] * 3
-    acc = BoxAccuracy(delta=0.01).update(maps, boxes, image_sizes=[(224, 224)] * 3)
+    acc = BoxAccuracy(delta=0.01).update(Framer().frame(maps, boxes=boxes, image_sizes=[(224, 224)] * 3))
     restored = BoxAccuracy(delta=0.01).load_state({k: torch.from_numpy(v) for k, v in acc.state().items()})
     assert restored.compute()["MaxBoxAccV2"] == acc.compute()["MaxBoxAccV2"]
     with pytest.raises(AttribmapError, match="keys"):

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from attribmap.evaluate import BoxAccuracy, PointingGame, PxAP
+from attribmap.evaluate import BoxAccuracy, Framer, PointingGame, PxAP
 from attribmap.distributed import all_reduce_sum, distributed_ready
 
 
@@ -31,9 +31,10 @@ def _metrics():
 def _update(metrics, indices):
     raw, boxes, sizes, masks, correct = _dataset()
     boxes_metric, pixel_metric, pointing = metrics
-    boxes_metric.update(raw[indices], [boxes[i] for i in indices], sizes[indices], correct[indices])
-    pixel_metric.update(raw[indices], [masks[i] for i in indices])
-    pointing.update(raw[indices], [boxes[i] for i in indices], sizes[indices])
+    boxes_metric.update(Framer().frame(raw[indices], boxes=[boxes[i] for i in indices], image_sizes=sizes[indices],
+                                       correct=correct[indices]))
+    pixel_metric.update(Framer().frame(raw[indices], masks=[masks[i] for i in indices]))
+    pointing.update(Framer().frame(raw[indices], boxes=[boxes[i] for i in indices], image_sizes=sizes[indices]))
 
 
 def _gloo_worker(rank, world_size, store_path, out_dir, prefix, states_of_rank):
@@ -128,6 +129,6 @@ def test_sync_is_a_no_op_without_a_process_group():
     arrays = [np.arange(3), np.ones((2, 2), dtype=np.int64)]
     out = all_reduce_sum(arrays)
     assert all(np.array_equal(a, b) for a, b in zip(arrays, out))
-    metric = PointingGame().update(np.ones((1, 3, 3)) * np.arange(9).reshape(1, 3, 3), [np.array([[0, 0, 1, 1]])],
-                                   image_sizes=[(3, 3)])
+    metric = PointingGame().update(Framer().frame(np.ones((1, 3, 3)) * np.arange(9).reshape(1, 3, 3),
+                                                  boxes=[np.array([[0, 0, 1, 1]])], image_sizes=[(3, 3)]))
     assert metric.sync().compute()["num_images"] == 1

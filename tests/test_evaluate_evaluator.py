@@ -43,8 +43,10 @@ def test_evaluator_numbers_equal_the_accumulators_fed_raw_maps():
     evaluator.update(raw[:2], boxes=boxes[:2], image_sizes=sizes[:2], masks=masks[:2], correct=correct[:2])
     evaluator.update(raw[2:], boxes=boxes[2:], image_sizes=sizes[2:], masks=masks[2:], correct=correct[2:])
     results = evaluator.compute()
-    alone = {"boxes": BoxAccuracy(delta=0.01).update(raw, boxes, sizes, correct),
-             "pxap": PxAP(delta=0.01).update(raw, masks), "pointing": PointingGame().update(raw, boxes, sizes)}
+    frame = Framer().frame
+    alone = {"boxes": BoxAccuracy(delta=0.01).update(frame(raw, boxes=boxes, image_sizes=sizes, correct=correct)),
+             "pxap": PxAP(delta=0.01).update(Framer().frame(raw, masks=masks)),
+             "pointing": PointingGame().update(Framer().frame(raw, boxes=boxes, image_sizes=sizes))}
     for name, metric in alone.items():
         for key, value in metric.state().items():
             assert np.array_equal(evaluator.state()[name][key], value), (name, key)

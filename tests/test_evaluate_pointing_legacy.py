@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate import LegacyLocalization, PointingGame, evaluate_maps
+from attribmap.evaluate import Framer, LegacyLocalization, PointingGame, evaluate_maps
 from attribmap.evaluate.legacy import legacy_box, legacy_gt_boxes
 
 
@@ -19,13 +19,15 @@ def _peak_map(size, y, x):
 def test_pointing_game_tolerance(peak, hit):
     # GT box x 30..60; the peak at x = 70 is 10 px away, at x = 76 16 px away
     game = PointingGame(tolerance=15)
-    game.update(_peak_map(224, *peak), [np.array([[30, 30, 60, 60]])], preprocessed=True)
+    game.update(Framer().frame(_peak_map(224, *peak), boxes=[np.array([[30, 30, 60, 60]])], preprocessed=True))
     assert game.compute()["PointingGame"] == (100.0 if hit else 0.0)
 
 
 def test_pointing_game_constant_map_is_a_miss_and_merging_adds_counts():
-    game = PointingGame().update(np.zeros((1, 224, 224)), [np.array([[0, 0, 223, 223]])], preprocessed=True)
-    other = PointingGame().update(_peak_map(224, 5, 5), [np.array([[0, 0, 10, 10]])], preprocessed=True)
+    game = PointingGame().update(Framer().frame(np.zeros((1, 224, 224)), boxes=[np.array([[0, 0, 223, 223]])],
+                                                preprocessed=True))
+    other = PointingGame().update(Framer().frame(_peak_map(224, 5, 5), boxes=[np.array([[0, 0, 10, 10]])],
+                                                 preprocessed=True))
     assert game.merge(other).compute() == {"PointingGame": 50.0, "num_images": 2}
 
 
@@ -47,7 +49,8 @@ def test_legacy_protocol_counts_gt_known_and_top1():
     scoremaps[:, 34:184, 16:185] = 1.0  # blob exactly on the transformed GT box
     boxes = [np.array([[64, 100, 400, 400]])] * 2
     acc = LegacyLocalization(tau=0.2)
-    acc.update(scoremaps, boxes, [(512, 512)] * 2, correct=[True, False], preprocessed=True)
+    acc.update(Framer(224).frame(scoremaps, boxes=boxes, image_sizes=[(512, 512)] * 2, correct=[True, False],
+                                 preprocessed=True))
     result = acc.compute()
     assert result["GTKnownLoc"] == 100.0 and result["Top1Loc"] == 50.0
     assert result["protocol"] == "legacy"

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate import PxAP, evaluate_maps
+from attribmap.evaluate import Framer, PxAP, evaluate_maps
 from attribmap.evaluate.pxap import score_histogram
 
 
 def _pxap(scoremap, mask, ignore=None, delta=0.25):
     acc = PxAP(delta=delta, image_size=2)
-    acc.update(scoremap[None], [mask], None if ignore is None else [ignore], preprocessed=True)
+    acc.update(Framer(2).frame(scoremap[None], masks=[mask], ignore=None if ignore is None else [ignore],
+                               preprocessed=True))
     return acc.compute()
 
 
@@ -55,8 +56,8 @@ def test_pxap_matches_reference_and_sharding():
         fg_, bg_ = ref.reference_histograms(ref.reference_scoremap(m), union_mask(mask), union_mask(ign), 0.001)
         hist_fg, hist_bg = hist_fg + fg_, hist_bg + bg_
     assert ours["PxAP"] == ref.reference_pxap(hist_fg, hist_bg)
-    first = PxAP().update(raw[:2], masks[:2], ignores[:2])
-    second = PxAP().update(raw[2:], masks[2:], ignores[2:])
+    first = PxAP().update(Framer().frame(raw[:2], masks=masks[:2], ignore=ignores[:2]))
+    second = PxAP().update(Framer().frame(raw[2:], masks=masks[2:], ignore=ignores[2:]))
     assert first.merge(second).compute()["PxAP"] == ours["PxAP"]
     curve = ours["pr_curve"]
     assert curve["precision"].shape == curve["recall"].shape == curve["score_thresholds"].shape
@@ -67,4 +68,4 @@ def test_pxap_errors():
     with pytest.raises(AttribmapError, match="foreground"):
         _pxap(np.zeros((2, 2)), np.zeros((2, 2)))
     with pytest.raises(AttribmapError, match="masks"):
-        PxAP(image_size=2).update(np.zeros((2, 2, 2)), [np.ones((2, 2))], preprocessed=True)
+        PxAP(image_size=2).update(Framer(2).frame(np.zeros((2, 2, 2)), masks=[np.ones((2, 2))], preprocessed=True))

@@ -12,7 +12,7 @@ from scipy import ndimage
 pytest.importorskip("numba")
 
 from attribmap.errors import AttribmapError  # noqa: E402
-from attribmap.evaluate import BoxAccuracy  # noqa: E402
+from attribmap.evaluate import BoxAccuracy, Framer  # noqa: E402
 from attribmap.evaluate import threshold_boxes  # noqa: E402
 from attribmap.evaluate.threshold_boxes import best_ious_per_tau, resolve_engine  # noqa: E402
 from attribmap.evaluate.tree_engine import tree_batch_ious, tree_level_ious  # noqa: E402
@@ -230,8 +230,8 @@ def test_box_accuracy_end_to_end_equals_the_opencv_engine():
     rng = np.random.default_rng(2)
     maps = ndimage.gaussian_filter(rng.normal(size=(6, 14, 14)), (0, 1.2, 1.2))
     boxes = [np.array([[int(x), int(y), int(x) + 60, int(y) + 50]]) for x, y in rng.integers(0, 150, (6, 2))]
-    tree = BoxAccuracy(delta=0.01, engine="tree").update(maps, boxes).compute()
-    opencv = BoxAccuracy(delta=0.01, engine="opencv").update(maps, boxes).compute()
+    tree = BoxAccuracy(delta=0.01, engine="tree").update(Framer().frame(maps, boxes=boxes)).compute()
+    opencv = BoxAccuracy(delta=0.01, engine="opencv").update(Framer().frame(maps, boxes=boxes)).compute()
     assert tree["MaxBoxAcc"] == opencv["MaxBoxAcc"] and tree["MaxBoxAccV2"] == opencv["MaxBoxAccV2"]
     for iou in (30, 50, 70):
         assert np.array_equal(tree["curves"]["BoxAccV2"][iou], opencv["curves"]["BoxAccV2"][iou])
@@ -312,9 +312,9 @@ def test_box_accuracy_in_chunks_equals_one_call(monkeypatch):
     maps = ndimage.gaussian_filter(rng.normal(size=(7, 14, 14)), (0, 1.2, 1.2))
     boxes = [np.array([[int(x), int(y), int(x) + 60, int(y) + 50]]) for x, y in rng.integers(0, 150, (7, 2))]
     correct = rng.random(7) < 0.5
-    whole = BoxAccuracy(delta=0.01).update(maps, boxes, correct=correct).compute()
+    whole = BoxAccuracy(delta=0.01).update(Framer().frame(maps, boxes=boxes, correct=correct)).compute()
     monkeypatch.setattr(box_accuracy, "_CHUNK", 3)
-    chunked = BoxAccuracy(delta=0.01).update(maps, boxes, correct=correct).compute()
+    chunked = BoxAccuracy(delta=0.01).update(Framer().frame(maps, boxes=boxes, correct=correct)).compute()
     for key in ("MaxBoxAcc", "MaxBoxAccV2", "Top1Loc", "Top1LocV2"):
         assert whole[key] == chunked[key]
     for iou in (30, 50, 70):

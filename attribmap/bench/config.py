@@ -11,17 +11,25 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.functional import PROTOCOLS
-from attribmap.evaluate.registry import FAITHFULNESS  # the metrics --faithfulness can ask for
+from attribmap.evaluate import registry
+from attribmap.evaluate.registry import metric_factory, metric_info, parse_metric_option
 from attribmap.methods import POSTHOC_METHODS
 from attribmap.methods.spec import ExtractorSpec, split_specs
 from attribmap.models.input_size import resolve_input_size
 
 __all__ = ["BenchConfig", "PROTOCOLS", "DEFAULT_METHODS", "FAITHFULNESS", "parse_methods", "parse_faithfulness",
-           "check_seed", "SEED_LIMIT"]
+           "parse_metric_options", "check_seed", "SEED_LIMIT"]
+
+
+def __getattr__(name: str):
+    # the metrics --faithfulness can ask for: the registry's faithfulness family, read when asked for
+    if name == "FAITHFULNESS":
+        return registry.FAITHFULNESS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: Seeds run from 0 to this (exclusive): what numpy's legacy seeding takes.
 SEED_LIMIT = 2 ** 32
@@ -55,13 +63,34 @@ def parse_faithfulness(text: str) -> Tuple[str, ...]:
         Comma-separated faithfulness metric names (``--faithfulness``).
     """
     items = [t.strip() for t in str(text).split(",") if t.strip()]
+    known = registry.FAITHFULNESS
     if items == ["all"]:
-        return FAITHFULNESS
-    unknown = [t for t in items if t not in FAITHFULNESS]
+        return known
+    unknown = [t for t in items if t not in known]
     if unknown:
         raise AttribmapError(f"unknown faithfulness metric {unknown[0]!r}; expected some of "
-                             f"{', '.join(FAITHFULNESS)} (or all)")
+                             f"{', '.join(known)} (or all)")
     return tuple(dict.fromkeys(items))
+
+
+def parse_metric_options(texts: Iterable[str]) -> Tuple[Tuple[str, Any], ...]:
+    """``["deletion.steps=20", "road.percents=30,70"]`` -> ``(("deletion.steps", 20), ("road.percents", (30, 70)))``.
+
+    Each value is read as the kind its metric's constructor declares
+    (:func:`attribmap.evaluate.registry.parse_metric_option`); a later text for the same key
+    wins. Unknown metrics or keys and unreadable values raise a one-line
+    :class:`AttribmapError`.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        ``NAME.KEY=VALUE`` items (``--metric-option``).
+    """
+    parsed: Dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_metric_option(text)
+        parsed[key] = value
+    return tuple(parsed.items())
 
 
 def parse_methods(text: str) -> Tuple[str, ...]:
@@ -145,9 +174,18 @@ class BenchConfig:
         Pointing-game tolerance in frame pixels.
     iou_thresholds : tuple of int
         IoU thresholds (percent) of MaxBoxAccV2.
+    metrics : tuple of str, optional
+        Exactly the metrics to score (registered names, ``--metrics``); None (default): the
+        protocol's default metrics for what the split provides
+        (:func:`attribmap.evaluate.default_metrics`).
+    metric_settings : tuple of (str, object)
+        Metric options ``("<metric>.<key>", value)`` (``--metric-option``); they win over the
+        named fields below, which stay as aliases (``steps`` is ``deletion.steps`` and
+        ``insertion.steps``, ...).
     faithfulness : tuple of str
-        Faithfulness metrics to add (some of ``deletion``, ``insertion``, ``drop``, ``road``);
-        empty by default because they cost perturbed forward passes.
+        Faithfulness metrics to add (some of the ``"faithfulness"`` family: ``deletion``,
+        ``insertion``, ``drop``, ``road``); empty by default because they cost perturbed
+        forward passes.
     faithfulness_batch_size : int, optional
         Most perturbed images per forward pass (bounds their memory); by default 16 on the
         CPU and 64 on CUDA (:func:`attribmap.evaluate.perturbation.default_batch_size`).
@@ -187,6 +225,8 @@ class BenchConfig:
     seed: int = 0
     pointing_tolerance: float = 15.0
     iou_thresholds: Tuple[int, ...] = field(default=(30, 50, 70))
+    metrics: Optional[Tuple[str, ...]] = None
+    metric_settings: Tuple[Tuple[str, Any], ...] = ()
     faithfulness: Tuple[str, ...] = ()
     faithfulness_batch_size: Optional[int] = None
     steps: int = 50
@@ -218,6 +258,7 @@ class BenchConfig:
             raise AttribmapError(f"delta must be in (0, 1), e.g. 0.001; got {self.delta!r}")
         if not (0.0 <= float(self.tau) < 1.0):
             raise AttribmapError(f"tau must be in [0, 1); got {self.tau!r}")
+        self._validate_metrics()
         self._validate_faithfulness()
         for name in ("batch_size", "input_size", "frame_size"):
             value = getattr(self, name)
@@ -250,13 +291,26 @@ class BenchConfig:
                 raise FileNotFoundError(f"{spec.name} checkpoint not found: {spec.checkpoint!r}")
         return self
 
+    def _validate_metrics(self) -> None:
+        if self.metrics is not None:
+            if isinstance(self.metrics, str) or not self.metrics:
+                raise AttribmapError(f"metrics must be a non-empty tuple of metric names; got {self.metrics!r}")
+            for name in self.metrics:
+                metric_factory(name)  # unknown -> the known names
+        for key, value in self.metric_settings:
+            metric, dot, option = str(key).partition(".")
+            if not dot:
+                raise AttribmapError(f"metric option {key!r}: expected <metric>.<key>, e.g. deletion.steps")
+            metric_info(metric).option(option).parse(value, key)
+
     def _validate_faithfulness(self) -> None:
         from attribmap.evaluate.perturbation import BASELINES
 
-        unknown = [name for name in self.faithfulness if name not in FAITHFULNESS]
+        known = registry.FAITHFULNESS
+        unknown = [name for name in self.faithfulness if name not in known]
         if unknown:
             raise AttribmapError(f"unknown faithfulness metric {unknown[0]!r}; expected some of "
-                                 f"{', '.join(FAITHFULNESS)}")
+                                 f"{', '.join(known)}")
         for name in ("faithfulness_batch_size", "steps"):
             value = getattr(self, name)
             if name == "faithfulness_batch_size" and value is None:
@@ -278,7 +332,21 @@ class BenchConfig:
                 "deletion.steps": int(self.steps), "insertion.steps": int(self.steps),
                 "deletion.baseline": self.deletion_baseline, "insertion.baseline": self.insertion_baseline,
                 "road.percents": tuple(int(p) for p in self.road_percents), "road.noise": float(self.road_noise),
-                "road.seed": int(self.seed)}
+                "road.seed": int(self.seed), **self.settings()}
+
+    def settings(self) -> Dict[str, Any]:
+        """``metric_settings`` as a dict ``{"<metric>.<key>": value}``, values read as their kinds."""
+        out = {}
+        for key, value in self.metric_settings:
+            metric, _, option = str(key).partition(".")
+            out[key] = metric_info(metric).option(option).parse(value, key)
+        return out
+
+    def faithfulness_names(self) -> Tuple[str, ...]:
+        """The faithfulness-family metrics the run scores (``faithfulness`` and those in ``metrics``)."""
+        family = registry.FAITHFULNESS
+        chosen = [n for n in (self.metrics or ()) if n in family] + list(self.faithfulness)
+        return tuple(dict.fromkeys(chosen))
 
     def extractor_specs(self) -> Tuple[ExtractorSpec, ...]:
         """Every scored extractor as a parsed spec, in table order (aliases last).
@@ -305,7 +373,46 @@ class BenchConfig:
         out["iou_thresholds"] = list(self.iou_thresholds)
         out["faithfulness"] = list(self.faithfulness)
         out["road_percents"] = list(self.road_percents)
+        # the newer fields are written only when set: a config that does not use them has the
+        # dict (and the fingerprint) it had before they existed
+        if self.metrics is None:
+            out.pop("metrics")
+        else:
+            out["metrics"] = list(self.metrics)
+        if not self.metric_settings:
+            out.pop("metric_settings")
+        else:
+            out["metric_settings"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.metric_settings}
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BenchConfig":
+        """The configuration :meth:`as_dict` described (also one written before a field existed).
+
+        Parameters
+        ----------
+        data : mapping
+            Field name -> value, as :meth:`as_dict` writes it (lists for tuples); fields it
+            lacks take their defaults.
+
+        Raises
+        ------
+        AttribmapError
+            A key that is no field of :class:`BenchConfig`.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise AttribmapError(f"unknown BenchConfig field(s) {', '.join(unknown)}; expected some of "
+                                 f"{', '.join(sorted(names))}")
+        values = dict(data)
+        for name in ("methods", "extractors", "iou_thresholds", "faithfulness", "road_percents", "metrics"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
+        settings = values.get("metric_settings", ())
+        items = settings.items() if isinstance(settings, Mapping) else settings
+        values["metric_settings"] = tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in items)
+        return cls(**values)
 
     def fingerprint(self, world_size: int = 1) -> str:
         """SHA-256 of everything that changes the numbers, including the files' sizes and times.

@@ -60,12 +60,15 @@ def _protocol_settings(config: BenchConfig) -> Dict[str, Any]:
                     "frame_size": config.frame_size, "pointing_tolerance": config.pointing_tolerance,
                     "maps": "ground-truth class (GT-known)",
                     "reference": "clovaai/wsolevaluation (Choe et al., CVPR 2020)"}
-    if config.faithfulness:
+    faithfulness = config.faithfulness_names()
+    if faithfulness:
         settings["faithfulness"] = {
-            "metrics": list(config.faithfulness), "target": "ground-truth class (softmax probability)",
+            "metrics": list(faithfulness), "target": "ground-truth class (softmax probability)",
             "steps": config.steps, "deletion_baseline": config.deletion_baseline,
             "insertion_baseline": config.insertion_baseline, "road_percents": list(config.road_percents),
             "road_noise": config.road_noise, "batch_size": _faithfulness_batch_size(config)}
+    if config.metric_settings:  # --metric-option values, which win over the named fields above
+        settings["metric_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in config.settings().items()}
     return settings
 
 

@@ -28,14 +28,17 @@ def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
     Parameters
     ----------
     config : BenchConfig
-        Protocol and faithfulness metrics.
+        Protocol, the metrics asked for (``metrics``; None: the defaults) and the
+        faithfulness metrics added (``faithfulness``).
     has_boxes, has_masks : bool
         What the split provides.
 
     Notes
     -----
-    On a mosaic dataset (``mosaic.json`` at ``config.data``, written by ``attribmap mosaic``)
-    the grid pointing game (``grid_pointing``) is added after the localization metrics.
+    The defaults are :func:`~attribmap.evaluate.default_metrics` of the protocol with top-1
+    flags: ``top1``, the localization metrics the split's boxes and masks allow, and on a
+    mosaic dataset (``mosaic.json`` at ``config.data``, written by ``attribmap mosaic``) the
+    grid pointing game.
     """
     from attribmap.evaluate import default_metrics
 
@@ -43,10 +46,10 @@ def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
 
     if config.protocol == "legacy" and not has_boxes:
         raise AttribmapError("the legacy protocol needs boxes; this split has masks only")
-    # a mosaic dataset (attribmap mosaic) adds the grid pointing game, on the raw maps
-    mosaic = ["grid_pointing"] if config.protocol == "official" and has_boxes and is_mosaic_dataset(config.data) \
-        else []
-    return ["top1"] + default_metrics(config.protocol, has_boxes, has_masks) + mosaic + list(config.faithfulness)
+    names = list(getattr(config, "metrics", None) or default_metrics(
+        config.protocol, has_boxes, has_masks, has_correct=True,
+        mosaic=config.protocol == "official" and has_boxes and is_mosaic_dataset(config.data)))
+    return names + [name for name in config.faithfulness if name not in names]
 
 
 class ExtractorScores:

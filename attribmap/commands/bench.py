@@ -11,6 +11,8 @@ Examples
     torchrun --nproc_per_node=2 -m attribmap bench --data suite --checkpoint runs/cls.pt --out bench_out
     attribmap bench --data suite --checkpoint runs/cls.pt --methods cam,gradcam \\
         --faithfulness deletion,insertion,drop,road --device cuda --out bench_faithful
+    attribmap bench --data suite --checkpoint runs/cls.pt --methods cam --metrics top1,boxes,deletion \\
+        --metric-option deletion.steps=20 --metric-option deletion.baseline=blur --out bench_chosen
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ __all__ = ["register", "run_bench", "input_size_line"]
 def register(subparsers) -> None:
     """Add the ``bench`` sub-command to ``subparsers``."""
     from attribmap.bench.config import DEFAULT_METHODS
+    from attribmap.evaluate.registry import FAITHFULNESS, metric_names
 
     parser = subparsers.add_parser(
         "bench", help="score extractors on a WSOL dataset and write a report",
@@ -64,9 +67,18 @@ def register(subparsers) -> None:
                                                                      "(default 0.001)")
     protocol.add_argument("--tau", type=float, default=0.2, help="fixed threshold of the legacy protocol "
                                                                  "(default 0.2)")
+    chosen = parser.add_argument_group("metrics")
+    chosen.add_argument("--metrics", default=None, metavar="LIST",
+                        help="exactly the metrics to score, comma-separated registered names: "
+                             f"{','.join(metric_names())} (default: top1 and the protocol's localization "
+                             "metrics for what the split has; --faithfulness adds to either)")
+    chosen.add_argument("--metric-option", action="append", default=[], metavar="NAME.KEY=VALUE",
+                        help="one metric option, repeatable, the value read as the option's type: "
+                             "deletion.steps=20, road.percents=30,70, boxes.iou_thresholds=50 ... (wins over "
+                             "the named flags --steps, --road-noise, ..., which are its aliases)")
     faithful = parser.add_argument_group("faithfulness (off by default: they cost perturbed forward passes)")
     faithful.add_argument("--faithfulness", default="", metavar="LIST",
-                          help="faithfulness metrics to add: some of deletion,insertion,drop,road, or all; scored "
+                          help=f"faithfulness metrics to add: some of {','.join(FAITHFULNESS)}, or all; scored "
                                "on the ground-truth class with the model behind each extractor")
     faithful.add_argument("--faithfulness-batch-size", type=int, default=None, metavar="B",
                           help="most perturbed images per forward pass (bounds memory; default 16 on the CPU, "
@@ -109,7 +121,8 @@ def register(subparsers) -> None:
 def config_from_args(args: argparse.Namespace):
     """The :class:`~attribmap.bench.BenchConfig` described by parsed arguments."""
     from attribmap.bench import BenchConfig, parse_methods
-    from attribmap.bench.config import parse_faithfulness
+    from attribmap.bench.config import parse_faithfulness, parse_metric_options
+    from attribmap.evaluate.registry import parse_metric_names
 
     if args.weights is not None and args.model is None:
         raise ValueError("--weights goes with --model NAME (a checkpoint carries its own weights)")
@@ -122,6 +135,8 @@ def config_from_args(args: argparse.Namespace):
         faithfulness=parse_faithfulness(args.faithfulness), faithfulness_batch_size=args.faithfulness_batch_size,
         steps=args.steps, deletion_baseline=args.deletion_baseline, insertion_baseline=args.insertion_baseline,
         road_percents=_percents(args.road_percents), road_noise=args.road_noise, per_class=args.per_class,
+        metrics=None if args.metrics is None else parse_metric_names(args.metrics),
+        metric_settings=parse_metric_options(args.metric_option),
     ).validated()
 
 

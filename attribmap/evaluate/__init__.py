@@ -14,6 +14,11 @@ metadata in ``info``; :class:`Metric`), registered by name (:mod:`attribmap.eval
   (:class:`Deletion`), ``insertion`` (:class:`Insertion`), ``drop`` (:class:`AverageDrop`),
   ``road`` (:class:`ROAD`).
 
+Every metric's ``update`` takes a :class:`Frame`; raw maps with boxes, masks and keywords go
+through :func:`evaluate_maps` (or an :class:`Evaluator`), which frame them once.
+:data:`FAITHFULNESS` (the faithfulness family) and :func:`default_metrics` are read from the
+registry (:func:`metric_info`).
+
 One-call entry point: :func:`evaluate_maps`. Helpers: :func:`largest_contour_box`,
 :func:`official_maps`, :func:`rescale_boxes`, :func:`inclusive_iou`.
 """
@@ -33,11 +38,14 @@ from attribmap.evaluate.insertion import Insertion
 from attribmap.evaluate.iou import inclusive_iou
 from attribmap.evaluate.legacy import LegacyLocalization
 from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
+from attribmap.evaluate.options import MetricOption
 from attribmap.evaluate.peak_iou import PeakIoU
 from attribmap.evaluate.perturbation import ModelInputs
 from attribmap.evaluate.pointing import PointingGame
 from attribmap.evaluate.pxap import PxAP
-from attribmap.evaluate.registry import FAITHFULNESS, create_metrics, metric_names, register_metric
+from attribmap.evaluate import registry as _registry
+from attribmap.evaluate.registry import (create_metrics, metric_info, metric_names, register_metric,
+                                         unregister_metric)
 from attribmap.evaluate.road import ROAD
 from attribmap.evaluate.top1 import ClassifierAccuracy
 
@@ -50,7 +58,10 @@ __all__ = [
     "MetricInfo",
     "Column",
     "Plot",
+    "MetricOption",
     "register_metric",
+    "unregister_metric",
+    "metric_info",
     "create_metrics",
     "metric_names",
     "FAITHFULNESS",
@@ -76,3 +87,10 @@ __all__ = [
     "normalize_minmax",
     "inclusive_iou",
 ]
+
+
+def __getattr__(name: str):
+    # read from the registry when asked for, so that registered metrics count
+    if name == "FAITHFULNESS":
+        return _registry.FAITHFULNESS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

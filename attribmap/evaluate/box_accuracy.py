@@ -7,7 +7,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import taus_for
-from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 from attribmap.evaluate.threshold_boxes import best_ious_batch, resolve_engine
 
@@ -97,28 +97,19 @@ class BoxAccuracy(Metric):
             name=self.name, title="Box accuracy (MaxBoxAcc, MaxBoxAccV2, top-1 localization)",
             family="localization", needs=("boxes",), columns=tuple(columns),
             extras=("MaxBoxAcc_per_iou", "best_tau_v1", "Top1LocV2_per_iou"), curves=curves, plots=(plot,),
-            reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)")
+            reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)", default_in=("official",),
+            default_with=("boxes",))
 
-    def update(self, frame, boxes=None, image_sizes=None, correct=None, preprocessed: bool = False) -> "BoxAccuracy":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their boxes.
+    def update(self, frame: Frame) -> "BoxAccuracy":
+        """Add a batch.
 
         Parameters
         ----------
-        frame : Frame, or Tensor (any device) / ndarray (N, h, w)
-            A frame, or raw maps of the ground-truth class at any resolution, framed here with
-            :class:`~attribmap.evaluate.framing.Framer`.
-        boxes : sequence of N array-likes (k_i, 4)
-            GT boxes, inclusive x0, y0, x1, y1, in original-image pixels (maps only).
-        image_sizes : array-like (N, 2) as (W, H), or None
-            Original sizes; None means the boxes are already in frame pixels.
-        correct : array-like (N,) of bool, or None
-            Whether the top-1 prediction equals the label (enables top-1 localization).
-        preprocessed : bool
-            The maps are already official-frame maps (N, S, S) in [0, 1].
+        frame : Frame
+            The batch in the official frame (:class:`~attribmap.evaluate.framing.Frame`, maps
+            (N, S, S)) with its GT boxes; with ``correct`` (top-1 flags) it also counts top-1
+            localization.
         """
-        if not isinstance(frame, Frame):
-            frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes, correct=correct,
-                                                  preprocessed=preprocessed)
         self.check_inputs(frame)
         count = frame.count
         gt_boxes, flags = frame.boxes, frame.correct

@@ -69,7 +69,8 @@ class EnergyPointing(Metric):
     def info(self) -> MetricInfo:
         return MetricInfo(name=self.name, title="Energy pointing game", family="localization", needs=("boxes",),
                           columns=(Column("EnergyPointing", "energy pointing"),),
-                          reference="Wang et al., Score-CAM, CVPR-W 2020")
+                          reference="Wang et al., Score-CAM, CVPR-W 2020", default_in=("official",),
+                          default_with=("boxes",))
 
     def update(self, frame: Frame) -> "EnergyPointing":
         """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with boxes."""

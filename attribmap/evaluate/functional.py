@@ -5,28 +5,44 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.evaluator import Evaluator
-from attribmap.evaluate.registry import options_for
+from attribmap.evaluate.registry import metric_info, metric_names, options_for
 
 __all__ = ["evaluate_maps", "default_metrics", "PROTOCOLS"]
 
 PROTOCOLS = ("official", "legacy")
 
 
-def default_metrics(protocol: str = "official", has_boxes: bool = True, has_masks: bool = False) -> List[str]:
-    """The localization metrics a ``protocol`` reports for the data it has.
+def default_metrics(protocol: str = "official", has_boxes: bool = True, has_masks: bool = False, *,
+                    has_correct: bool = False, mosaic: bool = False) -> List[str]:
+    """The metrics a ``protocol`` reports by default for the data it has, in report order.
 
-    ``"official"``: ``boxes`` (MaxBoxAcc, MaxBoxAccV2, top-1 loc) with boxes, ``pxap`` and
-    ``peak_iou`` with masks, ``pointing`` and ``energy_pointing`` with boxes (in that
-    order, the report's column order). ``"legacy"``: ``legacy``. ``has_boxes`` and
-    ``has_masks`` say what the data provides.
+    Read from the registry: a metric is on when ``protocol`` is in its
+    :class:`~attribmap.evaluate.metric.MetricInfo` ``default_in`` and the data provides all
+    of its ``default_with``. For the built-in metrics, ``"official"``: ``boxes`` (MaxBoxAcc,
+    MaxBoxAccV2, top-1 loc) with boxes, ``pxap`` and ``peak_iou`` with masks, ``pointing``
+    and ``energy_pointing`` with boxes, ``grid_pointing`` on a mosaic with boxes;
+    ``"legacy"``: ``legacy``; both: ``top1`` (first) with top-1 flags.
+
+    Parameters
+    ----------
+    protocol : {"official", "legacy"}
+    has_boxes, has_masks : bool
+        What the data provides.
+    has_correct : bool
+        Top-1 flags come with the maps (``attribmap bench``; not :func:`evaluate_maps`).
+    mosaic : bool
+        The data is an ``attribmap mosaic`` dataset.
     """
     if protocol not in PROTOCOLS:
         raise AttribmapError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
-    if protocol == "legacy":
-        return ["legacy"]
-    names = ["boxes"] if has_boxes else []
-    names += ["pxap", "peak_iou"] if has_masks else []
-    return names + (["pointing", "energy_pointing"] if has_boxes else [])
+    flags = {"boxes": has_boxes, "masks": has_masks, "correct": has_correct, "mosaic": mosaic}
+    available = {kind for kind, present in flags.items() if present}
+    names = []
+    for name in metric_names():
+        info = metric_info(name)
+        if protocol in info.default_in and set(info.default_with) <= available:
+            names.append(name)
+    return names
 
 
 def evaluate_maps(maps, boxes=None, image_sizes=None, masks=None, ignore=None, correct=None,

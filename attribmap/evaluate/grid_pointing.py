@@ -116,7 +116,8 @@ class GridPointing(Metric):
         return MetricInfo(name=self.name, title="Grid pointing game", family="localization", needs=("boxes", "raw"),
                           columns=(Column("GridPointing", "grid pointing"),),
                           extras=("GridPointing_empty",),
-                          reference="Rao, Boehle, Schiele, CVPR 2022")
+                          reference="Rao, Boehle, Schiele, CVPR 2022", default_in=("official",),
+                          default_with=("boxes", "mosaic"))
 
     def update(self, frame) -> "GridPointing":
         """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` of raw maps with boxes."""

@@ -19,7 +19,7 @@ import numpy as np
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.contours import mask_contours
 from attribmap.evaluate.frame import as_numpy, rescale_boxes
-from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.iou import inclusive_iou
 from attribmap.evaluate.metric import Column, Metric, MetricInfo
 
@@ -107,30 +107,19 @@ class LegacyLocalization(Metric):
         return MetricInfo(name=self.name, title=f"Legacy localization (fixed tau = {self.tau})",
                           family="localization", needs=("boxes",),
                           columns=(Column("GTKnownLoc", "GT-known loc"), Column("Top1Loc", "top-1 loc")),
-                          reference="Zhou et al., CVPR 2016 (CAM); legacy fixed-threshold tables")
+                          reference="Zhou et al., CVPR 2016 (CAM); legacy fixed-threshold tables",
+                          default_in=("legacy",))
 
-    def update(self, frame, boxes=None, image_sizes=None, correct=None,
-               preprocessed: bool = False) -> "LegacyLocalization":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame` of the crop, or raw maps and their boxes.
+    def update(self, frame: Frame) -> "LegacyLocalization":
+        """Add a batch.
 
         Parameters
         ----------
-        frame : Frame, or Tensor / ndarray (N, h, w)
-            A frame of the crop (with boxes and image sizes), or raw maps of the crop.
-        boxes : sequence of N array-likes (k_i, 4), optional
-            GT boxes in original pixels (maps only).
-        image_sizes : array-like (N, 2) as (W, H), optional
-            Original sizes (maps only).
-        correct : array-like (N,) of bool, optional
-            Top-1 flags (enables top-1 localization).
-        preprocessed : bool
-            The maps are already frame maps (N, S, S) in [0, 1].
+        frame : Frame
+            The batch in the crop's frame (:class:`~attribmap.evaluate.framing.Frame` of side
+            ``crop_size``) with its GT boxes and the original image sizes; with ``correct``
+            (top-1 flags) it also counts top-1 localization.
         """
-        if not isinstance(frame, Frame):
-            if boxes is None or image_sizes is None:
-                raise AttribmapError("the legacy protocol needs boxes and image_sizes (N, 2) as (W, H)")
-            frame = Framer(self.crop_size).frame(frame, boxes=boxes, image_sizes=image_sizes, correct=correct,
-                                                 preprocessed=preprocessed)
         self.check_inputs(frame)
         flags = frame.correct
         s8 = frame.s8()

@@ -5,11 +5,13 @@ exactly: ``merge``, ``sync``, ``state`` / ``load_state``, ``reset``) with
 
 * ``update(frame)`` - add one :class:`~attribmap.evaluate.framing.Frame`;
 * ``compute()`` - its results (a dict);
-* ``info`` - a :class:`MetricInfo`: its name, what it needs from the frame, the columns it
-  produces (which are headline, which direction is better) and the curves it can plot.
+* ``info`` - a :class:`MetricInfo`: its name, family, what it needs from the frame, when it
+  is on by default, the columns it produces (which are headline, which direction is better)
+  and the curves it can plot; the registry adds its options (read from the constructor).
 
-Reports (``results.json``, ``results.md``, figures) are built from ``info`` alone, so a new
-metric needs nothing but its own module and one line in :mod:`attribmap.evaluate.registry`.
+Reports (``results.json``, ``results.md``, figures), the default metric sets, the benchmark
+configuration and its command line are built from ``info`` alone, so a new metric needs
+nothing but its own module and one line in :mod:`attribmap.evaluate.registry`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import Accumulator
+from attribmap.evaluate.options import MetricOption
 
 __all__ = ["Column", "Plot", "MetricInfo", "Metric"]
 
@@ -112,7 +115,8 @@ class MetricInfo:
         Human name.
     family : str
         ``"localization"``, ``"faithfulness"`` or ``"classifier"``: the report groups
-        columns by family.
+        columns by family; ``FAITHFULNESS`` (what ``--faithfulness`` takes) is the
+        ``"faithfulness"`` family.
     needs : tuple of str
         Frame inputs it cannot do without (``"boxes"``, ``"masks"``, ``"correct"``,
         ``"images"``, ``"model"``).
@@ -124,6 +128,16 @@ class MetricInfo:
     plots : tuple of Plot
     reference : str
         Where the definition comes from.
+    default_in : tuple of str
+        Protocols (``"official"``, ``"legacy"``) under which the metric is on by default
+        (:func:`~attribmap.evaluate.functional.default_metrics`; ``attribmap bench`` without
+        ``--metrics``); empty: only when asked for.
+    default_with : tuple of str
+        What the data must provide for it to be on by default: some of ``"boxes"``,
+        ``"masks"``, ``"correct"`` (top-1 flags), ``"mosaic"`` (an ``attribmap mosaic`` dataset).
+    options : tuple of MetricOption
+        Its constructor options with kinds and defaults; filled by
+        :func:`~attribmap.evaluate.registry.metric_info` from the signature.
     """
 
     name: str
@@ -135,10 +149,33 @@ class MetricInfo:
     curves: Tuple[str, ...] = ()
     plots: Tuple[Plot, ...] = ()
     reference: str = ""
+    default_in: Tuple[str, ...] = ()
+    default_with: Tuple[str, ...] = ()
+    options: Tuple[MetricOption, ...] = ()
+
+    @property
+    def needs_model(self) -> bool:
+        """Whether the metric perturbs the images and runs the model (``"model"`` in ``needs``)."""
+        return "model" in self.needs
+
+    def option(self, key: str) -> MetricOption:
+        """The option ``key``; an :class:`AttribmapError` listing the known ones when there is none."""
+        for option in self.options:
+            if option.name == key:
+                return option
+        known = ", ".join(o.name for o in self.options) or "none"
+        raise AttribmapError(f"metric {self.name!r} has no option {key!r}; its options: {known}")
 
     def as_dict(self) -> Dict[str, Any]:
-        """JSON-ready form (for results.json)."""
-        return asdict(self)
+        """JSON-ready form of what a report shows (for results.json).
+
+        The registration fields (``default_in``, ``default_with``, ``options``) describe the
+        registry, not a run, and are left out.
+        """
+        out = asdict(self)
+        for name in _REGISTRATION:
+            out.pop(name)
+        return out
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> "MetricInfo":
@@ -147,9 +184,15 @@ class MetricInfo:
         values["columns"] = tuple(Column(**c) for c in values.get("columns", ()))
         values["plots"] = tuple(Plot(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
                                 for p in values.get("plots", ()))
-        for name in ("needs", "extras", "curves"):
+        for name in ("needs", "extras", "curves", "default_in", "default_with"):
             values[name] = tuple(values.get(name, ()))
+        values["options"] = tuple(o if isinstance(o, MetricOption) else MetricOption(**o)
+                                  for o in values.get("options", ()))
         return MetricInfo(**values)
+
+
+#: The fields of :class:`MetricInfo` that describe the registry rather than a run.
+_REGISTRATION = ("default_in", "default_with", "options")
 
 
 class Metric(Accumulator):
@@ -168,7 +211,10 @@ class Metric(Accumulator):
         raise NotImplementedError
 
     def update(self, frame) -> "Metric":  # pragma: no cover - abstract
-        """Add one batch; returns self.
+        """Add one batch; returns self (the one update signature of every metric: raw maps are
+        framed by :class:`~attribmap.evaluate.framing.Framer`, an
+        :class:`~attribmap.evaluate.evaluator.Evaluator` or
+        :func:`~attribmap.evaluate.functional.evaluate_maps`).
 
         Parameters
         ----------

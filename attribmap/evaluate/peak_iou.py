@@ -43,7 +43,8 @@ class PeakIoU(PooledHistograms):
                           columns=(Column("PeakIoU", "peak IoU"),
                                    Column("PeakIoU_tau", "peak IoU tau", headline=False, digits=3, unit="")),
                           curves=("iou_tau", "iou"), plots=(plot,),
-                          reference="LID challenge 2020 (Wei et al.); DGL slides (mIoU)")
+                          reference="LID challenge 2020 (Wei et al.); DGL slides (mIoU)",
+                          default_in=("official",), default_with=("masks",))
 
     def compute(self) -> dict:
         """``PeakIoU`` (percent), ``PeakIoU_tau``, and the curve ``iou`` (percent) over ``iou_tau``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.metric import Column, Metric, MetricInfo
 
 __all__ = ["PointingGame", "peak_location"]
@@ -56,25 +56,18 @@ class PointingGame(Metric):
     def info(self) -> MetricInfo:
         return MetricInfo(name=self.name, title="Pointing game", family="localization", needs=("boxes",),
                           columns=(Column("PointingGame", "pointing"),),
-                          reference="Zhang et al., ECCV 2016 (excitation backprop)")
+                          reference="Zhang et al., ECCV 2016 (excitation backprop)", default_in=("official",),
+                          default_with=("boxes",))
 
-    def update(self, frame, boxes=None, image_sizes=None, preprocessed: bool = False) -> "PointingGame":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their boxes.
+    def update(self, frame: Frame) -> "PointingGame":
+        """Add a batch.
 
         Parameters
         ----------
-        frame : Frame, or Tensor / ndarray (N, h, w)
-            A frame, or raw maps framed here.
-        boxes : sequence of N array-likes (k_i, 4), optional
-            GT boxes per image (maps only).
-        image_sizes : array-like (N, 2) as (W, H), or None
-            Original sizes; None means the boxes are in frame pixels.
-        preprocessed : bool
-            The maps are already official-frame maps (N, S, S) in [0, 1].
+        frame : Frame
+            The batch in the official frame (:class:`~attribmap.evaluate.framing.Frame`, maps
+            (N, S, S)) with its GT boxes.
         """
-        if not isinstance(frame, Frame):
-            frame = Framer(self.image_size).frame(frame, boxes=boxes, image_sizes=image_sizes,
-                                                  preprocessed=preprocessed)
         self.check_inputs(frame)
         for scoremap, gt in zip(frame.maps, frame.boxes):
             peak = peak_location(scoremap)

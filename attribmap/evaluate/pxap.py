@@ -5,7 +5,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.accumulator import taus_for
-from attribmap.evaluate.framing import Frame, Framer
+from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.histogram import score_bins, score_histogram
 from attribmap.evaluate.metric import Column, Metric, MetricInfo, Plot
 
@@ -40,7 +40,7 @@ class PooledHistograms(Metric):
         bins = len(self.edges) - 1
         return {"foreground": np.zeros(bins, dtype=np.int64), "background": np.zeros(bins, dtype=np.int64)}
 
-    def update(self, frame) -> "PooledHistograms":
+    def update(self, frame: Frame) -> "PooledHistograms":
         """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with masks."""
         self.check_inputs(frame)
         foreground, background = frame.histograms(self.edges)
@@ -83,25 +83,8 @@ class PxAP(PooledHistograms):
                     ("Pixel precision-recall (PxAP)",), "recall", "precision", ylim=(0.0, 1.02))
         return MetricInfo(name=self.name, title="Pixel average precision (PxAP)", family="localization",
                           needs=("masks",), columns=(Column("PxAP", "PxAP"),), curves=("precision", "recall"),
-                          plots=(plot,), reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)")
-
-    def update(self, frame, masks=None, ignore=None, preprocessed: bool = False) -> "PxAP":
-        """Add a batch: a :class:`~attribmap.evaluate.framing.Frame`, or raw maps and their masks.
-
-        Parameters
-        ----------
-        frame : Frame, or Tensor / ndarray (N, h, w)
-            A frame, or raw maps framed here.
-        masks : sequence of N arrays (Hm, Wm) or (k, Hm, Wm), or an array (N, Hm, Wm)
-            Foreground (> 0.5, union over instances), any resolution (maps only).
-        ignore : same layout as ``masks``, or None
-            Ignore region; its pixels outside the foreground are left out.
-        preprocessed : bool
-            The maps are already official-frame maps (N, S, S) in [0, 1].
-        """
-        if not isinstance(frame, Frame):
-            frame = Framer(self.image_size).frame(frame, masks=masks, ignore=ignore, preprocessed=preprocessed)
-        return super().update(frame)
+                          plots=(plot,), reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)",
+                          default_in=("official",), default_with=("masks",))
 
     def compute(self) -> dict:
         """PxAP in percent and the PR curve.

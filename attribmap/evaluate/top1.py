@@ -23,7 +23,8 @@ class ClassifierAccuracy(Metric):
     @property
     def info(self) -> MetricInfo:
         return MetricInfo(name=self.name, title="Classifier top-1 accuracy", family="classifier",
-                          needs=("correct",), columns=(Column("ClassifierTop1", "classifier top-1", headline=False),))
+                          needs=("correct",), columns=(Column("ClassifierTop1", "classifier top-1", headline=False),),
+                          default_in=("official", "legacy"), default_with=("correct",))
 
     def update(self, frame: Frame) -> "ClassifierAccuracy":
         """Add ``frame``, a :class:`~attribmap.evaluate.framing.Frame` with ``correct``."""
