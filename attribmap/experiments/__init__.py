@@ -5,7 +5,9 @@
 * :mod:`attribmap.experiments.demo_seeds` - the demo over several seeds, mean +- std
   (``benchmarks/wsol_suite.py``);
 * :mod:`attribmap.experiments.evidence` - learned extractors against CAM, with paired
-  statistics (``benchmarks/learned_vs_cam.py``);
+  statistics (``benchmarks/learned_vs_cam.py``; its rows, backbones and budgets in
+  :mod:`~attribmap.experiments.evidence_settings`, its report in
+  :mod:`~attribmap.experiments.evidence_summary`);
 * :mod:`attribmap.experiments.published` - the published CAM recipe and figures
   (``benchmarks/reproduce_paper.py``);
 * :mod:`attribmap.experiments.synthetic_check` - the synthetic suite's end-to-end check
