@@ -25,9 +25,6 @@ __all__ = ["register", "run_bench", "input_size_line"]
 
 def register(subparsers) -> None:
     """Add the ``bench`` sub-command to ``subparsers``."""
-    from attribmap.bench.config import DEFAULT_METHODS
-    from attribmap.evaluate.registry import FAITHFULNESS, metric_names
-
     parser = subparsers.add_parser(
         "bench", help="score extractors on a WSOL dataset and write a report",
         description="Score a set of map extractors on one split of a WSOL dataset with one protocol "
@@ -35,6 +32,15 @@ def register(subparsers) -> None:
                     "results.json, results.md, curves.npz and figures to --out. Maps are those of the "
                     "ground-truth class (GT-known). Under torchrun the split is sharded across processes "
                     "and the counts are summed, giving the single-process numbers.")
+    _add_data_and_model(parser)
+    _add_extractors(parser)
+    _add_protocol(parser)
+    _add_metrics(parser)
+    _add_run(parser)
+    parser.set_defaults(func=run_bench)
+
+
+def _add_data_and_model(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, metavar="DIR",
                       help="dataset: wsolevaluation layout (metadata/<split>/), CUB_200_2011 as distributed, "
@@ -49,6 +55,11 @@ def register(subparsers) -> None:
     model.add_argument("--weights", metavar="W", help="with --model: local state_dict path, or a torchvision "
                                                       "weights name such as DEFAULT")
     model.add_argument("--layer", metavar="L", help="layer tapped by the post-hoc methods (default: automatic)")
+
+
+def _add_extractors(parser: argparse.ArgumentParser) -> None:
+    from attribmap.bench.config import DEFAULT_METHODS
+
     extractors = parser.add_argument_group("extractors")
     extractors.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="LIST",
                             help="comma-separated extractor specs NAME[@LAYER][:KEY=VALUE...] run on the main "
@@ -60,6 +71,9 @@ def register(subparsers) -> None:
                                  "(a learned extractor), dgl@layer3:scales=(0.5,1,1.5):close=3, ...")
     extractors.add_argument("--i2c", metavar="CKPT", help="alias of --extractor i2c=CKPT")
     extractors.add_argument("--weightmap", metavar="CKPT", help="alias of --extractor weightmap=CKPT")
+
+
+def _add_protocol(parser: argparse.ArgumentParser) -> None:
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--protocol", choices=("official", "legacy"), default="official",
                           help="official (MaxBoxAcc, MaxBoxAccV2, PxAP; default) or legacy fixed threshold")
@@ -67,6 +81,15 @@ def register(subparsers) -> None:
                                                                      "(default 0.001)")
     protocol.add_argument("--tau", type=float, default=0.2, help="fixed threshold of the legacy protocol "
                                                                  "(default 0.2)")
+    protocol.add_argument("--per-class", action="store_true",
+                          help="also report MaxBoxAcc, MaxBoxAccV2 and PxAP of each class")
+
+
+
+def _add_metrics(parser: argparse.ArgumentParser) -> None:
+    """The metric choice (``--metrics``, ``--metric-option``) and the faithfulness flags."""
+    from attribmap.evaluate.registry import FAITHFULNESS, metric_names
+
     chosen = parser.add_argument_group("metrics")
     chosen.add_argument("--metrics", default=None, metavar="LIST",
                         help="exactly the metrics to score, comma-separated registered names: "
@@ -93,6 +116,9 @@ def register(subparsers) -> None:
                           help="percentages of pixels ROAD removes (default 10,...,90)")
     faithful.add_argument("--road-noise", type=float, default=0.01,
                           help="standard deviation of ROAD's imputation noise (default 0.01)")
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--input-size", type=int, default=None, metavar="S",
                      help="side of the model input in pixels (default: the image size recorded in --checkpoint's "
@@ -113,9 +139,6 @@ def register(subparsers) -> None:
                      help="images in the qualitative figure (default 4; 0 = none)")
     run.add_argument("--no-figures", action="store_true", help="write results.json / results.md only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    protocol.add_argument("--per-class", action="store_true",
-                          help="also report MaxBoxAcc, MaxBoxAccV2 and PxAP of each class")
-    parser.set_defaults(func=run_bench)
 
 
 def config_from_args(args: argparse.Namespace):
