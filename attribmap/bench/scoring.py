@@ -16,10 +16,7 @@ import torch
 
 from attribmap.errors import AttribmapError
 
-__all__ = ["ExtractorScores", "bench_metric_names", "PER_CLASS_METRICS"]
-
-#: The metrics a ``per_class`` run also scores for each class separately.
-PER_CLASS_METRICS = ("boxes", "pxap")
+__all__ = ["ExtractorScores", "bench_metric_names"]
 
 
 def bench_metric_names(config, has_boxes: bool, has_masks: bool) -> List[str]:
@@ -72,15 +69,15 @@ class ExtractorScores:
 
     def __init__(self, config, has_boxes: bool, has_masks: bool, num_classes: int = 0) -> None:
         from attribmap.evaluate import Evaluator
-        from attribmap.evaluate.registry import options_for
+        from attribmap.evaluate.registry import metric_info, options_for
 
         names = bench_metric_names(config, has_boxes, has_masks)
         self.frame_size = 224 if config.protocol == "legacy" else int(config.frame_size)
         self.has_masks = bool(has_masks) and config.protocol != "legacy"
         self.evaluator = Evaluator(names, image_size=self.frame_size,
                                    options=options_for(names, config.metric_options()))
-        # per class: the localization metrics only (boxes, PxAP), on the already framed maps
-        per_class = [n for n in names if n in PER_CLASS_METRICS] if getattr(config, "per_class", False) else []
+        # per class: the metrics whose info says so (boxes, PxAP), on the already framed maps
+        per_class = [n for n in names if metric_info(n).per_class] if getattr(config, "per_class", False) else []
         self.classes: Dict[int, Any] = {
             c: Evaluator(per_class, image_size=self.frame_size, options=options_for(per_class, config.metric_options()))
             for c in range(int(num_classes))} if per_class else {}

@@ -98,7 +98,7 @@ class BoxAccuracy(Metric):
             family="localization", needs=("boxes",), columns=tuple(columns),
             extras=("MaxBoxAcc_per_iou", "best_tau_v1", "Top1LocV2_per_iou"), curves=curves, plots=(plot,),
             reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)", default_in=("official",),
-            default_with=("boxes",))
+            default_with=("boxes",), per_class=True)
 
     def update(self, frame: Frame) -> "BoxAccuracy":
         """Add a batch.

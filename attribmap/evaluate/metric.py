@@ -138,6 +138,9 @@ class MetricInfo:
     options : tuple of MetricOption
         Its constructor options with kinds and defaults; filled by
         :func:`~attribmap.evaluate.registry.metric_info` from the signature.
+    per_class : bool
+        Whether ``attribmap bench --per-class`` also scores it per class (a second instance per
+        class, fed the same frames).
     """
 
     name: str
@@ -152,6 +155,7 @@ class MetricInfo:
     default_in: Tuple[str, ...] = ()
     default_with: Tuple[str, ...] = ()
     options: Tuple[MetricOption, ...] = ()
+    per_class: bool = False
 
     @property
     def needs_model(self) -> bool:
@@ -169,7 +173,7 @@ class MetricInfo:
     def as_dict(self) -> Dict[str, Any]:
         """JSON-ready form of what a report shows (for results.json).
 
-        The registration fields (``default_in``, ``default_with``, ``options``) describe the
+        The registration fields (``default_in``, ``default_with``, ``options``, ``per_class``) describe the
         registry, not a run, and are left out.
         """
         out = asdict(self)
@@ -192,7 +196,7 @@ class MetricInfo:
 
 
 #: The fields of :class:`MetricInfo` that describe the registry rather than a run.
-_REGISTRATION = ("default_in", "default_with", "options")
+_REGISTRATION = ("default_in", "default_with", "options", "per_class")
 
 
 class Metric(Accumulator):

@@ -84,7 +84,7 @@ class PxAP(PooledHistograms):
         return MetricInfo(name=self.name, title="Pixel average precision (PxAP)", family="localization",
                           needs=("masks",), columns=(Column("PxAP", "PxAP"),), curves=("precision", "recall"),
                           plots=(plot,), reference="Choe et al., CVPR 2020 (clovaai/wsolevaluation)",
-                          default_in=("official",), default_with=("masks",))
+                          default_in=("official",), default_with=("masks",), per_class=True)
 
     def compute(self) -> dict:
         """PxAP in percent and the PR curve.
