@@ -170,3 +170,24 @@ def test_one_tiny_seed_from_the_imagenet_backbone(tmp_path):
     lines.clear()
     run_evidence(out, settings, [3], lines.append)
     assert lines and all(line.endswith(": cached") for line in lines)
+
+
+def test_stopping_gaps_against_hand_computed_picks():
+    from attribmap.experiments.evidence_summary import stopping_gaps
+
+    def point(method, s_paper, selected, v2):
+        return {"method": method, "S_paper": s_paper, "selected": selected, "test": {"MaxBoxAccV2": v2}}
+
+    per_seed = {
+        0: {"curves": {"points": [point(1, 1.0, False, 30.0), point(1, 1.0, True, 20.0), point(1, 0.5, False, 50.0),
+                                  point(2, 0.2, False, 10.0), point(2, 0.9, True, 40.0)]}},
+        1: {"curves": {"points": [point(1, 0.7, True, 36.0), point(1, 0.1, False, 44.0),
+                                  point(2, 0.3, True, 22.0), point(2, 0.3, False, 28.0)]}},
+    }
+    gaps = stopping_gaps(per_seed)
+    one, two = gaps["method I"], gaps["method II"]
+    assert one["best"]["mean"] == pytest.approx((50 + 44) / 2) and one["kept"]["mean"] == pytest.approx((20 + 36) / 2)
+    assert one["paper_low"]["mean"] == pytest.approx((20 + 36) / 2)   # ties at S = 1.0 in seed 0: 30 and 20
+    assert one["paper_high"]["mean"] == pytest.approx((30 + 36) / 2)
+    assert two["paper_low"]["mean"] == pytest.approx((40 + 22) / 2) and two["paper_high"]["mean"] == pytest.approx(34)
+    assert stopping_gaps({0: {}}) == {}

@@ -11,7 +11,7 @@ from attribmap.experiments.evidence_settings import (METRICS, REFERENCE, ROWS, E
                                                      evidence_rows)
 from attribmap.experiments.statistics import paired_difference, spearman
 
-__all__ = ["summarize", "render"]
+__all__ = ["summarize", "render", "stopping_gaps"]
 
 
 def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
@@ -29,8 +29,8 @@ def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
     dict
         ``table``, ``differences`` (row -> metric -> :func:`paired_difference` vs ``cam``),
         ``i2c_vs_ablation``, ``per_class``, ``spearman`` (variant -> metric -> pooled over
-        every evaluation of every seed and method), ``blank_entropy``, ``per_seed``,
-        ``seconds``.
+        every evaluation of every seed and method), ``stopping`` (:func:`stopping_gaps`),
+        ``blank_entropy``, ``per_seed``, ``seconds``.
     """
     seeds = sorted(per_seed)
     rows = [r for r, _, _ in rows_spec] + [f"ref:{name}" for name in REFERENCE]
@@ -63,7 +63,47 @@ def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
             "i2c_vs_ablation": i2c_vs_ablation,
             "per_class": per_class_table, "spearman": correlations, "curve_points": len(points),
             "blank_entropy": blank, "per_seed": {str(k): per_seed[k]["bench"]["rows"] for k in seeds},
-            "seconds": seconds}
+            "seconds": seconds, "stopping": stopping_gaps(per_seed)}
+
+
+def stopping_gaps(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """How far each stopping rule's pick is from the best saved weight-map evaluation (test MaxBoxAccV2).
+
+    Parameters
+    ----------
+    per_seed : mapping seed -> stage records (their ``curves`` stage: every saved evaluation
+        with its stopping scores, whether it was kept, and its test scores)
+
+    Returns
+    -------
+    dict
+        ``"method I"`` / ``"method II"`` -> ``{"best", "kept", "paper_low", "paper_high"}``,
+        each a :func:`mean_std` over seeds of test MaxBoxAccV2: the best evaluation, the one
+        kept (robust S), and the lowest / highest among the evaluations tied at the maximum
+        of the paper's S (a rule that picks one of them lands in that range); empty when no
+        seed has curves.
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for method, title in ((1, "method I"), (2, "method II")):
+        columns: Dict[str, list] = {"best": [], "kept": [], "paper_low": [], "paper_high": []}
+        for k in sorted(per_seed):
+            points = [p for p in per_seed[k].get("curves", {}).get("points", [])
+                      if p.get("method") == method and p["test"].get("MaxBoxAccV2") is not None]
+            if not points:
+                continue
+            test = [float(p["test"]["MaxBoxAccV2"]) for p in points]
+            columns["best"].append(max(test))
+            kept = [t for p, t in zip(points, test) if p.get("selected")]
+            columns["kept"].append(kept[0] if kept else float("nan"))
+            paper = [p.get("S_paper") for p in points]
+            valid = [v for v in paper if v is not None and math.isfinite(v)]
+            top = max(valid) if valid else None
+            tied = [t for v, t in zip(paper, test) if top is not None and v == top]
+            columns["paper_low"].append(min(tied) if tied else float("nan"))
+            columns["paper_high"].append(max(tied) if tied else float("nan"))
+        if columns["best"]:
+            out[title] = {name: mean_std(values) for name, values in columns.items()}
+    return out
 
 
 def _cell(value: Mapping[str, float]) -> str:
@@ -153,6 +193,14 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
         cells = [("-" if not math.isfinite(c[m]["rho"]) else f"{c[m]['rho']:+.2f} ({c[m]['p']:.2g})")
                  for m in ("MaxBoxAccV2", "PxAP")]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    if summary.get("stopping"):
+        lines += ["", "Test MaxBoxAccV2 of the saved weight-map evaluations (mean +- std over seeds): the best one, "
+                  "the one the robust S kept, and the range among those tied at the paper's S maximum:", "",
+                  "| generator | best | kept (robust S) | paper's S, lowest tied | paper's S, highest tied |",
+                  "|---|---:|---:|---:|---:|"]
+        for title, gap in summary["stopping"].items():
+            lines.append(f"| {title} | " + " | ".join(_cell(gap[c]) for c in ("best", "kept", "paper_low",
+                                                                           "paper_high")) + " |")
     lines += ["", "Entropy of the prediction on a blank (mean-grey) image, as a share of log K (1 = uniform): "
               + ", ".join(f"{n} {_cell(v) if math.isfinite(v['mean']) else '-'}" for n, v in
                           summary["blank_entropy"].items()).replace(" +- ", " +- ") + ".", ""]
