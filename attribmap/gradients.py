@@ -5,6 +5,11 @@ the capture computes ``sum_j v[n, j] * dz_j / dF`` for every request of a call i
 vector-Jacobian product and caches the results by ``(layer, request)``. A new kind of
 gradient is a new small class with a :meth:`GradientRequest.grad_output` method.
 
+What is no pull-back of one logit-space vector (a Hessian-vector product, the gradients of
+every layer) is a :class:`Derivative`: a small hashable class, defined next to the method that
+reads it, whose :meth:`Derivative.compute` the capture calls once and caches
+(:meth:`attribmap.tap.Capture.derive`). The tap itself knows no method.
+
 Examples
 --------
 >>> SCORE
@@ -17,12 +22,12 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, NamedTuple, Tuple, Union
+from typing import FrozenSet, Iterable, Union
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "FullGradients", "SCORE",
+__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "Derivative", "SCORE",
            "DEFAULT_DGL_ALPHA", "as_requests"]
 
 #: alpha of the DGL loss gradient in the authors' code.
@@ -171,16 +176,25 @@ class FinerGradient(GradientRequest):
         return v.detach()
 
 
-class FullGradients(NamedTuple):
-    """The input and bias gradients of FullGrad (:meth:`attribmap.tap.Capture.full_gradients`).
+class Derivative:
+    """Base class: a quantity computed from a capture beyond the shared vector-Jacobian product.
 
-    ``input_grad`` (N, C_in, H, W) is the gradient of the target logit with respect to the
-    input; ``bias_grads`` holds, per conv / batch-norm layer with a bias and in module order,
-    its name and its bias gradient ``b * dz_c/dy`` (N, C, h, w), y the layer's output.
+    Subclasses are hashable (frozen dataclasses): equal requests share one cache entry of
+    :meth:`attribmap.tap.Capture.derive`.
     """
 
-    input_grad: torch.Tensor
-    bias_grads: Tuple[Tuple[str, torch.Tensor], ...]
+    def compute(self, capture, layer: str):
+        """What the request asks for, computed from ``capture`` (called once per layer and request).
+
+        Parameters
+        ----------
+        capture : attribmap.tap.Capture
+            The recorded forward pass (its :meth:`~attribmap.tap.Capture.graph_input`,
+            logits, targets, model and images).
+        layer : str
+            The tapped layer the request was made for.
+        """
+        raise NotImplementedError  # pragma: no cover - interface
 
 
 #: The request most methods make.
