@@ -22,13 +22,18 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, Union
+from typing import FrozenSet, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
+from attribmap.errors import LayerError
+
 __all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "Derivative", "SCORE",
-           "DEFAULT_DGL_ALPHA", "as_requests"]
+           "DEFAULT_DGL_ALPHA", "NO_GRAPH", "as_requests", "vjp_rows"]
+
+#: Why no gradient of a tapped layer exists.
+NO_GRAPH = "the logits do not depend on the tapped layer; is the layer part of the path from input to output?"
 
 #: alpha of the DGL loss gradient in the authors' code.
 DEFAULT_DGL_ALPHA = 10.0
@@ -227,3 +232,50 @@ def as_requests(needs: Iterable[RequestLike]) -> FrozenSet[GradientRequest]:
             raise ValueError(f"unknown gradient need {need!r}; expected 'score', 'loss@<alpha>' or a "
                              "GradientRequest")
     return frozenset(out)
+
+
+def vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Vector-Jacobian products of ``outputs`` wrt ``inputs``, one per row of grad outputs.
+
+    One batched ``torch.autograd.grad`` call (``is_grads_batched``), or one call per row where
+    a backward formula has no batching rule; the graph is retained.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor
+        (N, K) logits, part of a graph that starts at ``inputs``.
+    inputs : torch.Tensor
+        The recorded layer output the products are taken with respect to.
+    rows : sequence of torch.Tensor
+        Grad outputs, each shaped like ``outputs``.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One gradient per row, shaped like ``inputs`` (zeros where ``outputs`` does not depend on it).
+
+    Raises
+    ------
+    LayerError
+        ``outputs`` has no graph at all.
+    """
+    if outputs.grad_fn is None:
+        raise LayerError(NO_GRAPH)
+    with torch.enable_grad():
+        if len(rows) == 1:
+            (grad,) = torch.autograd.grad(outputs, inputs, rows[0], retain_graph=True, allow_unused=True)
+            return [_zeros_if_none(grad, inputs)]
+        stacked = torch.stack(list(rows))
+        try:
+            (grad,) = torch.autograd.grad(outputs, inputs, stacked, retain_graph=True,
+                                          is_grads_batched=True, allow_unused=True)
+            grad = _zeros_if_none(grad, inputs.expand(len(rows), *inputs.shape))
+            return list(grad.unbind(0))
+        except RuntimeError:
+            # some backward formulas have no batching rule: fall back to one VJP per row
+            return [_zeros_if_none(torch.autograd.grad(outputs, inputs, row, retain_graph=True,
+                                                       allow_unused=True)[0], inputs) for row in rows]
+
+
+def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad.detach()

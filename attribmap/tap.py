@@ -29,6 +29,10 @@ Consequences:
 :class:`Capture` holds what one forward recorded and computes gradients lazily, caching
 them so that several methods share one or two vector-Jacobian products. With several target
 classes per image (:mod:`attribmap.targets`) it presents N * T rows, one per image and class.
+The tap knows no method: what a method reads beyond activations and pulled-back logit vectors
+(ShapleyCAM's Hessian-vector product, FullGrad's gradients of every layer) is a
+:class:`~attribmap.gradients.Derivative` request defined next to that method, which
+:meth:`Capture.derive` computes once and caches.
 """
 from __future__ import annotations
 
@@ -38,15 +42,12 @@ import torch
 from torch import nn
 
 from attribmap.errors import InputError, LayerError
-from attribmap.gradients import DEFAULT_DGL_ALPHA, SCORE, Derivative, GradientRequest, LossGradient
+from attribmap.gradients import DEFAULT_DGL_ALPHA, NO_GRAPH, SCORE, Derivative, GradientRequest, LossGradient, vjp_rows
 from attribmap.hooks import forward_hooks
 from attribmap.targets import TargetSpec, interleave_rows, repeat_rows, resolve_targets
 from attribmap.tokens import GridLayout, read_layout, require_positions, rule_for, warn_if_patch_tokens_unused
 
 __all__ = ["Tap", "Capture", "resolve_targets", "logits_of"]
-
-#: Why no gradient of a tapped layer exists.
-NO_GRAPH = "the logits do not depend on the tapped layer; is the layer part of the path from input to output?"
 
 
 class Capture:
@@ -260,7 +261,7 @@ class Capture:
         z = self.image_logits
         columns = self.target_table.unbind(1)
         rows = [need.grad_output(z.detach(), column).to(z.dtype) for need in missing for column in columns]
-        grads = _vjp_rows(z, self._activations[name], rows)
+        grads = vjp_rows(z, self._activations[name], rows)
         layout = self.layout(name)
         warn_if_patch_tokens_unused(name, layout, grads)
         t = self.per_image
@@ -353,30 +354,6 @@ class Capture:
                                  f"{self.targets.shape[0]})")
             targets = self.targets
         return Tap(self.model, modules, **self.tap_options).run(images, targets)
-
-
-def _vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
-    """Vector-Jacobian products of ``outputs`` wrt ``inputs`` for each row of grad outputs."""
-    if outputs.grad_fn is None:
-        raise LayerError(NO_GRAPH)
-    with torch.enable_grad():
-        if len(rows) == 1:
-            (grad,) = torch.autograd.grad(outputs, inputs, rows[0], retain_graph=True, allow_unused=True)
-            return [_zeros_if_none(grad, inputs)]
-        stacked = torch.stack(list(rows))
-        try:
-            (grad,) = torch.autograd.grad(outputs, inputs, stacked, retain_graph=True,
-                                          is_grads_batched=True, allow_unused=True)
-            grad = _zeros_if_none(grad, inputs.expand(len(rows), *inputs.shape))
-            return list(grad.unbind(0))
-        except RuntimeError:
-            # some backward formulas have no batching rule: fall back to one VJP per row
-            return [_zeros_if_none(torch.autograd.grad(outputs, inputs, row, retain_graph=True,
-                                                       allow_unused=True)[0], inputs) for row in rows]
-
-
-def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like) if grad is None else grad.detach()
 
 
 class Tap:
