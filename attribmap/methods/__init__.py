@@ -28,6 +28,9 @@ Built-in post-hoc methods (all read one tapped layer; g = dz_c/dF):
 ``weightmap``           a trained weight-map generator's M = g(I) (built from its checkpoint)
 ``captum:X``            any captum.attr class X
 ======================= ==============================================================
+
+Score-CAM, SS-CAM, IS-CAM, Ablation-CAM, FullGrad and Smooth Grad-CAM++ run the model again
+(``cost="extra"`` at their registration); the others read only the shared pass.
 """
 from __future__ import annotations
 
@@ -94,6 +97,7 @@ register_method("finercam", finercam, "Finer-CAM: Grad-CAM of the target logit a
                 needs=finer_needs)
 register_method("shapleycam", shapleycam, "ShapleyCAM: Grad-CAM weights from g - H F / 2 (a Hessian-vector product)")
 register_method("fem", fem, "FEM: channels weighted by their share of pixels above mean + k std (class-agnostic)")
+# shared: its extra layers are tapped in the shared forward pass whenever they can be named before it
 register_method("refinecam", refinecam, "RefineCAM: product of normalized Grad-CAM++ maps of several layers",
                 extra_layers=refinecam_layers)
 register_method("dgl", dgl, "DGL: sum_k G^c_k (F/|F| - G^L/|G^L|)_k, both branches fused", needs=_dgl_needs)
