@@ -15,8 +15,8 @@ from attribmap.methods.base import Extractor, Method
 from attribmap.methods.registry import get_method
 from attribmap.methods.spec import ExtractorSpec
 from attribmap.postprocess import average_scales, postprocess
-from attribmap.tap import Capture, Tap, logits_of, resolve_targets
-from attribmap.targets import check_target_form, fold_rows, is_multi_target, repeat_rows, resolve_target_table
+from attribmap.tap import Capture, Tap, logits_of
+from attribmap.targets import TargetSpec, fold_rows, repeat_rows
 from attribmap.tokens import plausible_grid, rule_for
 
 __all__ = ["Explainer", "explain"]
@@ -194,7 +194,7 @@ class Explainer:
         entries = self._entries(methods)
         if raw and close:
             raise MethodError("close= applies to the final map; it cannot be combined with raw=True")
-        check_target_form(target)
+        wanted = TargetSpec.parse(target)
         input_device = images.device if isinstance(images, torch.Tensor) else None
         batch = self._batch(images, nonfinite)
         if self.model.training:
@@ -204,15 +204,15 @@ class Explainer:
         if any(s <= 0 for s in scale_list):
             raise InputError(f"scales must be positive factors; got {list(scales)}")
         per_scale: List[Dict[str, torch.Tensor]] = []
-        logits = None
-        targets = target
+        logits = targets = None
         self.layers_used = {}
         for s in scale_list:
             x = batch if s == 1.0 else F.interpolate(batch, scale_factor=s, mode="bilinear",
                                                       align_corners=False, recompute_scale_factor=False)
-            maps, step_logits, step_targets = self._single_pass(x, entries, targets, options or {})
-            if logits is None:
+            maps, step_logits, step_targets = self._single_pass(x, entries, wanted, options or {})
+            if logits is None:  # later scales explain the classes the first scale resolved
                 logits, targets = step_logits, step_targets
+                wanted = wanted if targets is None else TargetSpec.of(targets)
             per_scale.append(maps)
         per_image = targets.shape[1] if isinstance(targets, torch.Tensor) and targets.dim() == 2 else None
         out: Dict[str, torch.Tensor] = {}
@@ -241,11 +241,11 @@ class Explainer:
         layers : sequence of layer names or modules, optional
             Layers to tap (default: the explainer's layer).
         """
-        check_target_form(target)
+        wanted = TargetSpec.parse(target)
         batch = self._batch(images)
         specs = list(layers) if layers else [self.layer]
         resolved = dict(resolve_layer(self.model, spec, example=batch) for spec in specs)
-        return Tap(self.model, resolved, self.reshape, self.allow_1x1).run(batch, target)
+        return Tap(self.model, resolved, self.reshape, self.allow_1x1).run(batch, wanted)
 
     # -- internals ----------------------------------------------------------------------
     def layer_for(self, method: MethodSpec, images) -> str:
@@ -321,7 +321,7 @@ class Explainer:
                           if name in modules and name not in tapped and name not in extra})
         return extra
 
-    def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, _Entry], target,
+    def _single_pass(self, batch: torch.Tensor, entries: Mapping[str, _Entry], wanted: TargetSpec,
                      options: Mapping[str, Mapping]):
         posthoc = {n: e for n, e in entries.items() if isinstance(e.extractor, Method)}
         others = {n: e for n, e in entries.items() if not isinstance(e.extractor, Method)}
@@ -334,7 +334,7 @@ class Explainer:
             self.layers_used.update({n: layer[0] for n, layer in layer_of.items()})
             tapped = dict(layer_of.values())
             tapped.update(self._extra_layers(posthoc, layer_of, kwargs_of, tapped))
-            capture = Tap(self.model, tapped, self.reshape, self.allow_1x1).run(batch, target)
+            capture = Tap(self.model, tapped, self.reshape, self.allow_1x1).run(batch, wanted)
             logits = capture.image_logits.detach()
             targets = capture.target_table if capture.multi_target else capture.targets
             needs: Dict[str, set] = {}
@@ -349,10 +349,12 @@ class Explainer:
             del capture
         if others:
             if targets is None:
-                if any(e.extractor.needs_target for e in others.values()) or is_multi_target(target):
-                    logits, targets = self._plain_targets(batch, target)
-                elif target is not None:
-                    targets = torch.as_tensor(target).long().expand(batch.shape[0]).to(batch.device)
+                if any(e.extractor.needs_target for e in others.values()) or wanted.multi:
+                    with torch.no_grad():
+                        logits = logits_of(self.model(batch))
+                    targets = wanted.resolve(logits)
+                elif wanted.given:
+                    targets = wanted.unchecked(batch.shape[0], batch.device)
             per_image = targets.shape[1] if targets is not None and targets.dim() == 2 else 1
             rows = repeat_rows(batch, per_image)
             for n, e in others.items():
@@ -367,13 +369,6 @@ class Explainer:
                     result = e.extractor(rows, self.model, None if targets is None else targets.reshape(-1), **kwargs)
                 maps[n] = self._check_raw(n, result, rows, tuple(batch.shape[-2:]))
         return maps, logits, targets
-
-    def _plain_targets(self, batch: torch.Tensor, target):
-        with torch.no_grad():
-            logits = logits_of(self.model(batch))
-        if is_multi_target(target):
-            return logits, resolve_target_table(target, logits)
-        return logits, resolve_targets(target, logits)
 
     @staticmethod
     def _check_raw(name: str, result, rows: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:

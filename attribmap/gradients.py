@@ -5,6 +5,11 @@ the capture computes ``sum_j v[n, j] * dz_j / dF`` for every request of a call i
 vector-Jacobian product and caches the results by ``(layer, request)``. A new kind of
 gradient is a new small class with a :meth:`GradientRequest.grad_output` method.
 
+What is no pull-back of one logit-space vector (a Hessian-vector product, the gradients of
+every layer) is a :class:`Derivative`: a small hashable class, defined next to the method that
+reads it, whose :meth:`Derivative.compute` the capture calls once and caches
+(:meth:`attribmap.tap.Capture.derive`). The tap itself knows no method.
+
 Examples
 --------
 >>> SCORE
@@ -17,13 +22,18 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, NamedTuple, Tuple, Union
+from typing import FrozenSet, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "FullGradients", "SCORE",
-           "DEFAULT_DGL_ALPHA", "as_requests"]
+from attribmap.errors import LayerError
+
+__all__ = ["GradientRequest", "ScoreGradient", "LossGradient", "FinerGradient", "Derivative", "SCORE",
+           "DEFAULT_DGL_ALPHA", "NO_GRAPH", "as_requests", "vjp_rows"]
+
+#: Why no gradient of a tapped layer exists.
+NO_GRAPH = "the logits do not depend on the tapped layer; is the layer part of the path from input to output?"
 
 #: alpha of the DGL loss gradient in the authors' code.
 DEFAULT_DGL_ALPHA = 10.0
@@ -171,16 +181,25 @@ class FinerGradient(GradientRequest):
         return v.detach()
 
 
-class FullGradients(NamedTuple):
-    """The input and bias gradients of FullGrad (:meth:`attribmap.tap.Capture.full_gradients`).
+class Derivative:
+    """Base class: a quantity computed from a capture beyond the shared vector-Jacobian product.
 
-    ``input_grad`` (N, C_in, H, W) is the gradient of the target logit with respect to the
-    input; ``bias_grads`` holds, per conv / batch-norm layer with a bias and in module order,
-    its name and its bias gradient ``b * dz_c/dy`` (N, C, h, w), y the layer's output.
+    Subclasses are hashable (frozen dataclasses): equal requests share one cache entry of
+    :meth:`attribmap.tap.Capture.derive`.
     """
 
-    input_grad: torch.Tensor
-    bias_grads: Tuple[Tuple[str, torch.Tensor], ...]
+    def compute(self, capture, layer: str):
+        """What the request asks for, computed from ``capture`` (called once per layer and request).
+
+        Parameters
+        ----------
+        capture : attribmap.tap.Capture
+            The recorded forward pass (its :meth:`~attribmap.tap.Capture.graph_input`,
+            logits, targets, model and images).
+        layer : str
+            The tapped layer the request was made for.
+        """
+        raise NotImplementedError  # pragma: no cover - interface
 
 
 #: The request most methods make.
@@ -213,3 +232,50 @@ def as_requests(needs: Iterable[RequestLike]) -> FrozenSet[GradientRequest]:
             raise ValueError(f"unknown gradient need {need!r}; expected 'score', 'loss@<alpha>' or a "
                              "GradientRequest")
     return frozenset(out)
+
+
+def vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Vector-Jacobian products of ``outputs`` wrt ``inputs``, one per row of grad outputs.
+
+    One batched ``torch.autograd.grad`` call (``is_grads_batched``), or one call per row where
+    a backward formula has no batching rule; the graph is retained.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor
+        (N, K) logits, part of a graph that starts at ``inputs``.
+    inputs : torch.Tensor
+        The recorded layer output the products are taken with respect to.
+    rows : sequence of torch.Tensor
+        Grad outputs, each shaped like ``outputs``.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One gradient per row, shaped like ``inputs`` (zeros where ``outputs`` does not depend on it).
+
+    Raises
+    ------
+    LayerError
+        ``outputs`` has no graph at all.
+    """
+    if outputs.grad_fn is None:
+        raise LayerError(NO_GRAPH)
+    with torch.enable_grad():
+        if len(rows) == 1:
+            (grad,) = torch.autograd.grad(outputs, inputs, rows[0], retain_graph=True, allow_unused=True)
+            return [_zeros_if_none(grad, inputs)]
+        stacked = torch.stack(list(rows))
+        try:
+            (grad,) = torch.autograd.grad(outputs, inputs, stacked, retain_graph=True,
+                                          is_grads_batched=True, allow_unused=True)
+            grad = _zeros_if_none(grad, inputs.expand(len(rows), *inputs.shape))
+            return list(grad.unbind(0))
+        except RuntimeError:
+            # some backward formulas have no batching rule: fall back to one VJP per row
+            return [_zeros_if_none(torch.autograd.grad(outputs, inputs, row, retain_graph=True,
+                                                       allow_unused=True)[0], inputs) for row in rows]
+
+
+def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad.detach()

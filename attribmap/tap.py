@@ -29,6 +29,10 @@ Consequences:
 :class:`Capture` holds what one forward recorded and computes gradients lazily, caching
 them so that several methods share one or two vector-Jacobian products. With several target
 classes per image (:mod:`attribmap.targets`) it presents N * T rows, one per image and class.
+The tap knows no method: what a method reads beyond activations and pulled-back logit vectors
+(ShapleyCAM's Hessian-vector product, FullGrad's gradients of every layer) is a
+:class:`~attribmap.gradients.Derivative` request defined next to that method, which
+:meth:`Capture.derive` computes once and caches.
 """
 from __future__ import annotations
 
@@ -37,54 +41,13 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from attribmap.errors import InputError, LayerError, TargetError
-from attribmap.gradients import DEFAULT_DGL_ALPHA, SCORE, GradientRequest, LossGradient
+from attribmap.errors import InputError, LayerError
+from attribmap.gradients import DEFAULT_DGL_ALPHA, NO_GRAPH, SCORE, Derivative, GradientRequest, LossGradient, vjp_rows
 from attribmap.hooks import forward_hooks
-from attribmap.targets import interleave_rows, is_multi_target, repeat_rows, resolve_target_table
+from attribmap.targets import TargetSpec, interleave_rows, repeat_rows, resolve_targets
 from attribmap.tokens import GridLayout, read_layout, require_positions, rule_for, warn_if_patch_tokens_unused
 
 __all__ = ["Tap", "Capture", "resolve_targets", "logits_of"]
-
-def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
-    """Targets as a long tensor (N,) on the logits' device.
-
-    Parameters
-    ----------
-    target : None, int, sequence of int or tensor
-        None picks the top-1 prediction of each image; an int is used for every image; a
-        sequence or tensor gives one class per image.
-    logits : torch.Tensor
-        (N, K) model outputs.
-    """
-    n, k = logits.shape
-    if target is None:
-        return logits.detach().argmax(dim=1)
-    if isinstance(target, bool):
-        raise TargetError(f"target must be an int class index, not a bool ({target!r})")
-    if isinstance(target, int):
-        values = torch.full((n,), target, dtype=torch.long)
-    else:
-        try:
-            values = torch.as_tensor(target)
-        except (TypeError, ValueError) as exc:
-            raise TargetError(f"target must be None, an int or one int per image; got {target!r}") from exc
-        if values.dim() == 0:
-            values = values.expand(n)
-        if values.dim() != 1 or values.numel() != n:
-            raise TargetError(f"target must hold one class per image ({n} images); got shape "
-                              f"{tuple(values.shape)}")
-        if values.is_floating_point() or values.dtype == torch.bool:
-            raise TargetError(f"target classes must be integers; got dtype {values.dtype}")
-        values = values.long()
-    bad = (values < 0) | (values >= k)
-    if bool(bad.any()):
-        where = ""
-        if not isinstance(target, int) and torch.as_tensor(target).dim() == 1 and n > 1:
-            first = int(torch.nonzero(bad)[0, 0])
-            where = f" (image {first} of {n})"
-        raise TargetError(f"target {values[bad][0].item()}{where} out of range for a model with {k} "
-                          f"classes (expected 0..{k - 1})")
-    return values.to(logits.device)
 
 
 class Capture:
@@ -110,7 +73,7 @@ class Capture:
     targets : torch.Tensor
         (N,) long class per image, or (N, T) with several classes per image.
     model : nn.Module
-        The model that ran (for :meth:`retap` and :meth:`full_gradients`).
+        The model that ran (for :meth:`retap` and for requests that run it again).
     layers : mapping of str to nn.Module
         The tapped modules by name.
     layouts : mapping of str to GridLayout, optional
@@ -148,6 +111,7 @@ class Capture:
         self.model = model
         self.layers = dict(layers)
         self._grads: Dict[Tuple[str, GradientRequest], torch.Tensor] = {}
+        self._derived: Dict[Tuple[str, Derivative], object] = {}
         self._grids: Dict[str, torch.Tensor] = {}
         self.layer = next(iter(self._activations)) if self._activations else None
         # -- several targets per image: rows n * T + j (attribmap.targets) ---------------------
@@ -297,19 +261,67 @@ class Capture:
         z = self.image_logits
         columns = self.target_table.unbind(1)
         rows = [need.grad_output(z.detach(), column).to(z.dtype) for need in missing for column in columns]
-        grads = _vjp_rows(z, self._activations[name], rows)
+        grads = vjp_rows(z, self._activations[name], rows)
         layout = self.layout(name)
         warn_if_patch_tokens_unused(name, layout, grads)
         t = self.per_image
         for i, need in enumerate(missing):
             self._grads[(name, need)] = interleave_rows([layout.to_grid(g) for g in grads[i * t:(i + 1) * t]])
 
-    # =====================================================================================
-    # CAM-family extras (issue 12): entries computed on first use and cached, plus helpers
-    # that run the model again. Pure additions; nothing above depends on them.
-    # =====================================================================================
-    def _extras(self) -> dict:
-        return self.__dict__.setdefault("_extra_cache", {})
+    # -- derived quantities and further passes -----------------------------------------
+    def derive(self, request: Derivative, layer: Optional[str] = None):
+        """What ``request`` computes from this capture, computed on first use and cached.
+
+        For quantities beyond the batched vector-Jacobian product of :meth:`prepare` (a
+        Hessian-vector product, gradients of every layer): the request type lives with the
+        method that reads it and computes it with :meth:`Derivative.compute
+        <attribmap.gradients.Derivative.compute>`; the capture only caches the result by
+        ``(layer, request)``.
+
+        Parameters
+        ----------
+        request : attribmap.gradients.Derivative
+            A hashable request (equal requests share one cache entry).
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        object
+            What ``request.compute(self, layer)`` returns.
+        """
+        if not isinstance(request, Derivative):
+            raise TypeError(f"derive() needs a Derivative request; got {request!r}")
+        key = (self._key(layer), request)
+        if key not in self._derived:
+            self._derived[key] = request.compute(self, key[0])
+        return self._derived[key]
+
+    def graph_input(self, layer: Optional[str] = None) -> torch.Tensor:
+        """The recorded output of ``layer`` in its own layout: the tensor the logits' graph starts at.
+
+        For :class:`~attribmap.gradients.Derivative` requests that differentiate through the
+        recorded graph themselves (read it as a map with :meth:`layout`).
+
+        Parameters
+        ----------
+        layer : str, optional
+            Tapped layer (default: the first one).
+
+        Returns
+        -------
+        torch.Tensor
+            The leaf tensor (requires grad) the layer produced at its last call.
+
+        Raises
+        ------
+        LayerError
+            The logits do not depend on the layer.
+        """
+        name = self._key(layer)
+        if self.image_logits.grad_fn is None:
+            raise LayerError(NO_GRAPH)
+        return self._activations[name]
 
     def retap(self, images: torch.Tensor, targets: Optional[torch.Tensor] = None,
               layers: Optional[Sequence[str]] = None) -> "Capture":
@@ -342,140 +354,6 @@ class Capture:
                                  f"{self.targets.shape[0]})")
             targets = self.targets
         return Tap(self.model, modules, **self.tap_options).run(images, targets)
-
-    def score_hvp(self, layer: Optional[str] = None, score: str = "logit") -> Tuple[torch.Tensor, torch.Tensor]:
-        """The gradient of a per-row score and its Hessian applied to the activations.
-
-        Returns ``(g, H F)`` with ``g = ds/dF`` and ``H F = d/dF <g, F>`` (F held fixed in the
-        product), both (rows, C, h, w) on the layer's grid (one row per image and target, as
-        :meth:`activations`), from a double backward through this capture's graph
-        (cached per layer and score). ``H F`` is zero where the logits are linear in F.
-
-        Parameters
-        ----------
-        layer : str, optional
-            Tapped layer (default: the first one).
-        score : {"logit", "rest"}
-            s = z_c (the target logit), or ReST, s = z_c - CE(z, c) = z_c + log p_c.
-        """
-        name = self._key(layer)
-        key = ("hvp", name, score)
-        cache = self._extras()
-        if key in cache:
-            return cache[key]
-        if score not in ("logit", "rest"):
-            raise ValueError(f"score must be 'logit' or 'rest'; got {score!r}")
-        feats = self._activations[name]
-        if self.image_logits.grad_fn is None:
-            raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
-                             "the path from input to output?")
-        layout = self.layout(name)
-        grads, hvps = [], []
-        with torch.inference_mode(False), torch.enable_grad():
-            z = self.image_logits
-            rows = torch.arange(z.shape[0], device=z.device)
-            # one double backward per target slot (a normal tensor even in inference mode)
-            for column in self.target_table.clone().unbind(1):
-                chosen = z[rows, column]
-                if score == "rest":
-                    chosen = chosen + torch.log_softmax(z.float(), dim=1)[rows, column].to(z.dtype)
-                (grad,) = torch.autograd.grad(chosen.sum(), feats, create_graph=True, retain_graph=True,
-                                              allow_unused=True)
-                if grad is None:
-                    grad = torch.zeros_like(feats)
-                hvp = None
-                if grad.requires_grad:
-                    (hvp,) = torch.autograd.grad(grad, feats, grad_outputs=feats.detach(), retain_graph=True,
-                                                 allow_unused=True)
-                grads.append(layout.to_grid(grad.detach()))
-                hvps.append(layout.to_grid(torch.zeros_like(feats) if hvp is None else hvp.detach()))
-        result = (interleave_rows(grads), interleave_rows(hvps))
-        cache[key] = result
-        return result
-
-    def full_gradients(self):
-        """Input gradient and bias gradients of every conv / batch-norm layer (FullGrad).
-
-        One extra forward pass of ``images`` that records a graph from the input, and one
-        backward pass of the target logits; cached. The bias gradient of a layer is
-        ``b * dz_c/dy`` with ``y`` the layer's output (before any in-place activation that
-        follows it) and ``b`` its bias: a convolution's ``bias``; for batch norm the
-        effective bias ``beta - mu * gamma / sqrt(var + eps)`` of its running statistics.
-        A layer that runs several times per forward pass adds one term per call (named
-        ``"name#1"``, ``"name#2"``, ...), each at its own resolution.
-
-        Returns
-        -------
-        attribmap.gradients.FullGradients
-        """
-        cache = self._extras()
-        if "fullgrad" in cache:
-            return cache["fullgrad"]
-        from attribmap.errors import MethodError
-        from attribmap.gradients import FullGradients
-
-        layers = []
-        for name, module in self.model.named_modules():
-            if isinstance(module, nn.Conv2d) and module.bias is not None:
-                layers.append((name, module, module.bias.detach()))
-            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.bias is not None:
-                if module.running_mean is None or module.running_var is None:
-                    raise MethodError(f"fullgrad needs the running statistics of batch norm {name!r} "
-                                      "(track_running_stats=False leaves its bias undefined)")
-                scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps)
-                layers.append((name, module, module.bias.detach() - module.running_mean * scale))
-        records: Dict[str, list] = {}
-
-        def make_hook(name: str):
-            def hook(module, inputs, output):
-                records.setdefault(name, []).append(output)  # every call: a reused layer adds its bias each time
-                return output.clone()  # an in-place activation downstream must not alter the record
-            return hook
-
-        with torch.inference_mode(False), torch.enable_grad():
-            x = self.images.detach().clone().requires_grad_(True)
-            with forward_hooks({module: make_hook(name) for name, module, _ in layers}):
-                z = logits_of(self.model(x))
-            rows = torch.arange(z.shape[0], device=z.device)
-            targets = self.targets.clone()  # a normal tensor even when the caller is in inference mode
-            used = [(name if len(records[name]) == 1 else f"{name}#{k + 1}", bias, out)
-                    for name, _, bias in layers for k, out in enumerate(records.get(name, ())) if out.requires_grad]
-            grads = torch.autograd.grad(z[rows, targets].sum(), [x] + [out for _, _, out in used],
-                                        allow_unused=True)
-        input_grad = torch.zeros_like(x) if grads[0] is None else grads[0].detach()
-        bias_grads = []
-        for (name, bias, _), grad in zip(used, grads[1:]):
-            if grad is None or grad.dim() != 4:
-                continue
-            bias_grads.append((name, grad.detach() * bias.to(grad.dtype).view(1, -1, 1, 1)))
-        result = FullGradients(input_grad, tuple(bias_grads))
-        cache["fullgrad"] = result
-        return result
-
-
-def _vjp_rows(outputs: torch.Tensor, inputs: torch.Tensor, rows: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
-    """Vector-Jacobian products of ``outputs`` wrt ``inputs`` for each row of grad outputs."""
-    if outputs.grad_fn is None:
-        raise LayerError("the logits do not depend on the tapped layer; is the layer part of "
-                         "the path from input to output?")
-    with torch.enable_grad():
-        if len(rows) == 1:
-            (grad,) = torch.autograd.grad(outputs, inputs, rows[0], retain_graph=True, allow_unused=True)
-            return [_zeros_if_none(grad, inputs)]
-        stacked = torch.stack(list(rows))
-        try:
-            (grad,) = torch.autograd.grad(outputs, inputs, stacked, retain_graph=True,
-                                          is_grads_batched=True, allow_unused=True)
-            grad = _zeros_if_none(grad, inputs.expand(len(rows), *inputs.shape))
-            return list(grad.unbind(0))
-        except RuntimeError:
-            # some backward formulas have no batching rule: fall back to one VJP per row
-            return [_zeros_if_none(torch.autograd.grad(outputs, inputs, row, retain_graph=True,
-                                                       allow_unused=True)[0], inputs) for row in rows]
-
-
-def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like) if grad is None else grad.detach()
 
 
 class Tap:
@@ -517,8 +395,10 @@ class Tap:
 
         ``target``: None (top-1), an int, one class per image, or several classes per image
         (a list of equal-length class lists, a 2-D tensor, or ``"all"``; see
-        :mod:`attribmap.targets`).
+        :mod:`attribmap.targets`), as given or already read into a
+        :class:`~attribmap.targets.TargetSpec`.
         """
+        wanted = TargetSpec.of(target)
         records: Dict[str, torch.Tensor] = {}
         layouts: Dict[str, GridLayout] = {}
         calls: Dict[str, int] = {}
@@ -567,7 +447,7 @@ class Tap:
         if missing:
             raise LayerError(f"layer(s) {missing} did not run during the forward pass of "
                              f"{type(self.model).__name__}")
-        targets = resolve_target_table(target, logits) if is_multi_target(target) else resolve_targets(target, logits)
+        targets = wanted.resolve(logits)
         return Capture(images, records, logits, targets, self.model, self.layers, layouts,
                        {"reshape": self.reshape, "allow_1x1": self.allow_1x1}, calls)
 

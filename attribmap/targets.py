@@ -27,15 +27,16 @@ torch.Size([2, 2, 1])
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from attribmap.errors import TargetError
 
-__all__ = ["ALL_TARGETS_LIMIT", "check_target_form", "is_multi_target", "resolve_target_table", "repeat_rows", "interleave_rows",
-           "fold_rows"]
+__all__ = ["ALL_TARGETS_LIMIT", "TargetSpec", "check_target_form", "is_multi_target", "resolve_targets",
+           "resolve_target_table", "repeat_rows", "interleave_rows", "fold_rows"]
 
 #: Most classes ``target="all"`` explains (each class costs a map per image).
 ALL_TARGETS_LIMIT = 100
@@ -150,6 +151,137 @@ def resolve_target_table(target, logits: torch.Tensor) -> torch.Tensor:
         raise TargetError(f"target {int(table[image, slot])} of image {image} is out of range for a model with "
                           f"{k} classes (expected 0..{k - 1})")
     return table.to(logits.device)
+
+
+def resolve_targets(target, logits: torch.Tensor) -> torch.Tensor:
+    """Targets as a long tensor (N,) on the logits' device (one class per image).
+
+    Parameters
+    ----------
+    target : None, int, sequence of int or tensor
+        None picks the top-1 prediction of each image; an int is used for every image; a
+        sequence or tensor gives one class per image.
+    logits : torch.Tensor
+        (N, K) model outputs.
+
+    Raises
+    ------
+    TargetError
+        A bool, a non-integer dtype, a count other than N, or a class out of range.
+    """
+    n, k = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, bool):
+        raise TargetError(f"target must be an int class index, not a bool ({target!r})")
+    if isinstance(target, int):
+        values = torch.full((n,), target, dtype=torch.long)
+    else:
+        try:
+            values = torch.as_tensor(target)
+        except (TypeError, ValueError) as exc:
+            raise TargetError(f"target must be None, an int or one int per image; got {target!r}") from exc
+        if values.dim() == 0:
+            values = values.expand(n)
+        if values.dim() != 1 or values.numel() != n:
+            raise TargetError(f"target must hold one class per image ({n} images); got shape "
+                              f"{tuple(values.shape)}")
+        if values.is_floating_point() or values.dtype == torch.bool:
+            raise TargetError(f"target classes must be integers; got dtype {values.dtype}")
+        values = values.long()
+    bad = (values < 0) | (values >= k)
+    if bool(bad.any()):
+        where = ""
+        if not isinstance(target, int) and torch.as_tensor(target).dim() == 1 and n > 1:
+            first = int(torch.nonzero(bad)[0, 0])
+            where = f" (image {first} of {n})"
+        raise TargetError(f"target {values[bad][0].item()}{where} out of range for a model with {k} "
+                          f"classes (expected 0..{k - 1})")
+    return values.to(logits.device)
+
+
+@dataclass(frozen=True, eq=False)
+class TargetSpec:
+    """A call's ``target`` read once: its form, and how it becomes classes once logits exist.
+
+    :meth:`parse` is the one place where the ``target`` of
+    :meth:`attribmap.Explainer.explain_many` is interpreted; the tap, the extractors that run on
+    their own and the multi-scale passes all read the spec.
+
+    Attributes
+    ----------
+    value : object
+        The target as given (None, an int, one class per image, a class table, ``"all"``),
+        or the tensor a previous pass resolved it to.
+    multi : bool
+        Several classes per image: the maps come back (N, T, ...).
+
+    Examples
+    --------
+    >>> spec = TargetSpec.parse([[1, 2], [0, 1]])
+    >>> spec.multi, spec.resolve(torch.zeros(2, 3)).tolist()
+    (True, [[1, 2], [0, 1]])
+    >>> TargetSpec.parse(None).resolve(torch.tensor([[0.0, 2.0]])).tolist()
+    [1]
+    """
+
+    value: Any
+    multi: bool
+
+    @classmethod
+    def parse(cls, target) -> "TargetSpec":
+        """Check ``target``'s form (:func:`check_target_form`) and read it.
+
+        Raises
+        ------
+        TargetError
+            An item that is no class index (the message names its position).
+        """
+        if isinstance(target, TargetSpec):
+            return target
+        check_target_form(target)
+        return cls.of(target)
+
+    @classmethod
+    def of(cls, target) -> "TargetSpec":
+        """Read ``target`` without the form check of :meth:`parse` (a spec passes through)."""
+        if isinstance(target, TargetSpec):
+            return target
+        return cls(target, is_multi_target(target))
+
+    @property
+    def given(self) -> bool:
+        """False for None (the top-1 class of each image)."""
+        return self.value is not None
+
+    def resolve(self, logits: torch.Tensor) -> torch.Tensor:
+        """The classes, (N,) long, or (N, T) with several per image, on the logits' device.
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            (N, K) model outputs (None picks their top-1 class).
+
+        Raises
+        ------
+        TargetError
+            See :func:`resolve_targets` and :func:`resolve_target_table`.
+        """
+        if self.multi:
+            return resolve_target_table(self.value, logits)
+        return resolve_targets(self.value, logits)
+
+    def unchecked(self, images: int, device: torch.device) -> torch.Tensor:
+        """The given classes (N,) without logits to check them against (class-agnostic extractors).
+
+        Parameters
+        ----------
+        images : int
+            N, the number of images.
+        device : torch.device
+            Where the tensor goes.
+        """
+        return torch.as_tensor(self.value).long().expand(images).to(device)
 
 
 def repeat_rows(tensor: torch.Tensor, per_image: int) -> torch.Tensor:

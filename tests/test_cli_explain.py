@@ -95,3 +95,21 @@ def test_weights_that_are_not_a_state_dict_give_one_line(photo, tmp_path, capsys
                  "-o", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "photo.pth" in err and "not a torch file" in err
+
+
+def test_explain_and_bench_share_one_input_size_resolution():
+    """The model's own input_size is a source after a given size and a checkpoint's recipe."""
+    from torch import nn
+
+    from attribmap.inputs import DEFAULT_SIZE
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES, resolve_input_size
+
+    model = nn.Identity()
+    model.input_size = 96
+    assert resolve_input_size(None, None, model) == (96, "model")
+    assert resolve_input_size(64, None, model) == (64, "given")
+    for odd in (True, 16, "96"):
+        model.input_size = odd
+        assert resolve_input_size(None, None, model) == (DEFAULT_SIZE, "default")
+    assert resolve_input_size(None, None) == (DEFAULT_SIZE, "default")
+    assert set(INPUT_SIZE_SOURCES) == {"given", "checkpoint", "model", "default"}

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import attribmap
+from attribmap.methods.fullgrad import FULL_GRADIENTS
 from tests.conftest import TinyGapNet
 from tests.reference.peers import max_minmax_diff, random_resnet18
 
@@ -25,7 +26,7 @@ def x():
 def test_full_gradients_are_complete(resnet, x):
     """x . dz/dx + sum of all bias gradients = z_c for a ReLU network (Srinivas & Fleuret, eq. 2)."""
     capture = attribmap.Explainer(resnet, "layer3").capture(x, target=[2, 9])
-    grads = capture.full_gradients()
+    grads = capture.derive(FULL_GRADIENTS)
     total = (grads.input_grad * x).flatten(1).sum(dim=1)
     for _, bias_grad in grads.bias_grads:
         total = total + bias_grad.flatten(1).sum(dim=1)
@@ -33,7 +34,7 @@ def test_full_gradients_are_complete(resnet, x):
     z = capture.logits.detach()[[0, 1], [2, 9]]
     assert torch.allclose(total, z, rtol=1e-4, atol=1e-4), (total, z)
     assert len(grads.bias_grads) == 20  # resnet18: 20 batch norms, no conv bias
-    assert capture.full_gradients() is grads  # cached
+    assert capture.derive(FULL_GRADIENTS) is grads  # cached
 
 
 def _authors_fullgrad(model, x, target):

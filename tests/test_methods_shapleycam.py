@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import attribmap
+from attribmap.methods.shapleycam import ScoreHessian
 from tests.reference.peers import max_minmax_diff, random_resnet18, pgcam_layer_map
 
 TOL = 1e-4
@@ -32,7 +33,7 @@ def test_hvp_is_a_double_backward(setup):
     """H F = d/dF <ds/dF, F> with F fixed; for ReST it is not zero (softmax curvature)."""
     model, x, target = setup
     capture = attribmap.Explainer(model, "layer3").capture(x, target=target)
-    grad, hvp = capture.score_hvp("layer3", "rest")
+    grad, hvp = capture.derive(ScoreHessian("rest"), "layer3")
     feats = capture.activations("layer3").clone().requires_grad_(True)
     z = model.fc(torch.flatten(model.avgpool(model.layer4(feats)), 1))
     s = z[[0, 1], target] + torch.log_softmax(z, dim=1)[[0, 1], target]
@@ -40,7 +41,7 @@ def test_hvp_is_a_double_backward(setup):
     (hv,) = torch.autograd.grad((g * feats.detach()).sum(), feats)
     assert torch.allclose(grad, g.detach(), atol=1e-6)
     assert torch.allclose(hvp, hv, atol=1e-6) and float(hvp.abs().max()) > 0
-    assert capture.score_hvp("layer3", "rest")[1] is hvp  # cached
+    assert capture.derive(ScoreHessian("rest"), "layer3")[1] is hvp  # cached
 
 
 def test_linear_head_makes_it_grad_cam(tiny_model, tiny_images):

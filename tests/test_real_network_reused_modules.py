@@ -16,6 +16,7 @@ from torch import nn
 
 import attribmap
 from attribmap.errors import LayerError
+from attribmap.methods.fullgrad import FULL_GRADIENTS
 from attribmap.tap import Tap
 from tests.conftest import assert_same_state, model_state
 
@@ -193,5 +194,5 @@ def test_fullgrad_adds_the_bias_of_every_call_of_a_reused_conv():
     want = attribmap.explain(split, x, "fullgrad", layer="act", target=0, raw=True)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
     capture = Tap(shared, {"act": shared.act}).run(x, 0)
-    names = [name for name, _ in capture.full_gradients().bias_grads]
+    names = [name for name, _ in capture.derive(FULL_GRADIENTS).bias_grads]
     assert names == ["stem", "conv#1", "conv#2"]

@@ -370,3 +370,19 @@ def test_bad_evaluation_settings_are_named(tmp_path):
         fit(build(), ce_step, _loader(), epochs=1, evaluations_per_epoch=0)
     with pytest.raises(ValueError, match="without 'score'"):
         fit(build(), ce_step, _loader(), epochs=1, progress=False, evaluate_fn=lambda e: {"S": 1.0})
+
+
+def test_fit_options_object_equals_its_keywords_and_unknown_keywords_are_refused():
+    from attribmap.train import FitOptions
+
+    loader = DataLoader(make_data(), batch_size=8, shuffle=True)
+    given = dict(optim=OptimConfig(lr=0.2), grad_clip=1.0, progress=False)
+    by_keywords = build()
+    history = fit(by_keywords, ce_step, loader, epochs=2, seed=4, **given).history
+    by_object = build()
+    options = FitOptions(**given, seed=0)  # the keyword overrides the field
+    assert fit(by_object, ce_step, loader, epochs=2, options=options, seed=4).history == history
+    for a, b in zip(by_keywords.parameters(), by_object.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="unexpected keyword argument.*'epoch'"):
+        fit(build(), ce_step, loader, epochs=1, epoch=3)

@@ -5,15 +5,16 @@ Every extractor is named by a spec ``NAME[@LAYER][=CHECKPOINT][:KEY=VALUE...]``
 (:func:`attribmap.methods.lookup`). What happens next depends only on what the registry
 entry declares, never on the name:
 
-* a post-hoc :class:`~attribmap.methods.base.Method` without a checkpoint and without
-  ``scales`` / ``close`` joins the **shared** pass: one tapped forward of the main model and
-  one batched backward serve all of them (each at its own layer: ``dgl@layer3`` beside
-  ``cam`` costs one forward);
+* a post-hoc :class:`~attribmap.methods.base.Method` that declares the shared cost
+  (``cost="shared"``), without a checkpoint and without ``scales`` / ``close``, joins the
+  **shared** pass: one tapped forward of the main model and one batched backward serve all
+  of them (each at its own layer: ``dgl@layer3`` beside ``cam`` costs one forward);
 * a post-hoc method **with** a checkpoint runs on that checkpoint's model (an I2C
   classifier's class maps: ``i2c=runs/i2c.pt``); its top-1 flags come from that model;
 * a learned extractor registered with a checkpoint builder (``weightmap=runs/wm.pt``) is
   built from its file;
-* everything else (captum methods, ``scales`` / ``close``) runs alone on the main model.
+* everything else (post-hoc methods that declare extra passes such as Score-CAM or
+  FullGrad, captum methods, ``scales`` / ``close``) runs alone on the main model.
 
 Each non-shared extractor is timed on its own; the shared ones as the group ``posthoc``.
 Every map is the map of the ground-truth class (GT-known protocol): targets are the labels.
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from attribmap.errors import MethodError
-from attribmap.methods.base import ExtractorResult, Method
+from attribmap.methods.base import SHARED_PASS, ExtractorResult, Method
 from attribmap.methods.registry import lookup
 from attribmap.methods.spec import ExtractorSpec
 from attribmap.train.recipe import posthoc_tasks
@@ -172,7 +173,8 @@ class ExtractorSuite:
             if entry.extractor is None:
                 raise MethodError(f"{spec.name!r} is built from its checkpoint: name it as "
                                   f"{spec.name}=CHECKPOINT (e.g. --extractor {spec.name}=runs/{spec.name}.pt)")
-            shared = isinstance(entry.extractor, Method) and not _passes(spec)
+            shared = isinstance(entry.extractor, Method) and entry.extractor.cost == SHARED_PASS \
+                and not _passes(spec)
             kind = "shared" if shared else "standalone"
             run = None if shared else _explainer_run(self.explainer, spec, own_logits=False)
             return BenchExtractor(spec, shared, run, {"kind": kind, "checkpoint": None}, self.explainer)

@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from attribmap.models.loading import load_classifier
     from attribmap.viz import method_grid
 
-    from attribmap.models.input_size import INPUT_SIZE_SOURCES, recorded_input_size
+    from attribmap.models.input_size import INPUT_SIZE_SOURCES, resolve_input_size
     from attribmap.fileio import check_output_file
-    from attribmap.inputs import DEFAULT_SIZE
 
     if args.size is not None and args.size < 32:
         raise ValueError(f"--size must be at least 32; got {args.size}")
@@ -78,17 +77,7 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     image = read_image(args.image)
     model = load_classifier(args.model, args.weights, args.checkpoint)
-    size, source = args.size, "given"
-    sources = dict(INPUT_SIZE_SOURCES, model="the resolution the model was trained at")
-    if size is None:
-        recorded = recorded_input_size(args.checkpoint) if args.checkpoint is not None else None
-        trained = getattr(model, "input_size", None)
-        if recorded is not None:
-            size, source = recorded, "checkpoint"
-        elif isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
-            size, source = trained, "model"
-        else:
-            size, source = DEFAULT_SIZE, "default"
+    size, source = resolve_input_size(args.size, args.checkpoint, model)
     batch = to_batch(image, size=size)
     explainer = attribmap.Explainer(model, layer=args.layer, reshape=args.reshape, allow_1x1=args.allow_1x1)
     maps, logits = explainer.explain_many(batch, methods, target=target, return_logits=True)
@@ -100,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     method_grid(batch, maps, path=args.out, alpha=args.alpha)
     shown = ",".join(map(str, classes)) if classes is not None else (target if target is not None else top)
     print(f"wrote {args.out} (methods: {', '.join(methods)}; {describe_layers(explainer, methods, args.layer)}; "
-          f"top-1 class {top}; target {shown}; input size {size} px, {sources[source]})")
+          f"top-1 class {top}; target {shown}; input size {size} px, {INPUT_SIZE_SOURCES[source]})")
     return 0
 
 

@@ -28,13 +28,16 @@ Built-in post-hoc methods (all read one tapped layer; g = dz_c/dF):
 ``weightmap``           a trained weight-map generator's M = g(I) (built from its checkpoint)
 ``captum:X``            any captum.attr class X
 ======================= ==============================================================
+
+Score-CAM, SS-CAM, IS-CAM, Ablation-CAM, FullGrad and Smooth Grad-CAM++ run the model again
+(``cost="extra"`` at their registration); the others read only the shared pass.
 """
 from __future__ import annotations
 
 from attribmap.gradients import SCORE, LossGradient
 from attribmap.methods import captum_methods as _captum  # noqa: F401  (registers the captum: resolver)
 from attribmap.methods.ablation import ablationcam
-from attribmap.methods.base import Extractor, ExtractorResult, Method
+from attribmap.methods.base import EXTRA_PASSES, Extractor, ExtractorResult, Method
 from attribmap.methods.cam import cam
 from attribmap.methods.dgl import DEFAULT_ALPHA, dgl, dgl_cem, dgl_psb
 from attribmap.methods.eigencam import eigencam, eigengradcam, kpcacam
@@ -74,23 +77,27 @@ register_method("gradcam-elementwise", gradcam_elementwise, "element-wise Grad-C
 register_method("xgradcam", xgradcam, "XGrad-CAM: w_k = sum(g F) / sum(F), ReLU(sum_k w_k F_k)", needs={SCORE})
 register_method("layercam", layercam, "LayerCAM: ReLU(sum_k ReLU(g_k) * F_k)", needs={SCORE})
 register_method("scorecam", scorecam,
-                "Score-CAM: softmax over channels of the target logit of the input masked by each channel")
-register_method("sscam", sscam, "SS-CAM: Score-CAM with Gaussian noise on the masks (seeded)")
-register_method("iscam", iscam, "IS-CAM: Score-CAM integrated over scaled masks")
+                "Score-CAM: softmax over channels of the target logit of the input masked by each channel",
+                cost=EXTRA_PASSES)
+register_method("sscam", sscam, "SS-CAM: Score-CAM with Gaussian noise on the masks (seeded)", cost=EXTRA_PASSES)
+register_method("iscam", iscam, "IS-CAM: Score-CAM integrated over scaled masks", cost=EXTRA_PASSES)
 register_method("ablationcam", ablationcam,
-                "Ablation-CAM: relative drop of the target logit when each channel is zeroed")
+                "Ablation-CAM: relative drop of the target logit when each channel is zeroed", cost=EXTRA_PASSES)
 register_method("eigencam", eigencam, "Eigen-CAM: projection of F on its first principal component (class-agnostic)")
 register_method("eigengradcam", eigengradcam, "Eigen-Grad-CAM: projection of g * F on its first principal component",
                 needs={SCORE})
 register_method("kpcacam", kpcacam, "KPCA-CAM: first kernel principal component of F (class-agnostic)")
 register_method("fullgrad", fullgrad,
-                "FullGrad: input-gradient x input plus the bias gradients of every conv / BN layer")
+                "FullGrad: input-gradient x input plus the bias gradients of every conv / BN layer",
+                cost=EXTRA_PASSES)
 register_method("smoothgradcampp", smoothgradcampp,
-                "Smooth Grad-CAM++: Grad-CAM++ on derivatives averaged over noisy copies of the input (seeded)")
+                "Smooth Grad-CAM++: Grad-CAM++ on derivatives averaged over noisy copies of the input (seeded)",
+                cost=EXTRA_PASSES)
 register_method("finercam", finercam, "Finer-CAM: Grad-CAM of the target logit against its most similar classes",
                 needs=finer_needs)
 register_method("shapleycam", shapleycam, "ShapleyCAM: Grad-CAM weights from g - H F / 2 (a Hessian-vector product)")
 register_method("fem", fem, "FEM: channels weighted by their share of pixels above mean + k std (class-agnostic)")
+# shared: its extra layers are tapped in the shared forward pass whenever they can be named before it
 register_method("refinecam", refinecam, "RefineCAM: product of normalized Grad-CAM++ maps of several layers",
                 extra_layers=refinecam_layers)
 register_method("dgl", dgl, "DGL: sum_k G^c_k (F/|F| - G^L/|G^L|)_k, both branches fused", needs=_dgl_needs)

@@ -19,7 +19,14 @@ from torch import nn
 
 from attribmap.gradients import GradientRequest
 
-__all__ = ["Method", "Extractor", "ExtractorResult", "Needs"]
+__all__ = ["Method", "Extractor", "ExtractorResult", "Needs", "SHARED_PASS", "EXTRA_PASSES", "COSTS"]
+
+#: Cost of a method that reads only the shared forward pass (and its shared backward passes).
+SHARED_PASS = "shared"
+#: Cost of a method that runs the model again (masked, noisy or ablated inputs, a graph from the input).
+EXTRA_PASSES = "extra"
+#: The costs a method may declare.
+COSTS = (SHARED_PASS, EXTRA_PASSES)
 
 #: A method's gradient needs: fixed, or a function of its keyword options.
 Needs = Union[FrozenSet[GradientRequest], Callable[[Mapping[str, Any]], FrozenSet[GradientRequest]]]
@@ -47,6 +54,11 @@ class Method:
         ``extra_layers(model, layer, options) -> names``: more layers the method reads besides
         the tapped one (RefineCAM's), tapped in the same forward pass when they can be named
         before it; the method must still work (one more forward pass) when they were not.
+    cost : {"shared", "extra"}
+        :data:`SHARED_PASS`: the method reads the one shared forward pass (and the gradients
+        of the capture's shared backward passes) and runs no forward of its own;
+        :data:`EXTRA_PASSES`: it runs the model again (Score-CAM's masked inputs, FullGrad's
+        graph from the input, ...). The benchmark times extra-pass methods on their own.
     """
 
     name: str
@@ -55,11 +67,16 @@ class Method:
     needs: Needs = field(default_factory=frozenset)
     layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None
     extra_layers: Optional[Callable[[nn.Module, str, Mapping[str, Any]], Sequence[str]]] = None
+    cost: str = SHARED_PASS
 
     #: Post-hoc methods share the caller's tapped forward pass.
     shared_forward = True
     #: They read the target class of every image.
     needs_target = True
+
+    def __post_init__(self) -> None:
+        if self.cost not in COSTS:
+            raise ValueError(f"cost of method {self.name!r} must be one of {COSTS}; got {self.cost!r}")
 
     def needs_for(self, options: Optional[Mapping[str, Any]] = None) -> FrozenSet[GradientRequest]:
         """The gradient requests of one call with keyword ``options``."""
@@ -101,6 +118,8 @@ class Extractor:
         False for class-agnostic extractors: no forward pass is spent to find top-1 targets.
     shared_forward : bool
         Always False here: an extractor runs its own passes.
+    cost : str
+        Always :data:`EXTRA_PASSES` here.
     """
 
     name: str = "extractor"
@@ -108,6 +127,7 @@ class Extractor:
     uses_layer: bool = False
     needs_target: bool = True
     shared_forward = False
+    cost = EXTRA_PASSES
 
     def __call__(self, images: torch.Tensor, model: Optional[nn.Module], target: Optional[torch.Tensor],
                  **options) -> torch.Tensor:  # pragma: no cover - interface

@@ -25,7 +25,7 @@ from torch import nn
 
 from attribmap.errors import MethodError
 from attribmap.gradients import as_requests
-from attribmap.methods.base import Extractor, Method
+from attribmap.methods.base import COSTS, SHARED_PASS, Extractor, Method
 
 __all__ = ["Registration", "register_method", "register_extractor", "register_resolver", "unregister_method",
            "get_method", "lookup", "methods", "registered_names", "resolver_prefixes"]
@@ -77,7 +77,7 @@ def _store(entry: Registration, overwrite: bool) -> None:
 def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor], description: str = "",
                     needs: Union[Iterable, Callable] = (),
                     layer_hint: Optional[Callable[[nn.Module], Optional[str]]] = None,
-                    overwrite: bool = False, extra_layers: Optional[Callable] = None) -> None:
+                    overwrite: bool = False, extra_layers: Optional[Callable] = None, cost: str = SHARED_PASS) -> None:
     """Register a map extractor under ``name``.
 
     Parameters
@@ -101,6 +101,10 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
         For post-hoc functions that read more layers than the tapped one:
         ``extra_layers(model, layer, options) -> names``, tapped in the same forward pass
         (:class:`~attribmap.methods.base.Method`).
+    cost : {"shared", "extra"}
+        For post-hoc functions: ``"shared"`` (the default) when the function reads only the
+        capture's shared forward pass, ``"extra"`` when it runs the model again (the benchmark
+        then times it on its own).
 
     Examples
     --------
@@ -117,9 +121,11 @@ def register_method(name: str, fn: Union[Callable[..., torch.Tensor], Extractor]
             fn.description = description
         entry = Registration(name, fn.description, extractor=fn)
     elif callable(fn):
+        if cost not in COSTS:
+            raise MethodError(f"cost of method {name!r} must be one of {COSTS}; got {cost!r}")
         requests = needs if callable(needs) else as_requests(needs)
         text = description or (fn.__doc__ or "").strip().split("\n")[0]
-        method = Method(name, fn, text, requests, layer_hint, extra_layers=extra_layers)
+        method = Method(name, fn, text, requests, layer_hint, extra_layers=extra_layers, cost=cost)
         entry = Registration(name, text, extractor=method)
     else:
         raise MethodError(f"method {name!r} must be callable or an Extractor; got {type(fn).__name__}")

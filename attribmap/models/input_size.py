@@ -1,11 +1,11 @@
-"""The input size a model is run at: given, recorded in its checkpoint's recipe, or the default.
+"""The input size a model is run at: given, recorded in its checkpoint's recipe, the model's own, or the default.
 
 ``attribmap explain`` and ``attribmap bench`` share it (the checkpoint format is
 :mod:`attribmap.models.checkpoint`).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from attribmap.models.checkpoint import read_recipe
 
@@ -13,6 +13,7 @@ __all__ = ["INPUT_SIZE_SOURCES", "recorded_input_size", "resolve_input_size"]
 
 #: How each source of an input size (:func:`resolve_input_size`) is described, for logs and reports.
 INPUT_SIZE_SOURCES = {"given": "given", "checkpoint": "recorded in the checkpoint's training recipe",
+                      "model": "the resolution the model was trained at",
                       "default": "the default; the model records none"}
 
 
@@ -29,7 +30,7 @@ def recorded_input_size(checkpoint: str) -> Optional[int]:
     return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
-def resolve_input_size(size: Optional[int], checkpoint: Optional[str]) -> Tuple[int, str]:
+def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: Any = None) -> Tuple[int, str]:
     """The model's input size and where it comes from (a key of :data:`INPUT_SIZE_SOURCES`).
 
     Parameters
@@ -37,12 +38,20 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str]) -> Tuple[
     size : int, optional
         A size given by the user: ``(size, "given")``.
     checkpoint : str, optional
-        Otherwise the size its training recipe records, ``(recorded, "checkpoint")``, and
-        failing that ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
+        Otherwise the size its training recipe records, ``(recorded, "checkpoint")``.
+    model : nn.Module, optional
+        Failing that, the size the model says it was trained at (an int ``input_size``
+        attribute of at least 32, as the pretrained Lite0 has), ``(size, "model")``; failing
+        that ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
     """
     from attribmap.inputs import DEFAULT_SIZE
 
     if size is not None:
         return size, "given"
     recorded = recorded_input_size(checkpoint) if checkpoint is not None else None
-    return (recorded, "checkpoint") if recorded is not None else (DEFAULT_SIZE, "default")
+    if recorded is not None:
+        return recorded, "checkpoint"
+    trained = getattr(model, "input_size", None)
+    if isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
+        return trained, "model"
+    return DEFAULT_SIZE, "default"

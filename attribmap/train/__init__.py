@@ -25,7 +25,7 @@ from attribmap.train.checkpoint import (
 from attribmap.train.classifier import train_classifier
 from attribmap.train.common import evaluation_dir
 from attribmap.train.i2c import train_i2c
-from attribmap.train.loop import FitResult, TrainingError, fit
+from attribmap.train.loop import FitOptions, FitResult, TrainingError, fit
 from attribmap.train.optim import OptimConfig, head_parameter_groups
 from attribmap.train.recipe import (
     RECIPES,
@@ -62,7 +62,7 @@ __all__ = [
     "recipe_from_dict",
     "read_recipe",
     "fit",
-    "FitResult",
+    "FitOptions", "FitResult",
     "TrainingError",
     "OptimConfig",
     "head_parameter_groups",

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -38,13 +38,13 @@ from attribmap.distributed import (
     broadcast_float,
     distributed_session,
 )
-from attribmap.train.optim import OptimConfig, ParamGroups, build_optimizer, build_scheduler
+from attribmap.train.fit_options import EvaluateFn, FitOptions
+from attribmap.train.optim import OptimConfig, build_optimizer, build_scheduler
 from attribmap.train.seeding import begin_epoch
 
-__all__ = ["fit", "FitResult", "TrainingError", "move_to_device"]
+__all__ = ["fit", "FitOptions", "FitResult", "TrainingError", "move_to_device"]
 
 StepFn = Callable[[nn.Module, Any], Tuple[torch.Tensor, Mapping[str, Any]]]
-EvaluateFn = Callable[[int], Union[float, Mapping[str, float]]]
 
 
 class TrainingError(AttribmapError):
@@ -134,33 +134,8 @@ def _validate(epochs: Any, checkpoint: Any, resume: bool, step_fn: Any) -> None:
         raise ValueError(f"step_fn must be callable (module, batch) -> (loss, metrics), got {step_fn!r}")
 
 
-# 23 keyword parameters: the documented keyword API of fit, kept as is; the steps are helpers (_resume_from, _run_epoch, ...).
-def fit(
-    model: nn.Module,
-    step_fn: StepFn,
-    loader: Iterable,
-    *,
-    epochs: int,
-    optim: Optional[OptimConfig] = None,
-    params: Optional[ParamGroups] = None,
-    train_module: Optional[nn.Module] = None,
-    checkpoint: Union[str, Path, None] = None,
-    task: str = "custom",
-    arch: Optional[Mapping[str, Any]] = None,
-    extra: Optional[Mapping[str, Any]] = None,
-    extra_modules: Optional[Mapping[str, nn.Module]] = None,
-    recipe: Optional[Mapping[str, Any]] = None,
-    evaluate_fn: Optional[EvaluateFn] = None,
-    evaluations_per_epoch: int = 1,
-    evaluation_dir: Union[str, Path, None] = None,
-    later_wins_ties: bool = False,
-    seed: int = 0,
-    resume: bool = False,
-    progress: Optional[bool] = None,
-    device: Union[str, torch.device] = "cpu",
-    grad_clip: Optional[float] = None,
-    log: Optional[Callable[[str], None]] = None,
-) -> FitResult:
+def fit(model: nn.Module, step_fn: StepFn, loader: Iterable, *, epochs: int,
+        options: Optional[FitOptions] = None, **keywords: Any) -> FitResult:
     """Train ``model`` for ``epochs`` epochs; checkpoint, score and resume.
 
     Parameters
@@ -177,150 +152,133 @@ def fit(
         dataset get ``set_epoch(epoch)`` when they define it; shard it yourself under DDP).
     epochs : int
         Total number of epochs (>= 1), counting epochs done before a resume.
-    optim : OptimConfig, optional
-        Optimizer and schedule (default: SGD lr 0.01, momentum 0.9, no schedule).
-    params : iterable of Parameter or list of dict, optional
-        What to optimize; torch-style groups may carry ``lr_mult`` (see
-        :func:`attribmap.train.optim.head_parameter_groups`). Default: ``model``'s trainable
-        parameters.
-    train_module : nn.Module, optional
-        The module ``step_fn`` calls (default ``model``): e.g. a wrapper holding the model,
-        a loss with buffers and frozen helpers. It is the module put in train mode and
-        wrapped by DDP.
-    checkpoint : str or path, optional
-        Best-checkpoint path ``CKPT``; ``CKPT`` minus suffix + ``.last`` + suffix holds the
-        resumable state (see :func:`attribmap.train.checkpoint.last_checkpoint_path`).
-        Written on rank 0 only, atomically: the last file after every epoch, the best file
-        whenever an evaluation improves (every epoch without ``evaluate_fn``).
-    task : str
-        Recorded in the checkpoint (``load_model`` and resume check it).
-    arch : dict, optional
-        ``{"arch", "num_classes", "kwargs"}`` rebuild recipe recorded in the checkpoint.
-    extra : dict, optional
-        Plain-type metadata stored under ``"extra"``.
-    extra_modules : dict of str to nn.Module, optional
-        Modules whose ``state_dict`` is stored under ``extra[name]`` and restored on resume
-        (e.g. ``{"i2c_bank": criterion}``).
-    recipe : dict, optional
-        The training recipe (plain types, :meth:`attribmap.train.Recipe.to_dict`), stored
-        under ``"recipe"``.
-    evaluate_fn : callable, optional
-        ``evaluate_fn(epoch) -> float`` or ``-> dict`` with a ``"score"`` and any other
-        floats (diagnostics kept in the evaluation history and logged); ``epoch`` is the
-        1-based epoch in progress. Called with the model in eval mode, under
-        ``torch.no_grad()``, with every random generator saved and restored around it (an
-        evaluation never changes the training run); higher is better. Rank 0's score
-        decides the best checkpoint.
-    evaluations_per_epoch : int
-        Evaluations per epoch, after ``round(i * steps / n)`` steps for ``i = 1..n`` (the
-        last at the epoch's end; only that one for a loader without ``len``).
-    evaluation_dir : str or path, optional
-        Save the model at every evaluation into this folder
-        (``epoch<E>_step<S>.pt``, loadable with :func:`attribmap.train.load_model`) and list
-        them, with their scores, in ``index.json`` there.
-    later_wins_ties : bool
-        When a later evaluation equals the best score, it becomes the best (default: the
-        earlier one stays).
-    seed : int
-        Every epoch starts from generators seeded by ``(seed, epoch, rank)``.
-    resume : bool
-        Continue from the last checkpoint when it exists. When it does not, training starts
-        from the first epoch and says so: one line to ``log``, or a ``RuntimeWarning``
-        without one.
-    progress : bool, optional
-        Show a tqdm bar (default: only when stderr is a terminal; never on rank > 0).
-    device : str or torch.device
-        Training device (``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun).
-    grad_clip : float, optional
-        Clip the global gradient norm to this value.
-    log : callable, optional
-        Receives one summary line per epoch, and one per evaluation when there are several
-        per epoch or ``evaluate_fn`` returns diagnostics (rank 0 only).
+    options : FitOptions, optional
+        Optimizer, checkpoints, evaluation, resume, device, ... (see :class:`FitOptions`).
+    **keywords
+        Fields of :class:`FitOptions` (``optim=``, ``checkpoint=``, ``evaluate_fn=``,
+        ``seed=``, ...), overriding those of ``options``.
 
     Returns
     -------
     FitResult
-    """
-    _validate(epochs, checkpoint, resume, step_fn)
-    if isinstance(evaluations_per_epoch, bool) or not isinstance(evaluations_per_epoch, int) \
-            or evaluations_per_epoch < 1:
-        raise ValueError(f"evaluations_per_epoch must be an integer >= 1, got {evaluations_per_epoch!r}")
-    optim = (optim or OptimConfig()).validate()
-    arch = dict(arch or {"arch": type(model).__name__, "num_classes": None, "kwargs": {}})
-    train_module = train_module if train_module is not None else model
-    extra_modules = dict(extra_modules or {})
-    best_path = Path(checkpoint) if checkpoint is not None else None
-    last_path = last_checkpoint_path(best_path) if best_path is not None else None
 
-    with distributed_session(device) as ctx:
-        train_module.to(ctx.device)
+    Raises
+    ------
+    TypeError
+        A keyword that is no field of :class:`FitOptions`.
+    """
+    opts = _fit_options(options, keywords)
+    _validate(epochs, opts.checkpoint, opts.resume, step_fn)
+    if isinstance(opts.evaluations_per_epoch, bool) or not isinstance(opts.evaluations_per_epoch, int) \
+            or opts.evaluations_per_epoch < 1:
+        raise ValueError(f"evaluations_per_epoch must be an integer >= 1, got {opts.evaluations_per_epoch!r}")
+    with distributed_session(opts.device) as ctx:
+        run = _TrainingRun(model, opts, ctx, epochs)
+        evaluator = None
+        if opts.evaluate_fn is not None:
+            evaluator = _Evaluator(opts.evaluate_fn, run.train_module, run.result, ctx, run.snapshot,
+                                   run.best_path, Path(opts.evaluation_dir) if opts.evaluation_dir is not None
+                                   else None, opts.later_wins_ties, opts.task, opts.log,
+                                   opts.evaluations_per_epoch > 1)
+        runner = _distributed_runner(run.train_module, ctx)
+        show = _show_progress(opts.progress, ctx)
+        for epoch in range(run.start_epoch, epochs):
+            run.train_epoch(runner, step_fn, loader, epoch, show, evaluator)
+            barrier(ctx)
+    return run.result
+
+
+def _fit_options(options: Optional[FitOptions], keywords: Mapping[str, Any]) -> FitOptions:
+    """``options`` (default: all defaults) with the fields named by ``keywords`` replaced."""
+    known = {f.name for f in fields(FitOptions)}
+    unknown = sorted(set(keywords) - known)
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword argument(s) {unknown}; expected fields of FitOptions: "
+                        f"{sorted(known)}")
+    return replace(options if options is not None else FitOptions(), **keywords)
+
+
+def _distributed_runner(train_module: nn.Module, ctx: DistributedContext) -> nn.Module:
+    """The module ``step_fn`` calls: ``train_module``, wrapped in DDP under torchrun."""
+    if not ctx.enabled:
+        return train_module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(train_module, device_ids=device_ids)
+
+
+class _TrainingRun:
+    """The state of one :func:`fit` call: modules on the device, optimizer, schedule, result, files.
+
+    Built inside the distributed session; restores the last checkpoint when resuming.
+    """
+
+    def __init__(self, model: nn.Module, opts: FitOptions, ctx: DistributedContext, epochs: int) -> None:
+        self.model, self.opts, self.ctx, self.epochs = model, opts, ctx, epochs
+        self.optim = (opts.optim or OptimConfig()).validate()
+        self.arch = dict(opts.arch or {"arch": type(model).__name__, "num_classes": None, "kwargs": {}})
+        self.train_module = opts.train_module if opts.train_module is not None else model
+        self.extra_modules = dict(opts.extra_modules or {})
+        self.best_path = Path(opts.checkpoint) if opts.checkpoint is not None else None
+        self.last_path = last_checkpoint_path(self.best_path) if self.best_path is not None else None
+        self.train_module.to(ctx.device)
         model.to(ctx.device)
-        optimizer = build_optimizer(params if params is not None else model.parameters(), optim)
-        scheduler = build_scheduler(optimizer, optim, epochs)
-        result = FitResult(checkpoint=best_path, last_checkpoint=last_path)
-        start_epoch = 0
-        if resume:
-            start_epoch = _resume_from(last_path, ctx, task, arch, model, extra_modules, optimizer, scheduler,
-                                       result, log)
-        if start_epoch > epochs:
+        self.optimizer = build_optimizer(opts.params if opts.params is not None else model.parameters(), self.optim)
+        self.scheduler = build_scheduler(self.optimizer, self.optim, epochs)
+        self.result = FitResult(checkpoint=self.best_path, last_checkpoint=self.last_path)
+        self.start_epoch = 0
+        if opts.resume:
+            self.start_epoch = _resume_from(self.last_path, ctx, opts.task, self.arch, model, self.extra_modules,
+                                            self.optimizer, self.scheduler, self.result, opts.log)
+        if self.start_epoch > epochs:
             raise CheckpointError(
-                f"{str(last_path)!r} already holds {start_epoch} epochs, more than epochs={epochs}"
+                f"{str(self.last_path)!r} already holds {self.start_epoch} epochs, more than epochs={epochs}"
             )
 
-        def snapshot(epoch: int, step: int, kind: str) -> Dict[str, Any]:
-            return {
-                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": task,
-                "arch": arch, "model": model.state_dict(), "epoch": epoch, "step": step, "kind": kind,
-                "best_score": result.best_score, "best_epoch": result.best_epoch,
-                "best_step": result.best_step, "history": [dict(h) for h in result.history],
-                "evaluations": [dict(e) for e in result.evaluations], "optim_config": optim.to_dict(),
-                "seed": int(seed), "recipe": dict(recipe) if recipe is not None else None,
-                "extra": {**dict(extra or {}), **{k: m.state_dict() for k, m in extra_modules.items()}},
-                "optimizer": None, "scheduler": None, "rng": None,
-            }
+    def snapshot(self, epoch: int, step: int, kind: str) -> Dict[str, Any]:
+        """The checkpoint contents after ``step`` steps of 1-based ``epoch`` (no optimizer state)."""
+        opts, result = self.opts, self.result
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": opts.task,
+            "arch": self.arch, "model": self.model.state_dict(), "epoch": epoch, "step": step, "kind": kind,
+            "best_score": result.best_score, "best_epoch": result.best_epoch,
+            "best_step": result.best_step, "history": [dict(h) for h in result.history],
+            "evaluations": [dict(e) for e in result.evaluations], "optim_config": self.optim.to_dict(),
+            "seed": int(opts.seed), "recipe": dict(opts.recipe) if opts.recipe is not None else None,
+            "extra": {**dict(opts.extra or {}), **{k: m.state_dict() for k, m in self.extra_modules.items()}},
+            "optimizer": None, "scheduler": None, "rng": None,
+        }
 
-        evaluator = None
-        if evaluate_fn is not None:
-            evaluator = _Evaluator(evaluate_fn, train_module, result, ctx, snapshot, best_path,
-                                   Path(evaluation_dir) if evaluation_dir is not None else None,
-                                   later_wins_ties, task, log, evaluations_per_epoch > 1)
-
-        runner: nn.Module = train_module
-        if ctx.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            runner = DistributedDataParallel(train_module, device_ids=device_ids)
-
-        show = _show_progress(progress, ctx)
-        for epoch in range(start_epoch, epochs):
-            marks = _evaluation_steps(loader, evaluations_per_epoch) if evaluator else set()
-            before = len(result.evaluations)
-            entry = _run_epoch(runner, train_module, step_fn, loader, optimizer, ctx, seed, epoch,
-                               epochs, task, show, grad_clip,
-                               (lambda step, total: evaluator(epoch + 1, step, total)) if marks else None,
-                               marks)
-            steps = int(entry["steps"])
-            if evaluator is not None:
-                evaluator(epoch + 1, steps, steps)
-            if scheduler is not None:
-                scheduler.step()
-            new = result.evaluations[before:]
-            improved = any(e["best"] for e in new) if evaluator is not None else True
+    def train_epoch(self, runner: nn.Module, step_fn: StepFn, loader: Iterable, epoch: int, show: bool,
+                    evaluator: Optional["_Evaluator"]) -> None:
+        """Train 0-based ``epoch``, evaluate it, step the schedule, record it, save and log it."""
+        opts, result = self.opts, self.result
+        marks = _evaluation_steps(loader, opts.evaluations_per_epoch) if evaluator else set()
+        before = len(result.evaluations)
+        entry = _run_epoch(runner, self.train_module, step_fn, loader, self.optimizer, self.ctx, opts.seed, epoch,
+                           self.epochs, opts.task, show, opts.grad_clip,
+                           (lambda step, total: evaluator(epoch + 1, step, total)) if marks else None,
+                           marks)
+        steps = int(entry["steps"])
+        if evaluator is not None:
+            evaluator(epoch + 1, steps, steps)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        new = result.evaluations[before:]
+        improved = any(e["best"] for e in new) if evaluator is not None else True
+        if evaluator is None:
+            result.best_epoch, result.best_step = epoch + 1, steps
+        entry.update(score=new[-1]["score"] if new else None, best=bool(improved))
+        result.history.append(entry)
+        if self.ctx.is_main and self.best_path is not None:
             if evaluator is None:
-                result.best_epoch, result.best_step = epoch + 1, steps
-            entry.update(score=new[-1]["score"] if new else None, best=bool(improved))
-            result.history.append(entry)
-            if ctx.is_main and best_path is not None:
-                if evaluator is None:
-                    save_checkpoint(snapshot(epoch + 1, steps, "best"), best_path)
-                save_checkpoint({**snapshot(epoch + 1, steps, "last"), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                                 "rng": capture_rng_state()}, last_path)
-            if log and ctx.is_main:
-                log(_epoch_line(task, epoch, epochs, entry, improved))
-            barrier(ctx)
-    return result
+                save_checkpoint(self.snapshot(epoch + 1, steps, "best"), self.best_path)
+            save_checkpoint({**self.snapshot(epoch + 1, steps, "last"), "optimizer": self.optimizer.state_dict(),
+                             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                             "rng": capture_rng_state()}, self.last_path)
+        if opts.log and self.ctx.is_main:
+            opts.log(_epoch_line(opts.task, epoch, self.epochs, entry, improved))
 
 
 def _resume_from(last_path: Optional[Path], ctx: Any, task: str, arch: Dict[str, Any], model: nn.Module,
