@@ -21,15 +21,17 @@ from attribmap.errors import LayerError
 from attribmap.hooks import forward_hooks
 from attribmap.tokens import GridLayout, read_layout
 
-__all__ = ["resolve_layer", "layer_name", "auto_layer", "choose_layer", "watch", "meta_shadow", "Event"]
+__all__ = ["resolve_layer", "layer_name", "auto_layer", "choose_layer", "watch", "meta_shadow", "Event", "POOLING_LAYERS",
+           "SKIPPED_LAYERS"]
 
 LayerSpec = Union[str, nn.Module, None]
 
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d)
-# never the automatic choice themselves: normalizations and layout-only modules (the block
-# before them is chosen)
-_SKIPPED = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.batchnorm._NormBase, nn.Flatten,
-            nn.Identity, nn.Dropout, nn.Dropout2d, nn.AlphaDropout)
+#: Pooling modules: never the automatic layer (their output, and what reads it in place, is passed over).
+POOLING_LAYERS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d)
+#: Never the automatic choice themselves: normalizations and layout-only modules (the block
+#: before them is chosen).
+SKIPPED_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.batchnorm._NormBase, nn.Flatten,
+                  nn.Identity, nn.Dropout, nn.Dropout2d, nn.AlphaDropout)
 _AUTO_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[Tuple[int, ...], str]]" = weakref.WeakKeyDictionary()
 
 
@@ -214,13 +216,13 @@ def choose_layer(events: Sequence[Event], model: nn.Module, image_size: Tuple[in
     from torchvision.ops import StochasticDepth
     from torchvision.ops.misc import Permute
 
-    skipped = _SKIPPED + (Permute, StochasticDepth)
+    skipped = SKIPPED_LAYERS + (Permute, StochasticDepth)
     pooled = set()
     maps: List[int] = []
     for index, (name, module, out) in enumerate(events):
         if out is None or out.dim() != 4:
             continue
-        if isinstance(module, _POOLING):
+        if isinstance(module, POOLING_LAYERS):
             pooled.add(id(out))
             continue
         if id(out) in pooled or isinstance(module, skipped):

@@ -36,14 +36,14 @@ def _may_be_spatial(module: torch.nn.Module) -> bool:
     pooling, normalization layers (the layer before them is the map), module lists that
     are never called themselves, and containers whose last module is one of these.
     """
-    from attribmap.layers import _POOLING, _SKIPPED
+    from attribmap.layers import POOLING_LAYERS, SKIPPED_LAYERS
 
     if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
         return False
     children = list(module.children())
     if children and isinstance(module, torch.nn.Sequential):
         return _may_be_spatial(children[-1])
-    return not isinstance(module, (torch.nn.Linear, torch.nn.Bilinear) + _POOLING + _SKIPPED)
+    return not isinstance(module, (torch.nn.Linear, torch.nn.Bilinear) + POOLING_LAYERS + SKIPPED_LAYERS)
 
 
 def previous_sibling(model: torch.nn.Module, layer: str) -> str:

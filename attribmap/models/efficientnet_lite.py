@@ -335,8 +335,8 @@ def efficientnet_lite0(num_classes: int = 1000, weights: Any = None) -> nn.Modul
     if num_classes != 1000:
         raise AttribmapError(f"efficientnet_lite0 ImageNet weights have 1000 classes; got num_classes={num_classes} "
                              "(build with weights=None, or num_classes=1000)")
-    from attribmap.models.loading import _load_into
+    from attribmap.models.loading import load_state_into
 
-    _load_into(model, pretrained_state_dict("efficientnet_lite0"), "efficientnet-lite0-57934424.pth",
+    load_state_into(model, pretrained_state_dict("efficientnet_lite0"), "efficientnet-lite0-57934424.pth",
                "efficientnet_lite0")
     return model

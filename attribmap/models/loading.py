@@ -11,7 +11,7 @@ from torch import nn
 
 from attribmap.errors import AttribmapError
 
-__all__ = ["load_torchvision_model", "load_classifier", "load_state_dict_file", "load_imagenet_arch"]
+__all__ = ["load_torchvision_model", "load_classifier", "load_state_dict_file", "load_imagenet_arch", "load_state_into"]
 
 
 def load_torchvision_model(name: str, weights: Optional[str] = None, num_classes: Optional[int] = None) -> nn.Module:
@@ -55,7 +55,7 @@ def load_torchvision_model(name: str, weights: Optional[str] = None, num_classes
         kwargs["num_classes"] = num_classes
     model = torchvision.models.get_model(name, weights=None, **kwargs)
     if weights is not None:
-        _load_into(model, load_state_dict_file(weights), weights, name)
+        load_state_into(model, load_state_dict_file(weights), weights, name)
     return model.eval()
 
 
@@ -126,8 +126,8 @@ def _load_failure(path: Path, exc: Exception) -> str:
     return f"not a torch file ({first})"
 
 
-def _load_into(model: nn.Module, state: Dict[str, torch.Tensor], path, name: str) -> None:
-    """``model.load_state_dict(state)`` with a short, counted summary of any mismatch."""
+def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], path, name: str) -> None:
+    """``model.load_state_dict(state)``; a mismatch raises with a short, counted summary naming ``path`` / ``name``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -197,5 +197,5 @@ def load_imagenet_arch(name: str, weights: Optional[str] = None) -> nn.Module:
     if weights is None or not _is_path_like(weights):
         return build_model(name, num_classes=1000, weights=weights).eval()
     model = build_model(name, num_classes=1000)
-    _load_into(model, load_state_dict_file(weights), weights, name)
+    load_state_into(model, load_state_dict_file(weights), weights, name)
     return model.eval()
