@@ -11,7 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from attribmap._version import __version__
 

@@ -76,7 +76,7 @@ def run_sanity(args: argparse.Namespace) -> int:
     print(text)
     constant = "; ".join(f"{m}: {max(e['n_constant'])} of {e['n_images']}" for m, e in result.methods.items()
                          if max(e["n_constant"]))
-    print(f"[n] = constant maps at that stage, left out of the rank and HOG means"
+    print("[n] = constant maps at that stage, left out of the rank and HOG means"
           + (f" (most per stage: {constant})" if constant else ""))
     if result.skipped:
         print(f"not re-initialised (no reset_parameters): {', '.join(result.skipped)}")

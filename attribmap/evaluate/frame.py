@@ -30,6 +30,7 @@ __all__ = [
     "resize_mask_nearest",
     "union_mask",
     "as_numpy",
+    "legacy_gt_boxes",
 ]
 
 _CUBIC_A = np.float32(-0.75)
@@ -359,3 +360,25 @@ def batch_correct(correct, count: int):
     if arr.shape != (count,):
         raise AttribmapError(f"correct must hold {count} booleans (one per map); got shape {arr.shape}")
     return arr != 0
+
+
+def legacy_gt_boxes(boxes, image_size_wh, resize_size: int = 256, crop_size: int = 224) -> np.ndarray:
+    """Original-pixel ``boxes`` (k, 4) -> boxes in the center crop, (k, 4) int64.
+
+    Parameters
+    ----------
+    boxes : array-like (k, 4)
+        Inclusive boxes in original pixels.
+    image_size_wh : (W, H)
+        The original image's size.
+    resize_size, crop_size : int
+        The legacy frame: resize to ``resize_size`` squared, then center crop ``crop_size``.
+    """
+    scaled = as_numpy(boxes).reshape(-1, 4)
+    rescale_boxes(scaled, image_size_wh, resize_size)  # validates the boxes and size
+    width, height = (float(v) for v in image_size_wh)
+    offset = int(round((resize_size - crop_size) / 2.0))
+    out = np.empty(scaled.shape, dtype=np.float64)
+    out[:, [0, 2]] = scaled[:, [0, 2]] * resize_size / width - offset
+    out[:, [1, 3]] = scaled[:, [1, 3]] * resize_size / height - offset
+    return np.clip(out, 0, crop_size - 1).astype(np.int64)

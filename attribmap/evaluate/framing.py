@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from attribmap.errors import AttribmapError
-from attribmap.evaluate.frame import (as_numpy, batch_correct, frame_boxes, frame_scoremaps, normalize_inplace,
-                                      resize_bicubic, to_uint8, union_mask)
+from attribmap.evaluate.frame import (as_numpy, batch_correct, frame_boxes, frame_scoremaps, legacy_gt_boxes,
+                                      normalize_inplace, resize_bicubic, to_uint8, union_mask)
 from attribmap.evaluate.histogram import split_histograms
 
 __all__ = ["Frame", "Framer", "INPUTS"]
@@ -158,8 +158,6 @@ class Frame:
 
     def legacy_boxes(self, resize_size: int, crop_size: int) -> List[np.ndarray]:
         """GT boxes in the legacy frame (resize to ``resize_size`` then center crop ``crop_size``), one (k, 4) array per image."""
-        from attribmap.evaluate.legacy import legacy_gt_boxes  # noqa: PLC0415
-
         def make():
             if self.raw_boxes is None or self.image_sizes is None:
                 raise AttribmapError("the legacy protocol needs boxes and image_sizes")

@@ -18,7 +18,7 @@ import numpy as np
 
 from attribmap.errors import AttribmapError
 from attribmap.evaluate.contours import mask_contours
-from attribmap.evaluate.frame import as_numpy, rescale_boxes
+from attribmap.evaluate.frame import legacy_gt_boxes
 from attribmap.evaluate.framing import Frame
 from attribmap.evaluate.iou import inclusive_iou
 from attribmap.evaluate.metric import Column, Metric, MetricInfo
@@ -34,28 +34,6 @@ def legacy_box(s8: np.ndarray, tau: float) -> np.ndarray:
         return np.array([0, 0, 1, 1], dtype=np.int64)
     x, y, w, h = rect
     return np.array([x, y, x + w, y + h], dtype=np.int64)
-
-
-def legacy_gt_boxes(boxes, image_size_wh, resize_size: int = 256, crop_size: int = 224) -> np.ndarray:
-    """Original-pixel ``boxes`` (k, 4) -> boxes in the center crop, (k, 4) int64.
-
-    Parameters
-    ----------
-    boxes : array-like (k, 4)
-        Inclusive boxes in original pixels.
-    image_size_wh : (W, H)
-        The original image's size.
-    resize_size, crop_size : int
-        The legacy frame: resize to ``resize_size`` squared, then center crop ``crop_size``.
-    """
-    scaled = as_numpy(boxes).reshape(-1, 4)
-    rescale_boxes(scaled, image_size_wh, resize_size)  # validates the boxes and size
-    width, height = (float(v) for v in image_size_wh)
-    offset = int(round((resize_size - crop_size) / 2.0))
-    out = np.empty(scaled.shape, dtype=np.float64)
-    out[:, [0, 2]] = scaled[:, [0, 2]] * resize_size / width - offset
-    out[:, [1, 3]] = scaled[:, [1, 3]] * resize_size / height - offset
-    return np.clip(out, 0, crop_size - 1).astype(np.int64)
 
 
 class LegacyLocalization(Metric):

@@ -80,7 +80,6 @@ def _prolong_last(coarse: torch.Tensor, n: int) -> torch.Tensor:
     are reproduced up to the image border, where the imputation's equations are Neumann-like
     (renormalized over the neighbours that exist); zero there would slow the cycle down ~2x.
     """
-    m = coarse.shape[-1]
     out = coarse.new_empty(coarse.shape[:-1] + (n,))
     out[..., 0::2] = coarse
     following = torch.cat([coarse[..., 1:], coarse[..., -1:]], dim=-1)[..., :n // 2]

@@ -130,7 +130,7 @@ def build_from_arch(arch: Mapping[str, Any]) -> nn.Module:
         :func:`attribmap.models.arch_config`; rebuilt with :func:`attribmap.models.build_model`
         (classifiers, I2C classifiers, ``siamese_resnet18``, ``weightmap_<encoder>``).
     """
-    from attribmap.models import build_model
+    from attribmap.models.registry import build_model
     from attribmap.models.zoo import LEGACY_KWARGS
 
     # options a checkpoint does not record take the value it was trained with, not today's default

@@ -313,7 +313,7 @@ def pretrained_state_dict(arch: str = "efficientnet_lite0") -> "dict[str, Tensor
                              f"'attribmap[pretrained]' (or pip install {distribution})") from None
     from pathlib import Path
 
-    from attribmap.models.loading import load_state_dict_file
+    from attribmap.models.state_files import load_state_dict_file
 
     return load_state_dict_file(Path(package.__file__).parent / relative)
 
@@ -335,7 +335,7 @@ def efficientnet_lite0(num_classes: int = 1000, weights: Any = None) -> nn.Modul
     if num_classes != 1000:
         raise AttribmapError(f"efficientnet_lite0 ImageNet weights have 1000 classes; got num_classes={num_classes} "
                              "(build with weights=None, or num_classes=1000)")
-    from attribmap.models.loading import load_state_into
+    from attribmap.models.state_files import load_state_into
 
     load_state_into(model, pretrained_state_dict("efficientnet_lite0"), "efficientnet-lite0-57934424.pth",
                "efficientnet_lite0")
