@@ -71,7 +71,7 @@ class SeedRun:
     ----------
     root : Path
         Working directory of this seed.
-    settings : EvidenceSettings
+    settings : :class:`~attribmap.experiments.evidence_settings.EvidenceSettings`
     seed : int
     say : callable
         Receives one line per stage.
@@ -266,7 +266,7 @@ def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], sa
     ----------
     out : pathlib.Path
         Working directory (``out/seed<k>`` per seed).
-    settings : EvidenceSettings
+    settings : :class:`~attribmap.experiments.evidence_settings.EvidenceSettings`
         Suite size and budgets shared by every seed.
     seeds : sequence of int
         The seeds.

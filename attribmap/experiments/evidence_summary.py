@@ -21,8 +21,8 @@ def summarize(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
     Parameters
     ----------
     per_seed : mapping seed -> stage records (as :meth:`SeedRun.run` returns them)
-    rows_spec : sequence of (label, text, claim)
-        The table rows (:func:`evidence_rows` of the run's backbone).
+    rows_spec : sequence of tuple
+        The table rows, ``(label, text, claim)`` each (:func:`evidence_rows` of the run's backbone).
 
     Returns
     -------
@@ -129,7 +129,7 @@ def render(summary: Mapping[str, Any], settings: EvidenceSettings, wall_s: float
     ----------
     summary : mapping
         From :func:`summarize`.
-    settings : EvidenceSettings
+    settings : :class:`~attribmap.experiments.evidence_settings.EvidenceSettings`
         Suite size and budgets (named in the header).
     wall_s : float
         Wall time of the run.
