@@ -131,6 +131,12 @@ def test_cli_mosaic_bad_photo_lists_names(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nope.png" in err and len(err.strip().splitlines()) == 1
+    from attribmap.data import photos
+
+    code = main(["mosaic", str(tmp_path / "m"), "--model", "resnet18", "--photos", "cofee"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "'cofee'" in err
+    assert all(name in err for name in photos.names())
 
 
 def _tree(root):
