@@ -89,7 +89,7 @@ def sanity_table(path: str) -> str:
 
 
 def independent_lines(independent, blocks: List[str]) -> List[str]:
-    """Spearman (absolute values) with one block randomized alone, at the cascading table's ``blocks``, and the lowest over all blocks."""
+    """Spearman (absolute values) with one block randomized alone, at ``blocks``, and the lowest over all blocks."""
     header = ["method"] + blocks + ["lowest (block)"]
     rows = []
     for name, entry in independent.items():

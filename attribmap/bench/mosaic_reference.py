@@ -30,7 +30,8 @@ import torch
 __all__ = ["MOSAIC_ROWS", "mosaic_reference_maps", "score_mosaic_rows", "mosaic_section", "mosaic_lines"]
 
 MOSAIC_ROWS = ("uniform", "centre", "cell")
-_TITLES = {"uniform": "uniform map (chance, 1/n^2; constant: no peak, no energy, 0 in the pointing games)", "centre": "centre prior (Gaussian, sigma 0.25 side)",
+_TITLES = {"uniform": "uniform map (chance, 1/n^2; constant: no peak, no energy, 0 in the pointing games)",
+           "centre": "centre prior (Gaussian, sigma 0.25 side)",
            "cell": "the target cell (best possible)"}
 _METRICS = ("grid_pointing", "pointing", "energy_pointing")
 

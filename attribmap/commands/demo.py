@@ -6,7 +6,8 @@ benchmarks every extractor on the test split beside the reference rows from grou
 then prints the results table, the suite's validity check, the blank-image entropy and the
 report path. Then the real network (:mod:`attribmap.experiments.demo_real`):
 ``efficientnet_lite0`` with its ImageNet weights on 2 x 2 mosaics of the bundled photos
-(grid pointing game table) and a figure of maps on the photos. Finished stages are cached in ``--out``, so a second run is quick.
+(grid pointing game table) and a figure of maps on the photos. Finished stages are cached in
+``--out``, so a second run is quick.
 """
 from __future__ import annotations
 

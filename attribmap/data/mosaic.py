@@ -38,8 +38,8 @@ import torch
 from attribmap.errors import AttribmapError
 from attribmap.fileio import atomic_write_bytes, atomic_write_text
 
-__all__ = ["MosaicPhoto", "PhotoCheck", "bundled_photos", "check_photos", "plan_mosaics", "compose_mosaic", "write_mosaic_dataset",
-           "is_mosaic_dataset", "read_mosaic_info", "cell_boxes", "DEFAULT_THRESHOLD", "PAPER_THRESHOLD",
+__all__ = ["MosaicPhoto", "PhotoCheck", "bundled_photos", "check_photos", "plan_mosaics", "compose_mosaic",
+           "write_mosaic_dataset", "is_mosaic_dataset", "read_mosaic_info", "cell_boxes", "DEFAULT_THRESHOLD", "PAPER_THRESHOLD",
            "MOSAIC_FILE"]
 
 #: The confidence Rao et al. ask of every cell's photo alone (softmax probability).
