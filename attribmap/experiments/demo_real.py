@@ -98,7 +98,19 @@ def photo_figure(path: Path, names: Tuple[str, ...] = FIGURE_PHOTOS, methods: Tu
 
 def real_stages(settings, out_dir: Path, progress: Optional[bool],
                 log: Optional[Callable[[str], None]]) -> Tuple[Stage, ...]:
-    """``(name, output, action)`` of the real-network stages for :class:`~attribmap.experiments.demo.DemoSettings`."""
+    """``(name, output, action)`` of the real-network stages, in order.
+
+    Parameters
+    ----------
+    settings : DemoSettings
+        :class:`~attribmap.experiments.demo.DemoSettings` (``real_*`` fields, ``delta``, ``seed``).
+    out_dir : pathlib.Path
+        The demo's directory; the stages write under ``out_dir / "real"``.
+    progress : bool or None
+        Progress bars of the benchmark.
+    log : callable, optional
+        Receives one line per event.
+    """
     from attribmap.bench import BenchConfig, run_benchmark
 
     say = log or (lambda line: None)
