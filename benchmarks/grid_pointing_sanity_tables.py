@@ -83,7 +83,30 @@ def sanity_table(path: str) -> str:
              _cell(e["hog"][last], 2), str(max(e["n_constant"]))] for name, e in methods.items()]
     lines += ["", "Every block randomized (last stage): the four measures:", ""]
     lines += _table(["method", "Spearman", "Spearman abs", "SSIM", "HOG", "constant maps (most at one stage)"], rows)
+    if data.get("independent"):
+        lines += [""] + independent_lines(data["independent"], [stages[i] for i in shown if i > 0])
     return "\n".join(lines) + "\n"
+
+
+def independent_lines(independent, blocks: List[str]) -> List[str]:
+    """Spearman (absolute values) with one block randomized alone, at ``blocks``, and the lowest over all blocks."""
+    header = ["method"] + blocks + ["lowest (block)"]
+    rows = []
+    for name, entry in independent.items():
+        cells = []
+        for block in blocks:
+            i = entry["stages"].index(block)
+            text = _cell(entry["spearman_abs"][i], 2)
+            if entry["n_constant"][i]:
+                text += f" [{entry['n_constant'][i]}]"
+            cells.append(text)
+        known = [(v, b) for v, b in zip(entry["spearman_abs"], entry["stages"]) if v is not None]
+        low = min(known) if known else None
+        cells.append("-" if low is None else f"{low[0]:.2f} ({low[1]})")
+        rows.append([f"``{name}``"] + cells)
+    return ["Independent randomization: Spearman rank correlation of the absolute maps with the trained "
+            "model's when only the named block is re-initialised (the rest trained); last column: the "
+            "lowest over all blocks:", ""] + _table(header, rows)
 
 
 def main(argv=None) -> int:

@@ -131,3 +131,31 @@ def test_cli_mosaic_bad_photo_lists_names(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nope.png" in err and len(err.strip().splitlines()) == 1
+    from attribmap.data import photos
+
+    code = main(["mosaic", str(tmp_path / "m"), "--model", "resnet18", "--photos", "cofee"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "'cofee'" in err
+    assert all(name in err for name in photos.names())
+
+
+def _tree(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_overwrite_leaves_nothing_of_the_previous_run(tmp_path):
+    model = ColourNet()
+    out = tmp_path / "m"
+    write_mosaic_dataset(out, model, _photos(), count=3, threshold=0.99, cell_size=16)
+    (out / "notes.txt").write_text("mine")  # not written by the writer: kept
+    fresh = tmp_path / "fresh"
+    write_mosaic_dataset(fresh, model, _photos(), count=1, threshold=0.99, cell_size=16)
+    write_mosaic_dataset(out, model, _photos(), count=1, threshold=0.99, cell_size=16, overwrite=True)
+    assert _tree(out) == sorted(_tree(fresh) + ["notes.txt"])
+    assert "images/test/mosaic_00002_cell0.png" not in _tree(out)
+    assert all(filecmp.cmp(out / f, fresh / f, shallow=False) for f in _tree(fresh))
+    # a refused request (too few photos for 3 x 3) leaves the existing split as it was
+    before = {f: (out / f).read_bytes() for f in _tree(out)}
+    with pytest.raises(AttribmapError, match="passed"):
+        write_mosaic_dataset(out, model, _photos(), grid=3, count=1, threshold=0.99, cell_size=16, overwrite=True)
+    assert {f: (out / f).read_bytes() for f in _tree(out)} == before

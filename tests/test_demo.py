@@ -8,11 +8,15 @@ import pytest
 
 from attribmap.experiments import demo as demo_module
 from attribmap.experiments.demo import PRESETS, run_demo
+from attribmap.experiments.demo_real import REAL_METHODS, real_network_available
 from attribmap.cli import main
 
 EXTRACTORS = ["cam", "gradcam", "gradcampp", "dgl", "dgl@layer3", "dgl-psb", "dgl-cem", "captum:Saliency", "i2c",
               "weightmap"]
-STAGES = ["suite", "pretrain", "classifier", "i2c_ce", "i2c", "weightmap", "bench"]
+SYNTHETIC = ["suite", "pretrain", "classifier", "i2c_ce", "i2c", "weightmap", "bench"]
+REAL = ["real_mosaics", "real_bench", "real_figure"]
+#: the real-network stages run where the weights package is installed (make test has it)
+STAGES = SYNTHETIC + (REAL if real_network_available() else [])
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +60,10 @@ def test_changed_setting_reruns_that_stage_and_the_later_ones(first_run, tmp_pat
     shutil.copytree(first_run[0], out)
     changed = dataclasses.replace(PRESETS["tiny"], weightmap_epochs=2)
     outcome = run_demo(out, changed)
-    assert outcome.skipped == {"suite": True, "pretrain": True, "classifier": True, "i2c_ce": True, "i2c": True,
-                               "weightmap": False, "bench": False}
+    expected = {"suite": True, "pretrain": True, "classifier": True, "i2c_ce": True, "i2c": True,
+                "weightmap": False, "bench": False}
+    # the real-network chain does not depend on the synthetic stages
+    assert outcome.skipped == {**expected, **{name: True for name in STAGES[len(SYNTHETIC):]}}
 
 
 def test_demo_rejects_bad_settings(tmp_path):
@@ -75,4 +81,49 @@ def test_cli_demo_prints_table_and_report_path(first_run, monkeypatch, capsys):
     for name in EXTRACTORS:
         assert f"| {name} |" in printed
     assert "suite cached" in printed
+    if real_network_available():
+        assert "Real network: efficientnet_lite0" in printed and "| dgl@_blocks.10 |" in printed
+        assert f"maps on the photos: {(out / 'real' / 'photos.png').resolve()}" in printed
     assert f"report: {(out / 'report' / 'results.md').resolve()}" in printed
+
+
+@pytest.mark.skipif(not real_network_available(), reason="pip install 'attribmap[pretrained]'")
+def test_tiny_real_network_part(first_run):
+    out, outcome = first_run
+    real = outcome.real_results
+    assert list(real["extractors"]) == list(REAL_METHODS)
+    assert real["dataset"]["num_images"] == 4  # one 2 x 2 mosaic, one entry per target cell
+    for name in REAL_METHODS:
+        assert 0 <= real["extractors"][name]["GridPointing"] <= 100
+    assert real["extractors"]["gradcam@_blocks.10"]["about"]["layer"] == "_blocks.10"
+    rows = real["mosaic_reference"]["rows"]
+    # the 192 px mosaic's cells become boxes of 111 or 113 frame pixels (truncation): about, not exactly, 1/4
+    assert rows["uniform"]["GridPointing"] == pytest.approx(25.0, abs=1.0)
+    assert rows["cell"]["GridPointing"] == pytest.approx(100.0, abs=1e-6)
+    mosaic = json.loads((out / "real" / "mosaics" / "mosaic.json").read_text())
+    assert mosaic["count"] == 1 and mosaic["image_size"] == 2 * PRESETS["tiny"].real_cell_size
+    from PIL import Image
+
+    with Image.open(outcome.real_figure) as figure:
+        assert figure.format == "PNG" and figure.size[0] > figure.size[1] > 0  # 7 columns, 5 rows
+
+
+def test_changed_real_setting_reruns_only_the_real_chain(first_run, tmp_path):
+    import shutil
+
+    if not real_network_available():
+        pytest.skip("pip install 'attribmap[pretrained]'")
+    out = tmp_path / "copy"
+    shutil.copytree(first_run[0], out)
+    outcome = run_demo(out, dataclasses.replace(PRESETS["tiny"], real_threshold=0.5))
+    assert [name for name, cached in outcome.skipped.items() if not cached] == REAL
+
+
+def test_no_real_network_setting_skips_the_chain(first_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run[0], out)
+    outcome = run_demo(out, dataclasses.replace(PRESETS["tiny"], real_network=False))
+    assert list(outcome.seconds) == SYNTHETIC and all(outcome.skipped.values())
+    assert outcome.real_results is None and outcome.real_figure is None

@@ -83,3 +83,14 @@ def test_missing_scikit_learn_names_the_package(monkeypatch):
     with pytest.raises(InputError, match=r"scikit-learn.*attribmap\[pretrained\]"):
         photos.load("china")
     assert photos.load("coffee").size == (600, 400)  # the other sources do not need it
+
+
+def test_cli_explain_unknown_photo_name_is_one_line_listing_the_names(tmp_path, capsys):
+    from attribmap.cli import main
+
+    code = main(["explain", "cofee", "--model", "resnet18", "--out", str(tmp_path / "x.png")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'cofee'" in err
+    assert all(name in err for name in EXPECTED)
+    assert not (tmp_path / "x.png").exists()

@@ -1,7 +1,15 @@
 """Reference rows of a mosaic dataset (``attribmap mosaic``), scored like any extractor's maps.
 
 ``uniform``
-    a constant map: the grid pointing game gives exactly 1 / n^2 (chance);
+    a constant map: the grid pointing game gives exactly 1 / n^2 (chance). The pointing
+    game and the energy pointing game give it **0** by definition, not by accident: they
+    read the official frame, whose min-max turns a constant map into zeros (PROTOCOL.md,
+    section 1), and a map without a peak or without energy is no answer, scored a miss
+    (:class:`~attribmap.evaluate.pointing.PointingGame`,
+    :func:`~attribmap.evaluate.energy_pointing.box_energy`). A random tie-break would give
+    the share of the frame within the tolerance of the cell instead, a number about the
+    tolerance, not about the map; chance on those two columns is read from the grid pointing
+    game's 1 / n^2;
 ``centre``
     the centred Gaussian prior of :func:`attribmap.data.synthetic.reference.centre_prior`,
     one fixed map for every entry: what a prior that knows nothing of the image reaches
@@ -22,7 +30,8 @@ import torch
 __all__ = ["MOSAIC_ROWS", "mosaic_reference_maps", "score_mosaic_rows", "mosaic_section", "mosaic_lines"]
 
 MOSAIC_ROWS = ("uniform", "centre", "cell")
-_TITLES = {"uniform": "uniform map (chance, 1/n^2)", "centre": "centre prior (Gaussian, sigma 0.25 side)",
+_TITLES = {"uniform": "uniform map (chance, 1/n^2; constant: no peak, no energy, 0 in the pointing games)",
+           "centre": "centre prior (Gaussian, sigma 0.25 side)",
            "cell": "the target cell (best possible)"}
 _METRICS = ("grid_pointing", "pointing", "energy_pointing")
 

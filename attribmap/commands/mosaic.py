@@ -49,10 +49,10 @@ def parse_photos(text) -> List["MosaicPhoto"]:
     optionally followed by ``=C1+C2`` (the ImageNet classes it shows; without them any
     top-1 class is accepted).
     """
-    from attribmap.data.mosaic import MosaicPhoto
+    from attribmap.data.mosaic import MosaicPhoto, bundled_photos
     from attribmap.errors import AttribmapError
 
-    bundled = _bundled()
+    bundled = {photo.name: (photo.image, photo.labels) for photo in bundled_photos()}
     if text is None:
         if not bundled:
             raise AttribmapError("no bundled photos in this installation; give --photos PATH=CLASS,...")
@@ -77,20 +77,6 @@ def parse_photos(text) -> List["MosaicPhoto"]:
     if not photos:
         raise AttribmapError("--photos names no photo")
     return photos
-
-
-def _bundled() -> dict:
-    """name -> (image, ImageNet classes) of the bundled photos (:mod:`attribmap.data.photos`) whose packages are installed."""
-    from attribmap.data import photos
-    from attribmap.errors import InputError
-
-    out = {}
-    for name in photos.names():
-        try:
-            out[name] = (photos.load(name), tuple(photos.info(name).classes))
-        except (InputError, ImportError):  # its package (scikit-learn) is missing: not a candidate
-            continue
-    return out
 
 
 def run_mosaic(args: argparse.Namespace) -> int:

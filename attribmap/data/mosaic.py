@@ -38,8 +38,8 @@ import torch
 from attribmap.errors import AttribmapError
 from attribmap.fileio import atomic_write_bytes, atomic_write_text
 
-__all__ = ["MosaicPhoto", "PhotoCheck", "check_photos", "plan_mosaics", "compose_mosaic", "write_mosaic_dataset",
-           "is_mosaic_dataset", "read_mosaic_info", "cell_boxes", "DEFAULT_THRESHOLD", "PAPER_THRESHOLD",
+__all__ = ["MosaicPhoto", "PhotoCheck", "bundled_photos", "check_photos", "plan_mosaics", "compose_mosaic",
+           "write_mosaic_dataset", "is_mosaic_dataset", "read_mosaic_info", "cell_boxes", "DEFAULT_THRESHOLD", "PAPER_THRESHOLD",
            "MOSAIC_FILE"]
 
 #: The confidence Rao et al. ask of every cell's photo alone (softmax probability).
@@ -52,6 +52,9 @@ DEFAULT_THRESHOLD = 0.45
 MOSAIC_FILE = "mosaic.json"
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: The wsolevaluation metadata files a mosaic split consists of.
+_METADATA_FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt",
+                   "localization_masks.txt")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,20 @@ class MosaicPhoto:
     name: str
     image: Any
     labels: Tuple[int, ...] = field(default_factory=tuple)
+
+
+def bundled_photos() -> List[MosaicPhoto]:
+    """Every bundled photo (:mod:`attribmap.data.photos`) whose package is installed, with its ImageNet classes."""
+    from attribmap.data import photos
+    from attribmap.errors import InputError
+
+    out = []
+    for name in photos.names():
+        try:
+            out.append(MosaicPhoto(name, photos.load(name), tuple(photos.info(name).classes)))
+        except (InputError, ImportError):  # its package (scikit-learn) is missing: not a candidate
+            continue
+    return out
 
 
 @dataclass(frozen=True)
@@ -256,6 +273,32 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _remove_previous(out: str, split: str) -> None:
+    """Delete what an earlier :func:`write_mosaic_dataset` wrote for ``split`` in ``out`` (nothing else).
+
+    The images listed in its ``image_ids.txt``, its ``cell*.png`` masks, its metadata files
+    and ``mosaic.json``; the folders are removed when that leaves them empty.
+    """
+    metadata = os.path.join(out, "metadata", split)
+    ids = os.path.join(metadata, "image_ids.txt")
+    listed = []
+    if os.path.isfile(ids):
+        with open(ids, encoding="utf-8") as handle:
+            listed = [line.strip() for line in handle if line.strip()]
+    masks = os.path.join(out, "masks", split)
+    cells = [os.path.join("masks", split, name) for name in (os.listdir(masks) if os.path.isdir(masks) else [])
+             if name.startswith("cell") and name.endswith(".png")]
+    owned = [os.path.join("metadata", split, name) for name in _METADATA_FILES] + [MOSAIC_FILE]
+    for relative in listed + cells + owned:
+        path = os.path.normpath(os.path.join(out, relative))
+        if os.path.commonpath([os.path.abspath(path), os.path.abspath(out)]) == os.path.abspath(out) \
+                and os.path.isfile(path):
+            os.remove(path)
+    for folder in (os.path.join(out, "images", split), masks, metadata):
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+
+
 def write_mosaic_dataset(out_dir: PathLike, model: torch.nn.Module, photos: Sequence[MosaicPhoto], grid: int = 2,
                          count: int = 8, seed: int = 0, threshold: float = DEFAULT_THRESHOLD, cell_size: int = 224,
                          transform: Optional[Callable[[np.ndarray], torch.Tensor]] = None, split: str = "test",
@@ -288,7 +331,9 @@ def write_mosaic_dataset(out_dir: PathLike, model: torch.nn.Module, photos: Sequ
         Split name (``test``).
     device : str or torch.device
     overwrite : bool
-        Replace an existing split of that name.
+        Replace an existing split of that name: once the new request has passed its checks,
+        the files an earlier run wrote for the split (its images, masks, metadata and
+        ``mosaic.json``) are removed, so none of them outlives the new dataset.
     model_name : str, optional
         Recorded in ``mosaic.json``.
 
@@ -312,6 +357,7 @@ def write_mosaic_dataset(out_dir: PathLike, model: torch.nn.Module, photos: Sequ
         raise AttribmapError(f"{metadata} already holds a split; pass overwrite=True (--overwrite) to replace it")
     checks = check_photos(model, photos, threshold, cell_size, transform, device)
     plans = plan_mosaics(checks, grid, count, seed)
+    _remove_previous(out, split)  # only now: a refused request leaves the old split as it was
     cells = {index: _cell(photos[index].image, cell_size) for index in sorted({i for p in plans for i in p})}
     boxes = cell_boxes(grid, cell_size)
     side = grid * cell_size
@@ -331,8 +377,7 @@ def write_mosaic_dataset(out_dir: PathLike, model: torch.nn.Module, photos: Sequ
             lines["sizes"].append(f"{image_id},{side},{side}")
             lines["boxes"].append(f"{image_id},{box[0]},{box[1]},{box[2]},{box[3]}")
             lines["masks"].append(f"{image_id},masks/{split}/cell{position}.png,")
-    for name, key in (("image_ids.txt", "ids"), ("class_labels.txt", "labels"), ("image_sizes.txt", "sizes"),
-                      ("localization.txt", "boxes"), ("localization_masks.txt", "masks")):
+    for name, key in zip(_METADATA_FILES, ("ids", "labels", "sizes", "boxes", "masks")):
         atomic_write_text(os.path.join(metadata, name), "".join(line + "\n" for line in lines[key]))
     info = {"generator": "attribmap mosaic", "grid": grid, "count": len(plans), "seed": int(seed),
             "threshold": threshold, "cell_size": cell_size, "image_size": side, "split": split, "model": model_name,

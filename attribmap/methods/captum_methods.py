@@ -10,13 +10,21 @@
   ``n_steps=`` for IntegratedGradients); captum's own defaults apply otherwise.
 * captum runs its own forward and backward passes. attribmap hands it a detached copy of
   the images, runs it with gradients enabled (also inside ``torch.no_grad()``), and for the
-  duration of the call turns ``ReLU(inplace=True)`` modules into out-of-place ones (captum's
+  duration of the call turns in-place ``ReLU`` / ``ReLU6`` modules into out-of-place ones (captum's
   module backward hooks cannot follow in-place ops); every flag is restored afterwards.
+* Guided Backprop, Deconvolution and the guided part of GuidedGradCam: captum overrides the
+  backward pass of ``nn.ReLU`` modules only. attribmap also gives its rule to the clamp-style
+  activations of :data:`GUIDED_ACTIVATIONS` (``nn.Hardtanh`` and its subclass ``nn.ReLU6``,
+  the activation of MobileNetV2 and EfficientNet-Lite) for the duration of captum's own
+  hooks: the gradient of the module's input is replaced by its positive part (Guided
+  Backprop: ``relu(g * 1[min < x < max])``) or by the positive part of the output gradient
+  (Deconvolution: ``relu(g)``). Without it these methods equal Saliency on a ReLU6 network.
+  Smooth activations (SiLU, Hardswish, GELU) have no guided rule and keep their gradient.
 """
 from __future__ import annotations
 
 import inspect
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -26,7 +34,11 @@ from attribmap.methods.base import Extractor
 from attribmap.methods.registry import register_resolver
 from attribmap.tap import logits_of
 
-__all__ = ["CaptumMethod", "LISTED_CAPTUM"]
+__all__ = ["CaptumMethod", "LISTED_CAPTUM", "GUIDED_ACTIVATIONS"]
+
+#: Activations beside ``nn.ReLU`` that get the guided / deconvolution backward rule
+#: (``nn.ReLU6`` is an ``nn.Hardtanh``).
+GUIDED_ACTIVATIONS: Tuple[Type[nn.Module], ...] = (nn.Hardtanh,)
 
 LISTED_CAPTUM: Dict[str, str] = {
     "Saliency": "captum Saliency: |d z_c / d input| summed over colour channels",
@@ -50,6 +62,33 @@ class _Logits(nn.Module):
 
     def forward(self, x):
         return logits_of(self.model(x))
+
+
+def _guided_parts(method) -> List:
+    """The captum objects of ``method`` that override ReLU gradients (itself, or GuidedGradCam's part)."""
+    from captum.attr._core.guided_backprop_deconvnet import ModifiedReluGradientAttribution
+
+    parts = [method, getattr(method, "guided_backprop", None)]
+    return [part for part in parts if isinstance(part, ModifiedReluGradientAttribution)]
+
+
+def _extend_guided_rule(part) -> None:
+    """Make captum's ReLU hook registration of ``part`` also cover :data:`GUIDED_ACTIVATIONS`.
+
+    captum registers its hooks at the start of ``attribute`` and removes every handle in
+    ``part.backward_hooks`` in its own ``finally``; the extra handles join that list, so they
+    live exactly as long as captum's (the caller removes them again as a safeguard).
+    """
+    from captum._utils.common import _register_backward_hook
+
+    register_relu = part._register_hooks
+
+    def register(module: nn.Module) -> None:
+        register_relu(module)
+        if isinstance(module, GUIDED_ACTIVATIONS) and not isinstance(module, nn.ReLU):
+            part.backward_hooks.extend(_register_backward_hook(module, part._backward_hook, part))
+
+    part._register_hooks = register
 
 
 class CaptumMethod(Extractor):
@@ -96,7 +135,10 @@ class CaptumMethod(Extractor):
 
         if isinstance(method, captum.attr.LayerGradCam):
             options.setdefault("relu_attributions", True)
-        relus = [m for m in model.modules() if isinstance(m, nn.ReLU) and m.inplace]
+        guided = _guided_parts(method)
+        for part in guided:
+            _extend_guided_rule(part)
+        relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, *GUIDED_ACTIVATIONS)) and m.inplace]
         try:
             for relu in relus:
                 relu.inplace = False
@@ -108,6 +150,9 @@ class CaptumMethod(Extractor):
         finally:
             for relu in relus:
                 relu.inplace = True
+            for part in guided:
+                for handle in part.backward_hooks:
+                    handle.remove()
         if isinstance(attr, (tuple, list)):
             attr = attr[0]
         attr = attr.detach()
