@@ -168,10 +168,10 @@ class SeedRun:
             epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
             **start), after=data + ("embedding",))
         ce_options = dict(b.i2c_ce_options)
-        ce_recipe = {"lr": 0.01, **ce_options}
+        ce_recipe = {"epochs": s.i2c_ce_epochs, "lr": 0.01, **ce_options}
         records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
-            "i2c", "i2c_ce", arch=b.i2c, epochs=s.i2c_ce_epochs, lambda_sc=0.0, lambda_gc=0.0, **start,
-            **ce_recipe), after=data, options=ce_options)
+            "i2c", "i2c_ce", arch=b.i2c, lambda_sc=0.0, lambda_gc=0.0, **start, **ce_recipe),
+            after=data, options=ce_options)
         ce = str(m / "i2c_ce.pt")
         records["i2c"] = self.stage("i2c", lambda: self._train("i2c", "i2c", arch=b.i2c, init=ce,
                                                                 epochs=s.finetune_epochs), after=("i2c_ce",))

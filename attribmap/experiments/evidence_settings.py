@@ -54,7 +54,7 @@ class Backbone:
         (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
     i2c_ce_options : mapping
         Recipe options of the I2C CE stage beyond the shared ones (its learning rate is 0.01
-        unless given here); they enter that stage's cache key.
+        and its epochs ``i2c_ce_epochs`` unless given here); they enter that stage's cache key.
     """
 
     classifier: str
@@ -68,7 +68,7 @@ class Backbone:
 
 
 #: Recipe options of the Lite0 I2C CE stage (see docs/learned.rst, "I2C on the ImageNet backbone").
-LITE0_I2C_CE: Dict[str, Any] = {"optimizer": "adam", "lr": 1e-4, "head_lr_mult": 10.0}
+LITE0_I2C_CE: Dict[str, Any] = {"optimizer": "adam", "lr": 1e-4, "head_lr_mult": 10.0, "epochs": 10}
 
 #: Backbone name -> its networks (``benchmarks/learned_vs_cam.py --backbone``).
 BACKBONES: Dict[str, Backbone] = {
