@@ -139,6 +139,11 @@ def test_cli_rejects_an_unknown_backbone(capsys):
         module.main(["--out", "unused", "--backbone", "vgg"])
     err = capsys.readouterr().err
     assert "invalid choice: 'vgg'" in err and "efficientnet_lite0" in err
+    for bad, message in ((["--image-size", "16"], "--image-size must be an integer >= 32, got 16"),
+                         (["--epoch-factor", "0"], "--epoch-factor must be an integer >= 1, got 0")):
+        with pytest.raises(SystemExit):
+            module.main(["--out", "unused"] + bad)
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -75,10 +75,14 @@ class SeedRun:
     seed : int
     say : callable
         Receives one line per stage.
+    device : str
+        Where training and scoring run (``"cpu"``, ``"cuda"``); not part of any stage's key.
     """
 
-    def __init__(self, root: Path, settings: EvidenceSettings, seed: int, say: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, settings: EvidenceSettings, seed: int, say: Callable[[str], None],
+                 device: str = "cpu") -> None:
         self.root, self.settings, self.seed, self.say = Path(root), settings, int(seed), say
+        self.device = str(device)
         self.suite, self.models, self.reports = self.root / "suite", self.root / "models", self.root / "bench"
         self._reran: set = set()
 
@@ -114,7 +118,8 @@ class SeedRun:
     # -- stages --------------------------------------------------------------------------
     def _common(self) -> Dict[str, Any]:
         s = self.settings
-        return dict(image_size=s.image_size, batch_size=s.batch_size, seed=self.seed, progress=False)
+        return dict(image_size=s.image_size, batch_size=s.batch_size, seed=self.seed, progress=False,
+                    device=self.device)
 
     def _suite(self) -> Dict[str, Any]:
         from attribmap.data.synthetic import generate_suite
@@ -191,7 +196,8 @@ class SeedRun:
         s = self.settings
         return BenchConfig(data=str(self.suite), split="test", checkpoint=str(self.models / "classifier.pt"),
                            methods=tuple(methods), extractors=tuple(extractors), delta=delta,
-                           input_size=s.image_size, batch_size=s.batch_size, seed=self.seed, per_class=per_class)
+                           input_size=s.image_size, batch_size=s.batch_size, seed=self.seed, per_class=per_class,
+                           device=self.device)
 
     def _run_bench(self, out: Path, config, figures: bool) -> Dict[str, Any]:
         from attribmap.bench import run_benchmark
@@ -259,7 +265,7 @@ class SeedRun:
 
 
 def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], say: Callable[[str], None],
-                 command: str = "") -> Tuple[Dict[str, Any], str]:
+                 command: str = "", device: str = "cpu") -> Tuple[Dict[str, Any], str]:
     """Run every seed (cached) and write ``summary.json`` and ``summary.md`` to ``out``.
 
     Parameters
@@ -274,6 +280,9 @@ def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], sa
         Receives progress lines.
     command : str
         The command line, quoted in the report.
+    device : str
+        Where every stage trains and scores (``"cpu"`` or ``"cuda"``; cached stages are reused
+        whatever the device).
 
     Returns
     -------
@@ -281,7 +290,7 @@ def run_evidence(out: Path, settings: EvidenceSettings, seeds: Sequence[int], sa
     """
     out = Path(out)
     started = time.perf_counter()
-    per_seed = {seed: SeedRun(out / f"seed{seed}", settings, seed, say).run() for seed in seeds}
+    per_seed = {seed: SeedRun(out / f"seed{seed}", settings, seed, say, device).run() for seed in seeds}
     wall_s = time.perf_counter() - started
     rows_spec = evidence_rows(settings.backbone)
     summary = summarize(per_seed, rows_spec)
