@@ -9,6 +9,11 @@ reads the ``results.json`` of ``attribmap bench`` runs on a mosaic folder (``att
 mosaic``) and the ``sanity.json`` of ``attribmap sanity``, and writes
 ``_grid_pointing_table.rst`` and ``_sanity_table.rst`` (the tables included by
 docs/grid_pointing_and_sanity.rst). Numbers are copied, never computed here.
+
+``--keep`` keeps the extractor rows of the grid pointing table already in ``--out`` (those of
+earlier runs whose report folders are gone) and adds or replaces the rows of ``--bench``::
+
+    python benchmarks/grid_pointing_sanity_tables.py --bench report_d --keep --out docs/
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List
+from typing import List, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -35,8 +40,26 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
     return lines + [rule]
 
 
-def grid_table(reports: List[str]) -> str:
-    """The extractors of every report (grid pointing, pointing, energy pointing, MaxBoxAccV2), then the reference rows."""
+def read_table(path: str) -> List[List[str]]:
+    """The rows of a simple reST table written by :func:`_table` (header excluded), split at its column rules."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=")]
+    if len(rules) < 3:
+        raise ValueError(f"{path}: expected a simple reST table with 3 rules of '=', found {len(rules)}")
+    spans, start = [], 0
+    for part in lines[rules[0]].split("  "):
+        spans.append((start, start + len(part)))
+        start += len(part) + 2
+    return [[line[a:b].strip() for a, b in spans] for line in lines[rules[1] + 1:rules[2]]]
+
+
+def grid_table(reports: List[str], kept: Optional[List[List[str]]] = None) -> str:
+    """The extractors of every report (grid pointing, pointing, energy pointing, MaxBoxAccV2), then the reference rows.
+
+    ``kept`` are earlier rows (:func:`read_table`): their extractor rows come first unless a report
+    has the same extractor, their reference rows are used when no report has any.
+    """
     rows, reference = [], None
     for report in reports:
         with open(os.path.join(report, "results.json"), encoding="utf-8") as handle:
@@ -49,9 +72,14 @@ def grid_table(reports: List[str]) -> str:
         reference = reference or results.get("mosaic_reference")
     titles = {"uniform": "reference: uniform map", "centre": "reference: centre prior",
               "cell": "reference: the target cell"}
+    new_names = {row[0] for row in rows}
+    kept = kept or []
+    rows = [row for row in kept if not row[0].startswith("reference:") and row[0] not in new_names] + rows
     for name, row in (reference or {}).get("rows", {}).items():
         rows.append([titles.get(name, name), "-", _cell(row.get("GridPointing")), "-", _cell(row.get("PointingGame")),
                      _cell(row.get("EnergyPointing")), "-"])
+    if reference is None:
+        rows += [row for row in kept if row[0].startswith("reference:")]
     header = ["extractor", "layer", "grid pointing", "no positive mass", "pointing", "energy pointing",
               "MaxBoxAccV2"]
     return "\n".join(_table(header, rows)) + "\n"
@@ -115,9 +143,13 @@ def main(argv=None) -> int:
     parser.add_argument("--bench", nargs="*", default=[], help="attribmap bench report folders")
     parser.add_argument("--sanity", default=None, help="attribmap sanity output folder")
     parser.add_argument("--out", default="docs", help="folder of the .rst tables")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the extractor rows of the grid pointing table already in --out")
     args = parser.parse_args(argv)
     if args.bench:
-        atomic_write_text(os.path.join(args.out, "_grid_pointing_table.rst"), grid_table(args.bench))
+        target = os.path.join(args.out, "_grid_pointing_table.rst")
+        kept = read_table(target) if args.keep and os.path.exists(target) else None
+        atomic_write_text(target, grid_table(args.bench, kept))
     if args.sanity:
         atomic_write_text(os.path.join(args.out, "_sanity_table.rst"), sanity_table(args.sanity))
     return 0

@@ -1,0 +1,56 @@
+"""benchmarks/grid_pointing_sanity_tables.py: the grid pointing table from bench reports, with --keep."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+def _module():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "grid_pointing_sanity_tables.py"
+    spec = importlib.util.spec_from_file_location("grid_pointing_sanity_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _report(folder: Path, extractors: dict, reference: bool = True) -> str:
+    folder.mkdir()
+    results = {"extractors": {name: {"about": {"layer": "_head_act"}, "GridPointing": value, "PointingGame": 100.0,
+                                     "EnergyPointing": 50.0, "MaxBoxAccV2": 70.0, "GridPointing_empty": 0}
+                              for name, value in extractors.items()}}
+    if reference:
+        results["mosaic_reference"] = {"rows": {"uniform": {"GridPointing": 25.0, "PointingGame": 0.0,
+                                                            "EnergyPointing": 0.0}}}
+    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return str(folder)
+
+
+def _names(path: Path):
+    return [row[0] for row in _module().read_table(str(path))]
+
+
+def test_keep_adds_new_rows_replaces_repeated_ones_and_keeps_the_references_last(tmp_path):
+    tables = _module()
+    out = tmp_path / "docs"
+    out.mkdir()
+    tables.main(["--bench", _report(tmp_path / "a", {"cam": 83.2, "gradcam": 81.4}), "--out", str(out)])
+    target = out / "_grid_pointing_table.rst"
+    assert _names(target) == ["``cam``", "``gradcam``", "reference: uniform map"]
+
+    tables.main(["--bench", _report(tmp_path / "b", {"scorecam": 60.0, "gradcam": 80.0}, reference=False),
+                 "--keep", "--out", str(out)])
+    rows = tables.read_table(str(target))
+    assert [row[0] for row in rows] == ["``cam``", "``scorecam``", "``gradcam``", "reference: uniform map"]
+    assert rows[0][2] == "83.2" and rows[1][2] == "60.0" and rows[2][2] == "80.0" and rows[3][2] == "25.0"
+
+    # without --keep the table holds the given reports only
+    tables.main(["--bench", str(tmp_path / "b"), "--out", str(out)])
+    assert _names(target) == ["``scorecam``", "``gradcam``"]
+
+
+def test_read_table_names_a_file_that_is_not_a_table(tmp_path):
+    bad = tmp_path / "bad.rst"
+    bad.write_text("just text\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.rst: expected a simple reST table"):
+        _module().read_table(str(bad))
