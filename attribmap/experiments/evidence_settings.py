@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 __all__ = ["METRICS", "ROWS", "REFERENCE", "Backbone", "BACKBONES", "LITE0_I2C_CE", "backbone_spec", "evidence_rows",
-           "EvidenceSettings", "PRESETS", "evidence_settings", "scale_epochs"]
+           "EvidenceSettings", "PRESETS", "evidence_settings", "scale_epochs", "i2c_ce_options"]
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
@@ -123,6 +123,9 @@ class EvidenceSettings:
     backbone : str
         A key of :data:`BACKBONES`; with ImageNet weights the ``pretrain_*`` fields are unused
         (keep ``pretrain_per_class`` 0: no pretrain split is generated).
+    epoch_factor : int
+        What :func:`scale_epochs` multiplied the ``*_epochs`` by; it also multiplies the epochs
+        a backbone's ``i2c_ce_options`` fix (the Lite0 I2C CE stage's 10).
     """
 
     classes: int = 8
@@ -144,6 +147,7 @@ class EvidenceSettings:
     delta: float = 0.001
     curve_delta: float = 0.01
     backbone: str = "resnet18_narrow"
+    epoch_factor: int = 1
 
     def __post_init__(self) -> None:
         backbone_spec(self.backbone)
@@ -151,12 +155,14 @@ class EvidenceSettings:
     def key(self, seed: int, *fields: str) -> str:
         """Short hash of the named ``*fields`` (all when none) and the ``seed``.
 
-        ``backbone`` enters only when it is not the default, so the records of runs written
-        before the field existed stay current.
+        ``backbone`` and ``epoch_factor`` enter only when they are not the default, so the
+        records of runs written before the fields existed stay current.
         """
         values = dataclasses.asdict(self)
         if values["backbone"] == "resnet18_narrow":
             del values["backbone"]
+        if values["epoch_factor"] == 1:
+            del values["epoch_factor"]
         chosen = {name: values[name] for name in (fields or sorted(values))}
         text = json.dumps({**chosen, "seed": seed}, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -204,6 +210,9 @@ def evidence_settings(preset: str = "full", backbone: str = "resnet18_narrow") -
 def scale_epochs(settings: EvidenceSettings, factor: int) -> EvidenceSettings:
     """``settings`` with every stage's epochs (``*_epochs``) multiplied by ``factor`` (an int >= 1).
 
+    ``epoch_factor`` records the product, which the I2C CE stage applies to epochs fixed by
+    the backbone's ``i2c_ce_options``.
+
     Raises
     ------
     ValueError
@@ -213,4 +222,13 @@ def scale_epochs(settings: EvidenceSettings, factor: int) -> EvidenceSettings:
         raise ValueError(f"epoch factor must be an integer >= 1, got {factor!r}")
     fields = {f.name: getattr(settings, f.name) * factor for f in dataclasses.fields(settings)
               if f.name.endswith("_epochs")}
-    return dataclasses.replace(settings, **fields)
+    return dataclasses.replace(settings, epoch_factor=settings.epoch_factor * factor, **fields)
+
+
+def i2c_ce_options(backbone: Backbone, settings: EvidenceSettings) -> Dict[str, Any]:
+    """The I2C CE stage's options of ``backbone`` under ``settings``: epochs the backbone fixes
+    are multiplied by ``settings.epoch_factor`` (as :func:`scale_epochs` did to ``i2c_ce_epochs``)."""
+    options = dict(backbone.i2c_ce_options)
+    if "epochs" in options:
+        options["epochs"] = int(options["epochs"]) * settings.epoch_factor
+    return options
