@@ -10,10 +10,10 @@ mosaic``) and the ``sanity.json`` of ``attribmap sanity``, and writes
 ``_grid_pointing_table.rst`` and ``_sanity_table.rst`` (the tables included by
 docs/grid_pointing_and_sanity.rst). Numbers are copied, never computed here.
 
-``--keep`` keeps the extractor rows of the grid pointing table already in ``--out`` (those of
-earlier runs whose report folders are gone) and adds or replaces the rows of ``--bench``::
+``--keep`` keeps the rows of the tables already in ``--out`` (those of earlier runs whose
+report folders are gone) and adds or replaces the rows of the new reports::
 
-    python benchmarks/grid_pointing_sanity_tables.py --bench report_d --keep --out docs/
+    python benchmarks/grid_pointing_sanity_tables.py --bench report_d --sanity sanity2 --keep --out docs/
 """
 from __future__ import annotations
 
@@ -40,18 +40,36 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
     return lines + [rule]
 
 
-def read_table(path: str) -> List[List[str]]:
-    """The rows of a simple reST table written by :func:`_table` (header excluded), split at its column rules."""
+def read_tables(path: str) -> List[List[List[str]]]:
+    """The rows (header excluded) of every simple reST table written by :func:`_table` in ``path``."""
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("=")]
-    if len(rules) < 3:
-        raise ValueError(f"{path}: expected a simple reST table with 3 rules of '=', found {len(rules)}")
-    spans, start = [], 0
-    for part in lines[rules[0]].split("  "):
-        spans.append((start, start + len(part)))
-        start += len(part) + 2
-    return [[line[a:b].strip() for a, b in spans] for line in lines[rules[1] + 1:rules[2]]]
+    if len(rules) < 3 or len(rules) % 3:
+        raise ValueError(f"{path}: expected simple reST tables of 3 rules of '=' each, found {len(rules)} rules")
+    tables = []
+    for top, under, bottom in zip(rules[0::3], rules[1::3], rules[2::3]):
+        spans, start = [], 0
+        for part in lines[top].split("  "):
+            spans.append((start, start + len(part)))
+            start += len(part) + 2
+        tables.append([[line[a:b].strip() for a, b in spans] for line in lines[under + 1:bottom]])
+    return tables
+
+
+def read_table(path: str) -> List[List[str]]:
+    """The rows of the first table of :func:`read_tables`."""
+    return read_tables(path)[0]
+
+
+def _merge(kept: List[List[str]], new: List[List[str]]) -> List[List[str]]:
+    """``kept`` rows whose first cell is not in ``new``, then ``new``."""
+    for row in kept:
+        if new and len(row) != len(new[0]):
+            raise ValueError(f"kept row {row[0]} has {len(row)} columns, the new table {len(new[0])}: "
+                             "a table of another model or stages cannot be kept")
+    names = {row[0] for row in new}
+    return [row for row in kept if row[0] not in names] + new
 
 
 def grid_table(reports: List[str], kept: Optional[List[List[str]]] = None) -> str:
@@ -72,9 +90,8 @@ def grid_table(reports: List[str], kept: Optional[List[List[str]]] = None) -> st
         reference = reference or results.get("mosaic_reference")
     titles = {"uniform": "reference: uniform map", "centre": "reference: centre prior",
               "cell": "reference: the target cell"}
-    new_names = {row[0] for row in rows}
     kept = kept or []
-    rows = [row for row in kept if not row[0].startswith("reference:") and row[0] not in new_names] + rows
+    rows = _merge([row for row in kept if not row[0].startswith("reference:")], rows)
     for name, row in (reference or {}).get("rows", {}).items():
         rows.append([titles.get(name, name), "-", _cell(row.get("GridPointing")), "-", _cell(row.get("PointingGame")),
                      _cell(row.get("EnergyPointing")), "-"])
@@ -85,8 +102,13 @@ def grid_table(reports: List[str], kept: Optional[List[List[str]]] = None) -> st
     return "\n".join(_table(header, rows)) + "\n"
 
 
-def sanity_table(path: str) -> str:
-    """Spearman (absolute values) per cascading stage, every method; plus the last stage's four measures."""
+def sanity_table(path: str, kept: Optional[List[List[List[str]]]] = None) -> str:
+    """Spearman (absolute values) per cascading stage, every method; plus the last stage's four measures.
+
+    ``kept`` are the tables of an earlier run (:func:`read_tables`, same model and stages): the
+    rows of their methods that this run lacks come first in each table.
+    """
+    kept = kept or []
     with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
         data = json.load(handle)
     methods = data["methods"]
@@ -103,20 +125,23 @@ def sanity_table(path: str) -> str:
                 text += f" [{entry['n_constant'][i]}]"
             cells.append(text)
         rows.append([f"``{name}``"] + cells)
+    rows = _merge(kept[0], rows) if kept else rows
     lines = ["Spearman rank correlation of the absolute maps with the trained model's, cascading "
              "randomization (column: the block randomized last, every block above it randomized too; "
              "[k]: maps constant at that stage, left out):", ""] + _table(header, rows)
     last = len(stages) - 1
     rows = [[f"``{name}``", _cell(e["spearman"][last], 2), _cell(e["spearman_abs"][last], 2), _cell(e["ssim"][last], 2),
              _cell(e["hog"][last], 2), str(max(e["n_constant"]))] for name, e in methods.items()]
+    rows = _merge(kept[1], rows) if len(kept) > 1 else rows
     lines += ["", "Every block randomized (last stage): the four measures:", ""]
     lines += _table(["method", "Spearman", "Spearman abs", "SSIM", "HOG", "constant maps (most at one stage)"], rows)
     if data.get("independent"):
-        lines += [""] + independent_lines(data["independent"], [stages[i] for i in shown if i > 0])
+        lines += [""] + independent_lines(data["independent"], [stages[i] for i in shown if i > 0],
+                                          kept[2] if len(kept) > 2 else [])
     return "\n".join(lines) + "\n"
 
 
-def independent_lines(independent, blocks: List[str]) -> List[str]:
+def independent_lines(independent, blocks: List[str], kept: Optional[List[List[str]]] = None) -> List[str]:
     """Spearman (absolute values) with one block randomized alone, at ``blocks``, and the lowest over all blocks."""
     header = ["method"] + blocks + ["lowest (block)"]
     rows = []
@@ -132,6 +157,7 @@ def independent_lines(independent, blocks: List[str]) -> List[str]:
         low = min(known) if known else None
         cells.append("-" if low is None else f"{low[0]:.2f} ({low[1]})")
         rows.append([f"``{name}``"] + cells)
+    rows = _merge(kept or [], rows)
     return ["Independent randomization: Spearman rank correlation of the absolute maps with the trained "
             "model's when only the named block is re-initialised (the rest trained); last column: the "
             "lowest over all blocks:", ""] + _table(header, rows)
@@ -144,14 +170,17 @@ def main(argv=None) -> int:
     parser.add_argument("--sanity", default=None, help="attribmap sanity output folder")
     parser.add_argument("--out", default="docs", help="folder of the .rst tables")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the extractor rows of the grid pointing table already in --out")
+                        help="keep the rows of the tables already in --out whose extractors / methods "
+                             "the new reports lack")
     args = parser.parse_args(argv)
     if args.bench:
         target = os.path.join(args.out, "_grid_pointing_table.rst")
         kept = read_table(target) if args.keep and os.path.exists(target) else None
         atomic_write_text(target, grid_table(args.bench, kept))
     if args.sanity:
-        atomic_write_text(os.path.join(args.out, "_sanity_table.rst"), sanity_table(args.sanity))
+        target = os.path.join(args.out, "_sanity_table.rst")
+        kept = read_tables(target) if args.keep and os.path.exists(target) else None
+        atomic_write_text(target, sanity_table(args.sanity, kept))
     return 0
 
 

@@ -52,5 +52,41 @@ def test_keep_adds_new_rows_replaces_repeated_ones_and_keeps_the_references_last
 def test_read_table_names_a_file_that_is_not_a_table(tmp_path):
     bad = tmp_path / "bad.rst"
     bad.write_text("just text\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.rst: expected a simple reST table"):
+    with pytest.raises(ValueError, match=r"bad.rst: expected simple reST tables of 3 rules"):
         _module().read_table(str(bad))
+
+
+def _sanity(folder: Path, methods: dict) -> str:
+    stages = ["original", "_fc", "_bn1", "_conv_head"]
+    folder.mkdir()
+    data = {"methods": {name: {"stages": stages, "spearman": [1.0, v, v, v], "spearman_abs": [1.0, v, v, v],
+                               "ssim": [1.0, v, v, v], "hog": [1.0, v, v, v], "n_constant": [0, 0, 0, 0]}
+                        for name, v in methods.items()},
+            "independent": {name: {"stages": stages[1:], "spearman_abs": [v, v, v], "n_constant": [0, 0, 0]}
+                            for name, v in methods.items()}}
+    (folder / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
+    return str(folder)
+
+
+def test_keep_merges_each_of_the_three_sanity_tables(tmp_path):
+    tables = _module()
+    out = tmp_path / "docs"
+    out.mkdir()
+    tables.main(["--sanity", _sanity(tmp_path / "a", {"cam": 0.3, "gradcam": 0.4}), "--out", str(out)])
+    tables.main(["--sanity", _sanity(tmp_path / "b", {"refinecam": 0.5, "gradcam": 0.1}), "--keep", "--out", str(out)])
+    merged = tables.read_tables(str(out / "_sanity_table.rst"))
+    assert len(merged) == 3
+    for rows in merged:
+        assert [row[0] for row in rows] == ["``cam``", "``refinecam``", "``gradcam``"]
+        assert rows[0][1 if rows is merged[2] else 2] == "0.30" and rows[2][-2 if rows is merged[2] else 2] == "0.10"
+    # a kept table of other stages is refused, not misaligned
+    short = tmp_path / "c"
+    short.mkdir()
+    data = json.loads((tmp_path / "a" / "sanity.json").read_text())
+    for entry in data["methods"].values():
+        for key in ("stages", "spearman", "spearman_abs", "ssim", "hog", "n_constant"):
+            entry[key] = entry[key][:3]
+    del data["independent"]
+    (short / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot be kept"):
+        tables.main(["--sanity", str(short), "--keep", "--out", str(out)])
