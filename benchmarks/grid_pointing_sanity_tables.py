@@ -135,8 +135,8 @@ def sanity_table(path: str, kept: Optional[List[List[List[str]]]] = None) -> str
     rows = _merge(kept[1], rows) if len(kept) > 1 else rows
     lines += ["", "Every block randomized (last stage): the four measures:", ""]
     lines += _table(["method", "Spearman", "Spearman abs", "SSIM", "HOG", "constant maps (most at one stage)"], rows)
-    if data.get("independent"):
-        lines += [""] + independent_lines(data["independent"], [stages[i] for i in shown if i > 0],
+    if data.get("independent") or len(kept) > 2:  # a run with --no-independent keeps the earlier table
+        lines += [""] + independent_lines(data.get("independent") or {}, [stages[i] for i in shown if i > 0],
                                           kept[2] if len(kept) > 2 else [])
     return "\n".join(lines) + "\n"
 

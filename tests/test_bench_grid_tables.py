@@ -79,6 +79,17 @@ def test_keep_merges_each_of_the_three_sanity_tables(tmp_path):
     for rows in merged:
         assert [row[0] for row in rows] == ["``cam``", "``refinecam``", "``gradcam``"]
         assert rows[0][1 if rows is merged[2] else 2] == "0.30" and rows[2][-2 if rows is merged[2] else 2] == "0.10"
+    # a run without the independent randomization keeps the earlier independent table as it was
+    cascading_only = tmp_path / "d"
+    cascading_only.mkdir()
+    data = json.loads((tmp_path / "b" / "sanity.json").read_text())
+    data["methods"] = {"scorecam": data["methods"]["refinecam"]}
+    del data["independent"]
+    (cascading_only / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
+    tables.main(["--sanity", str(cascading_only), "--keep", "--out", str(out)])
+    merged = tables.read_tables(str(out / "_sanity_table.rst"))
+    assert [row[0] for row in merged[0]] == ["``cam``", "``refinecam``", "``gradcam``", "``scorecam``"]
+    assert [row[0] for row in merged[2]] == ["``cam``", "``refinecam``", "``gradcam``"]
     # a kept table of other stages is refused, not misaligned
     short = tmp_path / "c"
     short.mkdir()
