@@ -173,14 +173,17 @@ def main(argv=None) -> int:
                         help="keep the rows of the tables already in --out whose extractors / methods "
                              "the new reports lack")
     args = parser.parse_args(argv)
-    if args.bench:
-        target = os.path.join(args.out, "_grid_pointing_table.rst")
-        kept = read_table(target) if args.keep and os.path.exists(target) else None
-        atomic_write_text(target, grid_table(args.bench, kept))
-    if args.sanity:
-        target = os.path.join(args.out, "_sanity_table.rst")
-        kept = read_tables(target) if args.keep and os.path.exists(target) else None
-        atomic_write_text(target, sanity_table(args.sanity, kept))
+    try:
+        if args.bench:
+            target = os.path.join(args.out, "_grid_pointing_table.rst")
+            kept = read_table(target) if args.keep and os.path.exists(target) else None
+            atomic_write_text(target, grid_table(args.bench, kept))
+        if args.sanity:
+            target = os.path.join(args.out, "_sanity_table.rst")
+            kept = read_tables(target) if args.keep and os.path.exists(target) else None
+            atomic_write_text(target, sanity_table(args.sanity, kept))
+    except (OSError, ValueError, KeyError) as error:
+        parser.exit(2, f"error: {error}\n")
     return 0
 
 

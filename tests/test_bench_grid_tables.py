@@ -68,7 +68,7 @@ def _sanity(folder: Path, methods: dict) -> str:
     return str(folder)
 
 
-def test_keep_merges_each_of_the_three_sanity_tables(tmp_path):
+def test_keep_merges_each_of_the_three_sanity_tables(tmp_path, capsys):
     tables = _module()
     out = tmp_path / "docs"
     out.mkdir()
@@ -99,5 +99,15 @@ def test_keep_merges_each_of_the_three_sanity_tables(tmp_path):
             entry[key] = entry[key][:3]
     del data["independent"]
     (short / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(ValueError, match="cannot be kept"):
+    before = (out / "_sanity_table.rst").read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
         tables.main(["--sanity", str(short), "--keep", "--out", str(out)])
+    assert "cannot be kept" in capsys.readouterr().err
+    assert (out / "_sanity_table.rst").read_text(encoding="utf-8") == before  # left as it was
+
+
+def test_a_missing_report_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _module().main(["--bench", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err and "Traceback" not in err
