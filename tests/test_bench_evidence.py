@@ -88,33 +88,15 @@ def test_scale_epochs_multiplies_every_stage_budget():
     assert doubled.classifier_epochs == 2 * base.classifier_epochs == 6
     assert doubled.weightmap_epochs == 2 * base.weightmap_epochs and doubled.per_class == base.per_class
     assert doubled.key(0) != base.key(0) and scale_epochs(base, 1) == base
-    assert doubled.epoch_factor == 2 and scale_epochs(doubled, 3).epoch_factor == 6
-    # the backbone's fixed I2C CE epochs (Lite0: 10) follow the factor too; other options do not
-    from attribmap.experiments.evidence import BACKBONES, i2c_ce_options
+    # the Lite0 I2C CE stage's 10 epochs are a budget field, so the factor reaches them too
+    assert base.i2c_ce_epochs == 10 and doubled.i2c_ce_epochs == 20
+    from attribmap.experiments.evidence import BACKBONES, Backbone
 
-    lite0 = BACKBONES["efficientnet_lite0"]
-    assert i2c_ce_options(lite0, base) == dict(lite0.i2c_ce_options)
-    assert i2c_ce_options(lite0, doubled) == {**lite0.i2c_ce_options, "epochs": 2 * lite0.i2c_ce_options["epochs"]}
-    assert i2c_ce_options(BACKBONES["resnet18_narrow"], doubled) == {}
+    assert "epochs" not in BACKBONES["efficientnet_lite0"].i2c_ce_options
+    with pytest.raises(ValueError, match=r"i2c_ce_options may not fix 'epochs' \(got 10\)"):
+        Backbone("c", "i", "w", "e", "l", "m", i2c_ce_options={"epochs": 10})
     with pytest.raises(ValueError, match="epoch factor must be an integer >= 1, got 0"):
         scale_epochs(base, 0)
-
-
-def test_the_epoch_factor_leaves_the_keys_of_unscaled_runs_unchanged():
-    """Records written before ``epoch_factor`` existed stay current: at 1 it is not in the key."""
-    import dataclasses
-    import hashlib
-    import json
-
-    from attribmap.experiments.evidence import evidence_settings
-
-    for settings in (PRESETS["full"], evidence_settings("full", "efficientnet_lite0")):
-        values = dataclasses.asdict(settings)
-        del values["epoch_factor"]
-        if values["backbone"] == "resnet18_narrow":
-            del values["backbone"]
-        text = json.dumps({**values, "seed": 4}, sort_keys=True)
-        assert settings.key(4) == hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def test_backbone_settings_and_rows():
@@ -192,7 +174,7 @@ def test_one_tiny_seed_from_the_imagenet_backbone(tmp_path):
     assert load_checkpoint(seed / "models" / "i2c.pt")["recipe"]["init"].endswith("i2c_ce.pt")
     ce_recipe = load_checkpoint(seed / "models" / "i2c_ce.pt")["recipe"]
     chosen = (ce_recipe["optimizer"], ce_recipe["lr"], ce_recipe["head_lr_mult"], ce_recipe["epochs"])
-    assert chosen == ("adam", 1e-4, 10.0, 10)
+    assert chosen == ("adam", 1e-4, 10.0, settings.i2c_ce_epochs)
     assert load_checkpoint(seed / "models" / "classifier.pt")["arch"]["arch"] == "efficientnet_lite0_wsol"
     rows = summary["per_seed"]["3"]
     for row, _, _ in evidence_rows("efficientnet_lite0"):

@@ -46,13 +46,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from attribmap.bench.report import jsonable
 from attribmap.experiments.evidence_settings import (BACKBONES, LITE0_I2C_CE, METRICS, PRESETS, REFERENCE, ROWS,
                                                      Backbone, EvidenceSettings, backbone_spec, evidence_rows,
-                                                     evidence_settings, i2c_ce_options, scale_epochs)
+                                                     evidence_settings, scale_epochs)
 from attribmap.experiments.evidence_summary import render, summarize
 from attribmap.fileio import atomic_write_bytes
 
 __all__ = ["EvidenceSettings", "PRESETS", "ROWS", "REFERENCE", "METRICS", "SeedRun", "summarize", "render",
            "run_evidence", "scale_epochs", "Backbone", "BACKBONES", "LITE0_I2C_CE", "backbone_spec",
-           "evidence_rows", "evidence_settings", "i2c_ce_options"]
+           "evidence_rows", "evidence_settings"]
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -172,7 +172,7 @@ class SeedRun:
             "weightmap", "weightmap2", arch=b.weightmap, method=2, classifier=str(m / "embedding.pt"),
             epochs=s.weightmap_epochs, evaluations_per_epoch=s.evaluations_per_epoch, save_evaluations=True,
             **start), after=data + ("embedding",))
-        ce_options = i2c_ce_options(b, s)
+        ce_options = dict(b.i2c_ce_options)
         ce_recipe = {"epochs": s.i2c_ce_epochs, "lr": 0.01, **ce_options}
         records["i2c_ce"] = self.stage("i2c_ce", lambda: self._train(
             "i2c", "i2c_ce", arch=b.i2c, lambda_sc=0.0, lambda_gc=0.0, **start, **ce_recipe),

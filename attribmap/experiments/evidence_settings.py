@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 __all__ = ["METRICS", "ROWS", "REFERENCE", "Backbone", "BACKBONES", "LITE0_I2C_CE", "backbone_spec", "evidence_rows",
-           "EvidenceSettings", "PRESETS", "evidence_settings", "scale_epochs", "i2c_ce_options"]
+           "EvidenceSettings", "PRESETS", "evidence_settings", "scale_epochs"]
 
 #: Metrics copied from each benchmark (official protocol, GT-known maps).
 METRICS = ("MaxBoxAccV2", "PxAP", "MaxBoxAcc", "Top1Loc")
@@ -54,7 +54,8 @@ class Backbone:
         (the ``pretrain`` stage); ``"DEFAULT"``: from the ImageNet weights (no pretrain stage).
     i2c_ce_options : mapping
         Recipe options of the I2C CE stage beyond the shared ones (its learning rate is 0.01
-        and its epochs ``i2c_ce_epochs`` unless given here); they enter that stage's cache key.
+        unless given here); they enter that stage's cache key. Not ``epochs``: those are the
+        budget's ``i2c_ce_epochs``, which ``scale_epochs`` scales.
     """
 
     classifier: str
@@ -66,9 +67,14 @@ class Backbone:
     weights: Optional[str] = None
     i2c_ce_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if "epochs" in self.i2c_ce_options:
+            raise ValueError(f"Backbone {self.classifier!r}: i2c_ce_options may not fix 'epochs' "
+                             f"(got {self.i2c_ce_options['epochs']!r}); set the budget's i2c_ce_epochs")
+
 
 #: Recipe options of the Lite0 I2C CE stage (see docs/learned.rst, "I2C on the ImageNet backbone").
-LITE0_I2C_CE: Dict[str, Any] = {"optimizer": "adam", "lr": 1e-4, "head_lr_mult": 10.0, "epochs": 10}
+LITE0_I2C_CE: Dict[str, Any] = {"optimizer": "adam", "lr": 1e-4, "head_lr_mult": 10.0}
 
 #: Backbone name -> its networks (``benchmarks/learned_vs_cam.py --backbone``).
 BACKBONES: Dict[str, Backbone] = {
@@ -123,9 +129,6 @@ class EvidenceSettings:
     backbone : str
         A key of :data:`BACKBONES`; with ImageNet weights the ``pretrain_*`` fields are unused
         (keep ``pretrain_per_class`` 0: no pretrain split is generated).
-    epoch_factor : int
-        What :func:`scale_epochs` multiplied the ``*_epochs`` by; it also multiplies the epochs
-        a backbone's ``i2c_ce_options`` fix (the Lite0 I2C CE stage's 10).
     """
 
     classes: int = 8
@@ -147,7 +150,6 @@ class EvidenceSettings:
     delta: float = 0.001
     curve_delta: float = 0.01
     backbone: str = "resnet18_narrow"
-    epoch_factor: int = 1
 
     def __post_init__(self) -> None:
         backbone_spec(self.backbone)
@@ -155,14 +157,12 @@ class EvidenceSettings:
     def key(self, seed: int, *fields: str) -> str:
         """Short hash of the named ``*fields`` (all when none) and the ``seed``.
 
-        ``backbone`` and ``epoch_factor`` enter only when they are not the default, so the
-        records of runs written before the fields existed stay current.
+        ``backbone`` enters only when it is not the default, so the records of runs written
+        before the field existed stay current.
         """
         values = dataclasses.asdict(self)
         if values["backbone"] == "resnet18_narrow":
             del values["backbone"]
-        if values["epoch_factor"] == 1:
-            del values["epoch_factor"]
         chosen = {name: values[name] for name in (fields or sorted(values))}
         text = json.dumps({**chosen, "seed": seed}, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -180,9 +180,10 @@ PRESETS: Dict[str, EvidenceSettings] = {
 #: ImageNet weights, no pretrain split. ``full``: 60 training images per class (80 for the
 #: narrow ResNet), the same 25 test images, about half the epochs, so that one seed takes at
 #: most about 45 minutes on the project's loaded 2-core machine (docs/learned.rst gives the
-#: step times this rests on).
+#: step times this rests on). The I2C CE stage's 10 epochs: Adam needed them to train the
+#: new head (:data:`LITE0_I2C_CE`); as a budget field, ``scale_epochs`` scales them too.
 _LITE0_PRESETS: Dict[str, Dict[str, Any]] = {
-    "full": dict(per_class=60, pretrain_per_class=0, pretrain_epochs=0, classifier_epochs=3, i2c_ce_epochs=3,
+    "full": dict(per_class=60, pretrain_per_class=0, pretrain_epochs=0, classifier_epochs=3, i2c_ce_epochs=10,
                  finetune_epochs=2, weightmap_epochs=2, embedding_epochs=2, evaluations_per_epoch=2),
     "small": dict(pretrain_per_class=0, pretrain_epochs=0),
 }
@@ -210,9 +211,6 @@ def evidence_settings(preset: str = "full", backbone: str = "resnet18_narrow") -
 def scale_epochs(settings: EvidenceSettings, factor: int) -> EvidenceSettings:
     """``settings`` with every stage's epochs (``*_epochs``) multiplied by ``factor`` (an int >= 1).
 
-    ``epoch_factor`` records the product, which the I2C CE stage applies to epochs fixed by
-    the backbone's ``i2c_ce_options``.
-
     Raises
     ------
     ValueError
@@ -222,13 +220,4 @@ def scale_epochs(settings: EvidenceSettings, factor: int) -> EvidenceSettings:
         raise ValueError(f"epoch factor must be an integer >= 1, got {factor!r}")
     fields = {f.name: getattr(settings, f.name) * factor for f in dataclasses.fields(settings)
               if f.name.endswith("_epochs")}
-    return dataclasses.replace(settings, epoch_factor=settings.epoch_factor * factor, **fields)
-
-
-def i2c_ce_options(backbone: Backbone, settings: EvidenceSettings) -> Dict[str, Any]:
-    """The I2C CE stage's options of ``backbone`` under ``settings``: epochs the backbone fixes
-    are multiplied by ``settings.epoch_factor`` (as :func:`scale_epochs` did to ``i2c_ce_epochs``)."""
-    options = dict(backbone.i2c_ce_options)
-    if "epochs" in options:
-        options["epochs"] = int(options["epochs"]) * settings.epoch_factor
-    return options
+    return dataclasses.replace(settings, **fields)
