@@ -1,6 +1,4 @@
 """``python -m attribmap`` (also what ``torchrun -m attribmap`` runs)."""
-import sys
+from attribmap.cli import entry
 
-from attribmap.cli import main
-
-sys.exit(main())
+entry()

@@ -4,6 +4,12 @@ Sub-commands live in :mod:`attribmap.commands` (one module each, discovered at s
 Errors caused by bad arguments or data (:class:`~attribmap.errors.AttribmapError`, any
 ``ValueError``, missing files) are printed as one line ``attribmap: error: ...`` and
 exit with status 2, like argparse's own usage errors.
+
+The installed ``attribmap`` command and ``python -m attribmap`` start through :func:`entry`,
+which first makes the process keep freed memory for reuse
+(:func:`attribmap.allocator.keep_freed_memory`; ``ATTRIBMAP_KEEP_FREED_MEMORY=0`` turns it
+off); :func:`main` itself leaves the allocator alone, so calling it from Python changes nothing
+process-wide.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from typing import Optional, Sequence
 
 from attribmap._version import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "entry", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +62,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-def _entry() -> None:  # pragma: no cover - thin wrapper for ``python -m attribmap``
+def entry() -> None:
+    """The installed ``attribmap`` command: keep freed memory for reuse, run :func:`main`, exit with its status."""
+    from attribmap.allocator import keep_freed_memory
+
+    keep_freed_memory()
     sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _entry()
+    entry()

@@ -140,6 +140,12 @@ def test_cli_writes_json_table_and_figure(tmp_path, capsys):
         paths.append(str(path))
     code = main(["sanity", *paths, "--model", "resnet18", "--methods", "gradcam", "--size", "32",
                  "--blocks", "layer4,fc", "--no-independent", "--out", str(tmp_path / "out")])
+    staged = main(["sanity", *paths, "--model", "resnet18", "--methods", "gradcam", "--size", "32",
+                   "--blocks", "layer3,layer4,fc", "--stages", "layer3", "--out", str(tmp_path / "staged")])
+    assert staged == 0
+    staged_data = json.loads((tmp_path / "staged" / "sanity.json").read_text())
+    assert staged_data["stages"] == ["original", "layer3"]
+    assert staged_data["independent"]["gradcam"]["stages"] == ["layer3"]
     assert code == 0
     data = json.loads((tmp_path / "out" / "sanity.json").read_text())
     entry = data["methods"]["gradcam"]
@@ -147,3 +153,35 @@ def test_cli_writes_json_table_and_figure(tmp_path, capsys):
     assert len(entry["spearman"]) == len(entry["ssim"]) == len(entry["hog"]) == 3
     assert (tmp_path / "out" / "sanity.png").stat().st_size > 1000
     assert "spearman_abs" in capsys.readouterr().out
+
+
+def test_named_stages_equal_the_full_run_at_those_stages():
+    blocks = ["features.0", "features.2", "fc"]
+    full = model_randomization(_model(), _images(), ["gradcam", "gradcampp"], blocks=blocks, seed=3)
+    part = model_randomization(_model(), _images(), ["gradcam", "gradcampp"], blocks=blocks, seed=3,
+                               stages=["features.0", "fc"])
+    assert part.stages == ["original", "fc", "features.0"]  # cascade order; features.2 randomized, not compared
+    assert part.independent["gradcam"]["stages"] == ["fc", "features.0"]
+    for method in ("gradcam", "gradcampp"):
+        for test, reference in ((part.methods, full.methods), (part.independent, full.independent)):
+            got, want = test[method], reference[method]
+            for i, stage in enumerate(got["stages"]):
+                j = want["stages"].index(stage)
+                for measure in ("spearman", "spearman_abs", "ssim", "hog", "n_constant"):
+                    assert got[measure][i] == want[measure][j], (method, stage, measure)
+    assert part.maps["gradcam"].shape == (3, 32, 32)
+    upper = model_randomization(_model(), _images(), ["gradcam"], blocks=blocks, seed=3, stages=["features.2"],
+                                independent=False)
+    assert upper.stages == ["original", "features.2"]  # stops there: features.0 is never re-initialised
+    assert upper.methods["gradcam"]["spearman_abs"][1] == full.methods["gradcam"]["spearman_abs"][2]
+    # the last stage is the fully randomized model's: the cascade re-initialised features.2 too
+    assert part.methods["gradcam"]["spearman_abs"][2] < 0.9
+
+
+def test_bad_stages_name_the_blocks():
+    with pytest.raises(AttribmapError, match=r"'layer9'.*features\.0"):
+        model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "fc"], stages=["layer9"])
+    with pytest.raises(AttribmapError, match="no block"):
+        model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "fc"], stages=["original"])
+    with pytest.raises(AttribmapError, match="not the string"):
+        model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "fc"], stages="fc")

@@ -28,6 +28,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--blocks", default=None,
                         help="comma-separated dotted block names, input to logits (default: the model's "
                              "sanity_blocks, else its top-level children; see attribmap.sanity.blocks)")
+    parser.add_argument("--stages", default=None,
+                        help="comma-separated blocks at which the maps are compared (default: every block); "
+                             "the cascade still randomizes every block above them. For the costly methods "
+                             "(scorecam, iscam, sscam)")
     parser.add_argument("--target", type=int, default=None, help="class explained (default: each image's top-1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the re-initialisations (default 0)")
     parser.add_argument("--size", type=int, default=224, help="input side (default 224)")
@@ -59,8 +63,10 @@ def run_sanity(args: argparse.Namespace) -> int:
     model = load_classifier(args.model, args.weights, args.checkpoint).to(args.device)
     batch = _batch(model, images, args.size)
     blocks = [b.strip() for b in args.blocks.split(",") if b.strip()] if args.blocks else None
+    stages = [b.strip() for b in args.stages.split(",") if b.strip()] if args.stages is not None else None
     result = model_randomization(model, batch, methods, target=args.target, blocks=blocks,
-                                 independent=not args.no_independent, seed=args.seed, layer=args.layer)
+                                 independent=not args.no_independent, seed=args.seed, layer=args.layer,
+                                 stages=stages)
     data = result.as_dict()
     data["images"] = list(args.images)
     data["model"] = args.model or args.checkpoint

@@ -159,7 +159,8 @@ def _summary(originals: Dict[str, np.ndarray], stages: List[Dict[str, np.ndarray
 def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], target=None, *,
                         blocks: Optional[Sequence[str]] = None, independent: bool = True, seed: int = 0,
                         layer=None, options: Optional[Dict[str, Dict[str, Any]]] = None,
-                        size: int = 224, device: Optional[torch.device] = None) -> SanityResult:
+                        size: int = 224, device: Optional[torch.device] = None,
+                        stages: Optional[Sequence[str]] = None) -> SanityResult:
     """Cascading (and independent) model-parameter randomization of ``model`` for ``methods``.
 
     Parameters
@@ -188,17 +189,25 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         Input side for non-tensor images.
     device : torch.device, optional
         Where to run (default: the model's device).
+    stages : sequence of str, optional
+        Blocks at which the maps are computed and compared (default: every block). The
+        cascade still re-initialises every block above a named one, in order and from the
+        same seeds, so a named stage's numbers equal those of a run over all stages; the
+        independent test randomizes only the named blocks. ``"original"`` is always
+        computed. For methods that cost thousands of forward passes per map (the Score-CAM
+        family), naming the stages a table shows is what makes the run affordable.
 
     Returns
     -------
     SanityResult
         Its ``methods[name]`` lists hold one value per stage: the first stage (``"original"``)
-        compares the trained model with itself, the last has every block randomized.
+        compares the trained model with itself, the last has every block randomized (with
+        ``stages``: every block down to the lowest one named).
 
     Raises
     ------
     AttribmapError
-        No method, an unknown method or block, a bad ``target``.
+        No method, an unknown method or block (in ``blocks`` or ``stages``), a bad ``target``.
     """
     from attribmap.inputs import to_batch
     from attribmap.methods import ExtractorSpec
@@ -218,6 +227,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
     batch = to_batch(images, device=device, size=size)
     trained = copy.deepcopy(model).to(device).eval()
     names = check_blocks(trained, blocks) if blocks is not None else randomization_blocks(trained)
+    chosen = _check_stages(stages, names)
     if target is None:
         with torch.no_grad():
             targets = logits_of(trained(batch)).argmax(dim=1)
@@ -233,22 +243,43 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
     stage_maps, stage_names = [originals], ["original"]
     for block in reversed(names):
         skipped += reinitialise(cascade, block, seed)[1]
+        if block not in chosen:
+            continue
         stage_maps.append(_maps(cascade, batch, methods, targets, layer, options))
         stage_names.append(block)
+        if block == chosen[0]:
+            break  # nothing below is compared: leave the lower blocks trained
     result = SanityResult(blocks=list(names), stages=stage_names, methods=_summary(originals, stage_maps, stage_names),
                           targets=[int(t) for t in targets.tolist()], skipped=sorted(set(skipped)), seed=seed,
                           image=batch[0].detach().cpu())
     result.maps = {m: np.stack([_first_image(s[m]) for s in stage_maps]).astype(np.float32) for m in methods}
     if independent:
         alone = []
-        for block in reversed(names):
+        for block in reversed(chosen):
             single = copy.deepcopy(trained)
             reinitialise(single, block, seed)
             alone.append(_maps(single, batch, methods, targets, layer, options))
             del single
-        result.independent = _summary(originals, alone, list(reversed(names)))
+        result.independent = _summary(originals, alone, list(reversed(chosen)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _check_stages(stages: Optional[Sequence[str]], blocks: List[str]) -> List[str]:
+    """The blocks named by ``stages`` in input-to-logits order (all of ``blocks`` when None)."""
+    if stages is None:
+        return list(blocks)
+    if isinstance(stages, str):
+        raise AttribmapError(f"stages must be a sequence of block names, not the string {stages!r}")
+    named = [str(s) for s in stages if str(s) != "original"]
+    unknown = [s for s in named if s not in blocks]
+    if unknown:
+        raise AttribmapError(f"stages names {', '.join(map(repr, unknown))}, not a randomization block; "
+                             f"the blocks are: {', '.join(blocks)}")
+    if not named:
+        raise AttribmapError("stages names no block (only 'original'): name at least one of "
+                             f"{', '.join(blocks)}")
+    return [b for b in blocks if b in set(named)]
 
 
 def _first_image(maps: np.ndarray) -> np.ndarray:
