@@ -102,65 +102,81 @@ def grid_table(reports: List[str], kept: Optional[List[List[str]]] = None) -> st
     return "\n".join(_table(header, rows)) + "\n"
 
 
+NOT_RUN = "·"
+
+
+def _stage_cell(entry, stage: str) -> str:
+    """Spearman (absolute values) of ``entry`` at ``stage`` with its constant-map count; ``NOT_RUN`` when not computed."""
+    if stage not in entry["stages"]:
+        return NOT_RUN
+    i = entry["stages"].index(stage)
+    text = _cell(entry["spearman_abs"][i], 2)
+    if entry["n_constant"][i]:
+        text += f" [{entry['n_constant'][i]}]"
+    return text
+
+
 def sanity_table(path: str, kept: Optional[List[List[List[str]]]] = None) -> str:
     """Spearman (absolute values) per cascading stage, every method; plus the last stage's four measures.
 
-    ``kept`` are the tables of an earlier run (:func:`read_tables`, same model and stages): the
-    rows of their methods that this run lacks come first in each table.
+    Columns are stages by name: ``original`` and every stage of the run's blocks
+    (``sanity.json``'s ``blocks``, logits down) at fixed positions. A method run with
+    ``--stages`` shows ``·`` at the stages it did not compute. ``kept`` are the tables of an
+    earlier run (:func:`read_tables`, same model and stages): the rows of their methods that
+    this run lacks come first in each table.
     """
     kept = kept or []
     with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
         data = json.load(handle)
     methods = data["methods"]
-    stages = next(iter(methods.values()))["stages"]
+    stages = ["original"] + data["blocks"][::-1] if data.get("blocks") else next(iter(methods.values()))["stages"]
     shown = [0, 1, 2, 3, 5, 9, 13, 17, len(stages) - 1]
-    shown = sorted({i for i in shown if i < len(stages)})
-    header = ["method"] + [stages[i] for i in shown]
-    rows = []
-    for name, entry in methods.items():
-        cells = []
-        for i in shown:
-            text = _cell(entry["spearman_abs"][i], 2)
-            if entry["n_constant"][i]:
-                text += f" [{entry['n_constant'][i]}]"
-            cells.append(text)
-        rows.append([f"``{name}``"] + cells)
+    shown = [stages[i] for i in sorted({i for i in shown if i < len(stages)})]
+    rows = [[f"``{name}``"] + [_stage_cell(entry, stage) for stage in shown] for name, entry in methods.items()]
     rows = _merge(kept[0], rows) if kept else rows
     lines = ["Spearman rank correlation of the absolute maps with the trained model's, cascading "
              "randomization (column: the block randomized last, every block above it randomized too; "
-             "[k]: maps constant at that stage, left out):", ""] + _table(header, rows)
-    last = len(stages) - 1
-    rows = [[f"``{name}``", _cell(e["spearman"][last], 2), _cell(e["spearman_abs"][last], 2), _cell(e["ssim"][last], 2),
-             _cell(e["hog"][last], 2), str(max(e["n_constant"]))] for name, e in methods.items()]
+             f"[k]: maps constant at that stage, left out; {NOT_RUN}: stage not computed):", ""]
+    lines += _table(["method"] + shown, rows)
+    last = stages[-1]
+    rows = []
+    for name, e in methods.items():
+        if last in e["stages"]:
+            i = e["stages"].index(last)
+            cells = [_cell(e[key][i], 2) for key in ("spearman", "spearman_abs", "ssim", "hog")]
+        else:
+            cells = [NOT_RUN] * 4
+        rows.append([f"``{name}``"] + cells + [str(max(e["n_constant"]))])
     rows = _merge(kept[1], rows) if len(kept) > 1 else rows
     lines += ["", "Every block randomized (last stage): the four measures:", ""]
     lines += _table(["method", "Spearman", "Spearman abs", "SSIM", "HOG", "constant maps (most at one stage)"], rows)
     if data.get("independent") or len(kept) > 2:  # a run with --no-independent keeps the earlier table
-        lines += [""] + independent_lines(data.get("independent") or {}, [stages[i] for i in shown if i > 0],
-                                          kept[2] if len(kept) > 2 else [])
+        lines += [""] + independent_lines(data.get("independent") or {}, shown[1:], kept[2] if len(kept) > 2 else [],
+                                          n_blocks=len(stages) - 1)
     return "\n".join(lines) + "\n"
 
 
-def independent_lines(independent, blocks: List[str], kept: Optional[List[List[str]]] = None) -> List[str]:
-    """Spearman (absolute values) with one block randomized alone, at ``blocks``, and the lowest over all blocks."""
+def independent_lines(independent, blocks: List[str], kept: Optional[List[List[str]]] = None,
+                      n_blocks: Optional[int] = None) -> List[str]:
+    """Spearman (absolute values) with one block randomized alone, at ``blocks``, and the lowest over the blocks run.
+
+    ``n_blocks``: how many blocks the model has; a method run on fewer (``--stages``) says
+    over how many its lowest value is taken.
+    """
     header = ["method"] + blocks + ["lowest (block)"]
     rows = []
     for name, entry in independent.items():
-        cells = []
-        for block in blocks:
-            i = entry["stages"].index(block)
-            text = _cell(entry["spearman_abs"][i], 2)
-            if entry["n_constant"][i]:
-                text += f" [{entry['n_constant'][i]}]"
-            cells.append(text)
+        cells = [_stage_cell(entry, block) for block in blocks]
         known = [(v, b) for v, b in zip(entry["spearman_abs"], entry["stages"]) if v is not None]
         low = min(known) if known else None
-        cells.append("-" if low is None else f"{low[0]:.2f} ({low[1]})")
-        rows.append([f"``{name}``"] + cells)
+        text = "-" if low is None else f"{low[0]:.2f} ({low[1]})"
+        if low is not None and n_blocks and len(entry["stages"]) < n_blocks:
+            text = f"{low[0]:.2f} ({low[1]}; of {len(entry['stages'])} blocks run)"
+        rows.append([f"``{name}``"] + cells + [text])
     rows = _merge(kept or [], rows)
     return ["Independent randomization: Spearman rank correlation of the absolute maps with the trained "
             "model's when only the named block is re-initialised (the rest trained); last column: the "
-            "lowest over all blocks:", ""] + _table(header, rows)
+            f"lowest over all blocks ({NOT_RUN}: not run):", ""] + _table(header, rows)
 
 
 def main(argv=None) -> int:

@@ -111,3 +111,31 @@ def test_a_missing_report_is_one_line(tmp_path, capsys):
         _module().main(["--bench", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere" in err and "Traceback" not in err
+
+
+def test_a_run_on_named_stages_fills_its_columns_by_name(tmp_path):
+    tables = _module()
+    out = tmp_path / "docs"
+    out.mkdir()
+    blocks = ["_conv_stem", "_blocks.0", "_conv_head", "_fc"]  # input to logits
+    full = ["original", "_fc", "_conv_head", "_blocks.0", "_conv_stem"]
+
+    def write(folder, name, stages, value):
+        folder.mkdir()
+        n = len(stages)
+        entry = {"stages": stages, "spearman": [value] * n, "spearman_abs": [value] * n, "ssim": [value] * n,
+                 "hog": [value] * n, "n_constant": [0] * n}
+        alone = {"stages": stages[1:], "spearman_abs": [value + i / 100 for i in range(n - 1)], "n_constant": [0] * (n - 1)}
+        data = {"blocks": blocks, "stages": stages, "methods": {name: entry}, "independent": {name: alone}}
+        (folder / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
+        return str(folder)
+
+    tables.main(["--sanity", write(tmp_path / "a", "gradcam", full, 0.5), "--out", str(out)])
+    tables.main(["--sanity", write(tmp_path / "b", "iscam", ["original", "_fc", "_blocks.0"], 0.25), "--keep",
+                 "--out", str(out)])
+    cascading, last, independent = tables.read_tables(str(out / "_sanity_table.rst"))
+    assert cascading[0] == ["``gradcam``", "0.50", "0.50", "0.50", "0.50", "0.50"]
+    assert cascading[1] == ["``iscam``", "0.25", "0.25", "·", "0.25", "·"]
+    assert last[1][:5] == ["``iscam``", "·", "·", "·", "·"]  # every block randomized: not computed
+    assert independent[0][-1] == "0.50 (_fc)"
+    assert independent[1] == ["``iscam``", "0.25", "·", "0.26", "·", "0.25 (_fc; of 2 blocks run)"]
