@@ -143,6 +143,8 @@ def test_cli_writes_json_table_and_figure(tmp_path, capsys):
     staged = main(["sanity", *paths, "--model", "resnet18", "--methods", "gradcam", "--size", "32",
                    "--blocks", "layer3,layer4,fc", "--stages", "layer3", "--out", str(tmp_path / "staged")])
     assert staged == 0
+    captured = capsys.readouterr()
+    assert "sanity: independent layer3: stage 3 of 3" in captured.err
     staged_data = json.loads((tmp_path / "staged" / "sanity.json").read_text())
     assert staged_data["stages"] == ["original", "layer3"]
     assert staged_data["independent"]["gradcam"]["stages"] == ["layer3"]
@@ -152,14 +154,18 @@ def test_cli_writes_json_table_and_figure(tmp_path, capsys):
     assert entry["stages"] == ["original", "fc", "layer4"]
     assert len(entry["spearman"]) == len(entry["ssim"]) == len(entry["hog"]) == 3
     assert (tmp_path / "out" / "sanity.png").stat().st_size > 1000
-    assert "spearman_abs" in capsys.readouterr().out
+    assert "spearman_abs" in captured.out
 
 
 def test_named_stages_equal_the_full_run_at_those_stages():
     blocks = ["features.0", "features.2", "fc"]
     full = model_randomization(_model(), _images(), ["gradcam", "gradcampp"], blocks=blocks, seed=3)
+    lines = []
     part = model_randomization(_model(), _images(), ["gradcam", "gradcampp"], blocks=blocks, seed=3,
-                               stages=["features.0", "fc"])
+                               stages=["features.0", "fc"], progress=lines.append)
+    assert [line.split(",")[0] for line in lines] == [
+        "trained original: stage 1 of 5", "cascading fc: stage 2 of 5", "cascading features.0: stage 3 of 5",
+        "independent fc: stage 4 of 5", "independent features.0: stage 5 of 5"]
     assert part.stages == ["original", "fc", "features.0"]  # cascade order; features.2 randomized, not compared
     assert part.independent["gradcam"]["stages"] == ["fc", "features.0"]
     for method in ("gradcam", "gradcampp"):

@@ -37,6 +37,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--size", type=int, default=224, help="input side (default 224)")
     parser.add_argument("--no-independent", action="store_true", help="skip the independent randomization")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no line per finished stage on stderr")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.set_defaults(func=run_sanity)
 
@@ -66,7 +67,7 @@ def run_sanity(args: argparse.Namespace) -> int:
     stages = [b.strip() for b in args.stages.split(",") if b.strip()] if args.stages is not None else None
     result = model_randomization(model, batch, methods, target=args.target, blocks=blocks,
                                  independent=not args.no_independent, seed=args.seed, layer=args.layer,
-                                 stages=stages)
+                                 stages=stages, progress=None if args.no_progress else _say)
     data = result.as_dict()
     data["images"] = list(args.images)
     data["model"] = args.model or args.checkpoint
@@ -89,6 +90,12 @@ def run_sanity(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'sanity.json'}, {out / 'sanity.md'} and {out / 'sanity.png'} "
           f"({len(result.stages)} cascading stages, {result.seconds:.1f} s)")
     return 0
+
+
+def _say(line: str) -> None:
+    import sys
+
+    print(f"sanity: {line}", file=sys.stderr, flush=True)
 
 
 def _batch(model, images, size: int):

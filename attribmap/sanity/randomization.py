@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -160,7 +160,8 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
                         blocks: Optional[Sequence[str]] = None, independent: bool = True, seed: int = 0,
                         layer=None, options: Optional[Dict[str, Dict[str, Any]]] = None,
                         size: int = 224, device: Optional[torch.device] = None,
-                        stages: Optional[Sequence[str]] = None) -> SanityResult:
+                        stages: Optional[Sequence[str]] = None,
+                        progress: Optional[Callable[[str], None]] = None) -> SanityResult:
     """Cascading (and independent) model-parameter randomization of ``model`` for ``methods``.
 
     Parameters
@@ -196,6 +197,9 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         independent test randomizes only the named blocks. ``"original"`` is always
         computed. For methods that cost thousands of forward passes per map (the Score-CAM
         family), naming the stages a table shows is what makes the run affordable.
+    progress : callable, optional
+        Called with one line of text after each stage's maps (which test, which stage, how
+        many of how many, seconds since the start).
 
     Returns
     -------
@@ -238,7 +242,16 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         if targets.numel() != batch.shape[0] or targets.dtype in (torch.float16, torch.float32, torch.float64):
             raise AttribmapError(f"target must be an int or {batch.shape[0]} ints (one per image); got {target!r}")
     targets = targets.long()
+    total = 1 + len(chosen) * (2 if independent else 1)
+    done = [0]
+
+    def report(test: str, stage: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(f"{test} {stage}: stage {done[0]} of {total}, {time.perf_counter() - started:.0f} s")
+
     originals = _maps(trained, batch, methods, targets, layer, options)
+    report("trained", "original")
     cascade, skipped = copy.deepcopy(trained), []
     stage_maps, stage_names = [originals], ["original"]
     for block in reversed(names):
@@ -247,6 +260,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
             continue
         stage_maps.append(_maps(cascade, batch, methods, targets, layer, options))
         stage_names.append(block)
+        report("cascading", block)
         if block == chosen[0]:
             break  # nothing below is compared: leave the lower blocks trained
     result = SanityResult(blocks=list(names), stages=stage_names, methods=_summary(originals, stage_maps, stage_names),
@@ -260,6 +274,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
             reinitialise(single, block, seed)
             alone.append(_maps(single, batch, methods, targets, layer, options))
             del single
+            report("independent", block)
         result.independent = _summary(originals, alone, list(reversed(chosen)))
     result.seconds = time.perf_counter() - started
     return result
