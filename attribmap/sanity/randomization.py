@@ -5,6 +5,10 @@
   the earlier ones randomized; the last stage has every block randomized.
 * **Independent**: each block alone re-initialised, the rest trained.
 
+``stages`` limits both tests to named blocks (the maps of the others are not computed; the
+cascade still re-initialises them on its way down), for methods too costly to run at every
+stage.
+
 Every block is re-initialised with its modules' own default initialiser
 (``reset_parameters``; batch norm also resets its running statistics), from a seed of its
 own derived from ``seed`` and the block's name: a block gets the same weights in both tests.
