@@ -5,11 +5,12 @@ its *mmap threshold* (dynamic, at most 32 MiB on 64-bit Linux) with a fresh ``mm
 returns it with ``munmap`` when freed, so the next tensor of that size starts from new pages:
 the kernel faults in and zeroes every 4 KiB page again. Methods that run thousands of forward
 passes on large inputs allocate the same large activations over and over, and that work
-shows as system CPU time. Measured on this project's 2-core CI machine (AMD EPYC, one
-thread, EfficientNet-Lite0 at 448 px, a batch of 8 masked inputs as Score-CAM runs them):
-130 ms per input, 62 of them system time and 40,000 page faults, with glibc's defaults;
-66.5 ms, 0.4 of them system time, once the heap keeps what it frees. The 21-minute
-Score-CAM grid-pointing run of the docs spent 565 of its 1254 CPU seconds in the kernel.
+shows as system CPU time. Measured with ``benchmarks/speed_allocator.py`` on this
+project's 2-core machine (AMD EPYC, one thread, EfficientNet-Lite0 at 448 px, batches of 8
+inputs as Score-CAM runs them): 148 ms per input, 66 of them system time and 36,860 page
+faults, with glibc's defaults; 77 ms, 2.4 of them system time, once the heap keeps what it
+frees (docs/performance.rst). The 21-minute Score-CAM grid-pointing run of the docs spent 565
+of its 1254 CPU seconds in the kernel.
 
 :func:`keep_freed_memory` raises the mmap threshold and the trim threshold to their
 largest values and pads each heap extension, so large blocks come from the heap and stay

@@ -24,7 +24,7 @@ checked against the recorded logits; see :mod:`attribmap.methods.folded_model`).
 
 On Linux (glibc), a Python program that runs these methods on the CPU gains from calling
 :func:`attribmap.allocator.keep_freed_memory` once: without it every pass faults in its large
-activations afresh (EfficientNet-Lite0 at 448 px: 130 against 66.5 ms a masked input on one
+activations afresh (EfficientNet-Lite0 at 448 px: 148 against 77 ms a masked input on one
 thread). The ``attribmap`` command line does it for you.
 """
 from __future__ import annotations
