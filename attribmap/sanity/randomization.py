@@ -246,13 +246,13 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         if targets.numel() != batch.shape[0] or targets.dtype in (torch.float16, torch.float32, torch.float64):
             raise AttribmapError(f"target must be an int or {batch.shape[0]} ints (one per image); got {target!r}")
     targets = targets.long()
-    total = 1 + len(chosen) * (2 if independent else 1)
-    done = [0]
+    total, done = 1 + len(chosen) * (2 if independent else 1), 0
 
     def report(test: str, stage: str) -> None:
-        done[0] += 1
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(f"{test} {stage}: stage {done[0]} of {total}, {time.perf_counter() - started:.0f} s")
+            progress(f"{test} {stage}: stage {done} of {total}, {time.perf_counter() - started:.0f} s")
 
     originals = _maps(trained, batch, methods, targets, layer, options)
     report("trained", "original")
