@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attribmap.errors import AttribmapError, InputError, MethodError
-from attribmap.inputs import check_finite, fit_to_model, to_batch
+from attribmap.inputs import check_finite, fit_to_model, model_input_size, to_batch
 from attribmap.layers import LayerSpec, resolve_layer
 from attribmap.methods.base import Extractor, Method
 from attribmap.methods.registry import get_method
@@ -266,7 +266,7 @@ class Explainer:
 
     def _batch(self, images, nonfinite: str = "raise") -> torch.Tensor:
         """The images as a batch on the model's device and in its dtype, checked for the model."""
-        batch = to_batch(images, device=_model_device(self.model))
+        batch = to_batch(images, device=_model_device(self.model), size=model_input_size(self.model))
         return check_finite(fit_to_model(batch, self.model), nonfinite)
 
     def _entries(self, methods: Iterable[MethodSpec]) -> Dict[str, _Entry]:
@@ -395,7 +395,8 @@ def explain(model: nn.Module, images, method: MethodSpec = "gradcam", layer: Lay
         Classifier returning logits (N, K); left exactly as found.
     images : tensor, PIL image, ndarray, path, or list of them
         Tensors (C,H,W) / (N,C,H,W) are used as given (already normalized); other inputs go
-        through :func:`attribmap.inputs.default_transform` (RGB, 224 x 224, ImageNet norm).
+        through :func:`attribmap.inputs.default_transform` (RGB, squashed to the model's
+        ``input_size`` square when it declares one, else 224 x 224; ImageNet norm).
     method : str or Extractor
         ``"cam"``, ``"gradcam"``, ``"gradcampp"``, ``"dgl"``, ``"dgl-psb"``, ``"dgl-cem"``,
         ``"i2c"``, ``"captum:<Name>"``, a name added with :func:`register_method`, or an

@@ -22,7 +22,7 @@ import torch
 from attribmap.errors import ImageReadError, InputError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "NONFINITE_POLICIES", "default_transform", "to_batch",
-           "load_image", "image_size", "to_rgb", "to_grey", "check_finite", "fit_to_model"]
+           "load_image", "image_size", "to_rgb", "to_grey", "check_finite", "fit_to_model", "model_input_size"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -147,6 +147,19 @@ def to_grey(image: "PIL.Image.Image") -> "PIL.Image.Image":
 
 def _high_bit_depth(image: "PIL.Image.Image") -> bool:
     return image.mode.startswith("I") or image.mode == "F"
+
+
+def model_input_size(model: Any) -> int:
+    """The side length a model's images are resized to: its ``input_size`` attribute, else 224.
+
+    ``input_size`` counts when it is an int of at least 32 (attribmap's ImageNet classifiers
+    declare the resolution of their weights: 224, 240, 260); anything else gives
+    :data:`DEFAULT_SIZE`.
+    """
+    declared = getattr(model, "input_size", None)
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 32:
+        return declared
+    return DEFAULT_SIZE
 
 
 def default_transform(image: Any, size: int = DEFAULT_SIZE) -> torch.Tensor:

@@ -44,7 +44,8 @@ def built():
 def test_available_archs_lists_the_agreed_names():
     expected = set(CLASSIFIERS + I2C + ["siamese_resnet18", "siamese_resnet18_narrow", "weightmap_resnet18",
                                         "weightmap_resnet34", "weightmap_resnet50", "weightmap_resnet18_narrow",
-                                        "efficientnet_lite0", "efficientnet_lite0_wsol", "efficientnet_lite0_i2c",
+                                        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                                        "efficientnet_lite0_wsol", "efficientnet_lite0_i2c",
                                         "siamese_efficientnet_lite0", "weightmap_efficientnet_lite0"])
     assert set(available_archs()) == expected
     assert available_archs() == sorted(available_archs())

