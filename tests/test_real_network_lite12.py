@@ -133,3 +133,13 @@ def test_model_input_size_reads_only_a_plausible_int():
     for odd in (None, True, 16, 240.0, "240"):
         assert model_input_size(Declares(odd)) == DEFAULT_SIZE
     assert model_input_size(nn.Identity()) == DEFAULT_SIZE
+
+
+def test_mosaic_cells_default_to_the_model_size(tmp_path, capsys):
+    assert main(["mosaic", str(tmp_path / "m"), "--model", "efficientnet_lite1", "--weights", "DEFAULT", "--grid", "2",
+                 "--count", "1", "--threshold", "0.2"]) == 0
+    assert "(480 px," in capsys.readouterr().out
+    from PIL import Image
+
+    images = sorted((tmp_path / "m").rglob("*.png"))
+    assert images and Image.open(next(p for p in images if "mask" not in str(p))).size == (480, 480)

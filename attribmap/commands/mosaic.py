@@ -31,8 +31,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="P",
                         help=f"softmax probability each photo's top-1 class needs alone (default {DEFAULT_THRESHOLD}; "
                              f"Rao et al. use {PAPER_THRESHOLD}, which few bundled photos meet)")
-    parser.add_argument("--cell-size", type=int, default=224, metavar="PX",
-                        help="side of a cell in pixels (default 224, the model's input: a 2x2 mosaic is 448 px)")
+    parser.add_argument("--cell-size", type=int, default=None, metavar="PX",
+                        help="side of a cell in pixels (default: the model's input_size, else 224: a 2x2 mosaic "
+                             "of efficientnet_lite0 is 448 px)")
     parser.add_argument("--photos", default=None, metavar="LIST",
                         help="comma-separated bundled photo names or image paths, a path optionally with its "
                              "ImageNet classes as PATH=C1+C2 (default: every bundled photo)")
@@ -83,15 +84,17 @@ def run_mosaic(args: argparse.Namespace) -> int:
     """Write the mosaics of the parsed ``args``; prints what passed and where it went."""
     from attribmap.data.mosaic import write_mosaic_dataset
     from attribmap.fileio import check_output_dir
+    from attribmap.inputs import model_input_size
     from attribmap.models.loading import load_classifier
 
     check_output_dir(args.out_dir, "OUT")
     photos = parse_photos(args.photos)
     started = time.perf_counter()
     model = load_classifier(args.model, args.weights, args.checkpoint).to(args.device)
-    transform = _model_transform(model, args.cell_size)
+    cell_size = args.cell_size if args.cell_size is not None else model_input_size(model)
+    transform = _model_transform(model, cell_size)
     info = write_mosaic_dataset(args.out_dir, model, photos, grid=args.grid, count=args.count, seed=args.seed,
-                                threshold=args.threshold, cell_size=args.cell_size, transform=transform,
+                                threshold=args.threshold, cell_size=cell_size, transform=transform,
                                 split=args.split, device=args.device, overwrite=args.overwrite,
                                 model_name=args.model or args.checkpoint)
     passed = [p for p in info["photos"] if p["passed"]]
