@@ -48,6 +48,9 @@ def test_bench_uses_the_image_size_the_checkpoint_records_and_says_so(trained, t
     assert "input size: 48 px (given)" in capsys.readouterr().out
     config = BenchConfig(data=str(trained / "suite"), model="resnet18").validated()
     assert (config.input_size, config.input_size_from) == (224, "default")
+    for arch, side in (("efficientnet_lite0", 224), ("efficientnet_lite2", 260)):  # the resolution of its weights
+        config = BenchConfig(data=str(trained / "suite"), model=arch).validated()
+        assert (config.input_size, config.input_size_from) == (side, "model")
     given = BenchConfig(data=str(trained / "suite"), checkpoint=str(trained / "cls.pt"), input_size=32).validated()
     assert given.input_size_from == "given" and given.fingerprint() == \
         BenchConfig(data=str(trained / "suite"), checkpoint=str(trained / "cls.pt")).validated().fingerprint()

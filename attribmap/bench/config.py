@@ -154,11 +154,12 @@ class BenchConfig:
     input_size : int, optional
         Side of the images fed to the model (the evaluation frame stays ``frame_size``).
         None (default): the ``image_size`` recorded in ``checkpoint``'s training recipe (the
-        size the classifier was trained and evaluated at), else
+        size the classifier was trained and evaluated at), else the resolution of ``model``'s
+        weights when attribmap knows it (``efficientnet_lite1``: 240), else
         :data:`attribmap.inputs.DEFAULT_SIZE` (224); :meth:`validated` fills it in.
     input_size_from : str, optional
-        Where ``input_size`` came from: ``"given"``, ``"checkpoint"`` (its recipe) or
-        ``"default"``; set by :meth:`validated` (not part of the fingerprint).
+        Where ``input_size`` came from: ``"given"``, ``"checkpoint"`` (its recipe), ``"model"``
+        or ``"default"``; set by :meth:`validated` (not part of the fingerprint).
     frame_size : int
         Side of the evaluation frame (224 in the protocol).
     batch_size : int
@@ -245,7 +246,7 @@ class BenchConfig:
         if self.input_size is None or self.input_size_from is None:
             if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
                 raise FileNotFoundError(f"checkpoint not found: {self.checkpoint!r}")
-            size, source = resolve_input_size(self.input_size, self.checkpoint)
+            size, source = resolve_input_size(self.input_size, self.checkpoint, self.model)
             return dataclasses.replace(self, input_size=size, input_size_from=source).validated()
         check_seed(self.seed)
         if self.protocol not in PROTOCOLS:

@@ -39,10 +39,12 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: An
         A size given by the user: ``(size, "given")``.
     checkpoint : str, optional
         Otherwise the size its training recipe records, ``(recorded, "checkpoint")``.
-    model : nn.Module, optional
+    model : nn.Module or str, optional
         Failing that, the size the model says it was trained at (an int ``input_size``
-        attribute of at least 32, as the pretrained Lite0 has), ``(size, "model")``; failing
-        that ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
+        attribute of at least 32, as the pretrained Lite models have), ``(size, "model")``;
+        a name stands for the model it builds (``"efficientnet_lite1"``: 240; a name that
+        declares nothing, such as a torchvision model's, gives the default); failing that
+        ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
     """
     from attribmap.inputs import DEFAULT_SIZE, model_input_size
 
@@ -51,6 +53,10 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: An
     recorded = recorded_input_size(checkpoint) if checkpoint is not None else None
     if recorded is not None:
         return recorded, "checkpoint"
+    if isinstance(model, str):
+        from attribmap.models.efficientnet_lite import LITE_VARIANTS
+
+        return (LITE_VARIANTS[model][2], "model") if model in LITE_VARIANTS else (DEFAULT_SIZE, "default")
     declared = getattr(model, "input_size", None)
     if model is not None and model_input_size(model) is declared:
         return declared, "model"
