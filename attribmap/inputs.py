@@ -22,7 +22,8 @@ import torch
 from attribmap.errors import ImageReadError, InputError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_SIZE", "NONFINITE_POLICIES", "default_transform", "to_batch",
-           "load_image", "image_size", "to_rgb", "to_grey", "check_finite", "fit_to_model", "model_input_size"]
+           "load_image", "image_size", "to_rgb", "to_grey", "check_finite", "fit_to_model", "model_input_size",
+           "declared_input_size"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -149,17 +150,21 @@ def _high_bit_depth(image: "PIL.Image.Image") -> bool:
     return image.mode.startswith("I") or image.mode == "F"
 
 
-def model_input_size(model: Any) -> int:
-    """The side length a model's images are resized to: its ``input_size`` attribute, else 224.
+def declared_input_size(model: Any) -> Optional[int]:
+    """A model's ``input_size`` attribute when it is an int of at least 32, else None.
 
-    ``input_size`` counts when it is an int of at least 32 (attribmap's ImageNet classifiers
-    declare the resolution of their weights: 224, 240, 260); anything else gives
-    :data:`DEFAULT_SIZE`.
+    attribmap's ImageNet classifiers declare the resolution of their weights (224, 240, 260).
     """
     declared = getattr(model, "input_size", None)
     if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 32:
         return declared
-    return DEFAULT_SIZE
+    return None
+
+
+def model_input_size(model: Any) -> int:
+    """The side length a model's images are resized to: :func:`declared_input_size`, else 224."""
+    declared = declared_input_size(model)
+    return DEFAULT_SIZE if declared is None else declared
 
 
 def default_transform(image: Any, size: int = DEFAULT_SIZE) -> torch.Tensor:

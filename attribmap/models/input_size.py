@@ -46,7 +46,7 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: An
         declares nothing, such as a torchvision model's, gives the default); failing that
         ``(attribmap.inputs.DEFAULT_SIZE, "default")``.
     """
-    from attribmap.inputs import DEFAULT_SIZE, model_input_size
+    from attribmap.inputs import DEFAULT_SIZE, declared_input_size
 
     if size is not None:
         return size, "given"
@@ -57,7 +57,7 @@ def resolve_input_size(size: Optional[int], checkpoint: Optional[str], model: An
         from attribmap.models.efficientnet_lite import LITE_VARIANTS
 
         return (LITE_VARIANTS[model][2], "model") if model in LITE_VARIANTS else (DEFAULT_SIZE, "default")
-    declared = getattr(model, "input_size", None)
-    if model is not None and model_input_size(model) is declared:
+    declared = declared_input_size(model)
+    if declared is not None:
         return declared, "model"
     return DEFAULT_SIZE, "default"
