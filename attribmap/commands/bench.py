@@ -122,8 +122,9 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--input-size", type=int, default=None, metavar="S",
                      help="side of the model input in pixels (default: the image size recorded in --checkpoint's "
-                          "training recipe, else the resolution of --model's weights when attribmap knows it, e.g. 240 for "
-                          "efficientnet_lite1, else 224; the evaluation frame stays 224); the size used is printed")
+                          "training recipe, else the resolution of --model's weights when attribmap knows it, "
+                          "e.g. 240 for efficientnet_lite1, else 224; the evaluation frame stays 224); the size "
+                          "used is printed")
     run.add_argument("--batch-size", type=int, default=32, metavar="B", help="images per batch and process "
                                                                              "(default 32)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")

@@ -292,8 +292,8 @@ class EfficientNetLite(nn.Module):
     classifier_layer : str
         ``"_fc"``.
     block_names : tuple of str
-        ``"_blocks.0"`` .. ``"_blocks.15"`` (Lite0; one per block), the intermediate layers (DGL and the CAM family
-        can tap any of them).
+        One per block, ``"_blocks.0"`` .. ``"_blocks.15"`` in Lite0: the intermediate layers
+        (DGL and the CAM family can tap any of them).
     """
 
     def __init__(self, stages: Sequence[Tuple[int, int, int, int, int, int]], num_classes: int,
