@@ -201,3 +201,86 @@ def test_images_that_are_not_tensors_go_in_at_the_model_input_size():
     assert tuple(result.image.shape) == (3, 48, 48)
     given = model_randomization(model, [picture], ["gradcam"], blocks=["features.0", "fc"], independent=False, size=40)
     assert tuple(given.image.shape) == (3, 40, 40)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _measures(result):
+    return {test: {m: {k: v for k, v in entry.items()} for m, entry in part.items()}
+            for test, part in (("cascading", result.methods), ("independent", result.independent))}
+
+
+def test_stage_cache_goes_on_after_an_interruption_and_equals_a_run_without_it(tmp_path):
+    blocks, methods = ["features.0", "features.2", "fc"], ["gradcam", "captum:Saliency"]
+    full = model_randomization(_model(), _images(), methods, blocks=blocks, seed=3)
+
+    def stop_after_two(line):
+        if "stage 2 of" in line:
+            raise _Stop(line)
+
+    with pytest.raises(_Stop):
+        model_randomization(_model(), _images(), methods, blocks=blocks, seed=3, cache=tmp_path / "c",
+                            progress=stop_after_two)
+    assert len(list((tmp_path / "c").glob("*.pt"))) == 4  # original and fc, two methods each
+    lines = []
+    resumed = model_randomization(_model(), _images(), methods, blocks=blocks, seed=3, cache=tmp_path / "c",
+                                  progress=lines.append)
+    assert [line.endswith("2 of 2 methods from the cache") for line in lines] == [True, True] + [False] * 5
+    assert _measures(resumed) == _measures(full)
+    assert np.array_equal(resumed.maps["gradcam"], full.maps["gradcam"])
+    assert len(list((tmp_path / "c").glob("*.pt"))) == 14  # 7 stages x 2 methods
+
+    lines.clear()  # one more method: the two cached ones are read, only the new one computed
+    more = model_randomization(_model(), _images(), methods + ["gradcampp"], blocks=blocks, seed=3,
+                               cache=tmp_path / "c", progress=lines.append)
+    assert all(line.endswith("2 of 3 methods from the cache") for line in lines)
+    assert _measures(more)["cascading"]["gradcam"] == _measures(full)["cascading"]["gradcam"]
+
+    lines.clear()  # other weights, another seed or other images: nothing is read
+    changed = _model()
+    with torch.no_grad():
+        changed.fc.bias.add_(1e-3)
+    model_randomization(changed, _images(), methods, blocks=blocks, seed=3, cache=tmp_path / "c", progress=lines.append)
+    model_randomization(_model(), _images(), methods, blocks=blocks, seed=4, cache=tmp_path / "c", progress=lines.append)
+    model_randomization(_model(), _images()[:2], methods, blocks=blocks, seed=3, cache=tmp_path / "c",
+                        progress=lines.append)
+    assert not any("from the cache" in line for line in lines)
+
+
+def test_a_damaged_cache_file_is_computed_again(tmp_path):
+    blocks = ["features.0", "fc"]
+    first = model_randomization(_model(), _images(), ["gradcam"], blocks=blocks, independent=False, cache=tmp_path)
+    damaged = sorted(tmp_path.glob("cascading-fc-*.pt"))
+    assert len(damaged) == 1
+    damaged[0].write_bytes(b"not a torch file")
+    lines = []
+    again = model_randomization(_model(), _images(), ["gradcam"], blocks=blocks, independent=False, cache=tmp_path,
+                                progress=lines.append)
+    assert _measures(again) == _measures(first)
+    assert [("from the cache" in line) for line in lines] == [True, False, True]
+    with pytest.raises(AttribmapError, match="is a file"):
+        model_randomization(_model(), _images(), ["gradcam"], blocks=blocks, cache=damaged[0])
+
+
+def test_cli_cache_flag(tmp_path, capsys):
+    from PIL import Image
+
+    from attribmap.cli import main
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+    args = ["sanity", str(path), "--model", "resnet18", "--methods", "gradcam", "--size", "32", "--blocks",
+            "layer4,fc", "--no-independent", "--cache", str(tmp_path / "cache")]
+    torch.manual_seed(0)  # the same random resnet18 both times (other weights would share nothing)
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert "from the cache" not in capsys.readouterr().err
+    torch.manual_seed(0)
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err.count("1 of 1 methods from the cache") == 3
+    assert (tmp_path / "a" / "sanity.json").read_text().split('"seconds"')[0] == \
+        (tmp_path / "b" / "sanity.json").read_text().split('"seconds"')[0]
+    assert main(args[:-1] + [str(path), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "--cache" in err and "existing file" in err and len(err.strip().splitlines()) == 1

@@ -39,6 +39,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--no-independent", action="store_true", help="skip the independent randomization")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no line per finished stage on stderr")
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="keep each stage's raw maps in DIR (one file per test, stage and method); a run with "
+                             "the same model, images and settings reads them instead of recomputing: an "
+                             "interrupted run goes on, a run with more stages or methods computes only the new ones")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.set_defaults(func=run_sanity)
 
@@ -58,6 +62,8 @@ def run_sanity(args: argparse.Namespace) -> int:
     from attribmap.sanity import model_randomization, sanity_figure
 
     out = check_output_dir(args.out, "--out")
+    if args.cache is not None:
+        check_output_dir(args.cache, "--cache")
     methods = split_specs(args.methods)
     if not methods:
         raise ValueError("--methods names no method")
@@ -68,7 +74,7 @@ def run_sanity(args: argparse.Namespace) -> int:
     stages = [b.strip() for b in args.stages.split(",") if b.strip()] if args.stages is not None else None
     result = model_randomization(model, batch, methods, target=args.target, blocks=blocks,
                                  independent=not args.no_independent, seed=args.seed, layer=args.layer,
-                                 stages=stages, progress=None if args.no_progress else _say)
+                                 stages=stages, progress=None if args.no_progress else _say, cache=args.cache)
     data = result.as_dict()
     data["images"] = list(args.images)
     data["model"] = args.model or args.checkpoint

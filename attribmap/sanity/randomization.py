@@ -25,9 +25,10 @@ those means and counted (``n_constant``); a stage where every map is constant ha
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from attribmap.errors import AttribmapError
 from attribmap.inputs import model_input_size, to_batch
 from attribmap.sanity.blocks import check_blocks, randomization_blocks, reinitialise
+from attribmap.sanity.stage_cache import StageCache
 from attribmap.sanity.similarity import compare, is_constant
 
 __all__ = ["SanityResult", "model_randomization", "MEASURES"]
@@ -131,11 +133,19 @@ def _to_input(raw: torch.Tensor, size) -> np.ndarray:
 
 
 def _maps(model: torch.nn.Module, images: torch.Tensor, methods: Sequence[str], target: torch.Tensor,
-          layer, options) -> Dict[str, np.ndarray]:
+          layer, options, cache: Optional[StageCache] = None, test: str = "", stage: str = "") -> Dict[str, np.ndarray]:
+    """Each method's maps (N, H, W) at the input resolution; from ``cache`` where it holds them."""
     from attribmap.explainer import Explainer
 
-    explainer = Explainer(model, layer=layer)
-    raw = explainer.explain_many(images, list(methods), target=target, raw=True, options=options, nonfinite="zero")
+    raw: Dict[str, torch.Tensor] = cache.load(test, stage, methods) if cache is not None else {}
+    missing = [m for m in methods if m not in raw]
+    if missing:
+        explainer = Explainer(model, layer=layer)
+        computed = explainer.explain_many(images, missing, target=target, raw=True, options=options, nonfinite="zero")
+        fresh = {name: computed[name].detach() for name in missing}
+        if cache is not None:
+            cache.save(test, stage, fresh)
+        raw.update(fresh)
     return {name: np.nan_to_num(_to_input(raw[name], images.shape[-2:]), nan=0.0, posinf=0.0, neginf=0.0)
             for name in methods}
 
@@ -166,7 +176,8 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
                         layer=None, options: Optional[Dict[str, Dict[str, Any]]] = None,
                         size: Optional[int] = None, device: Optional[torch.device] = None,
                         stages: Optional[Sequence[str]] = None,
-                        progress: Optional[Callable[[str], None]] = None) -> SanityResult:
+                        progress: Optional[Callable[[str], None]] = None,
+                        cache: Optional[Union[str, os.PathLike]] = None) -> SanityResult:
     """Cascading (and independent) model-parameter randomization of ``model`` for ``methods``.
 
     Parameters
@@ -204,7 +215,14 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         family), naming the stages a table shows is what makes the run affordable.
     progress : callable, optional
         Called with one line of text after each stage's maps (which test, which stage, how
-        many of how many, seconds since the start).
+        many of how many, seconds since the start, how many methods came from ``cache``).
+    cache : path, optional
+        A folder that keeps every stage's raw maps, one file per test, stage and method
+        (:class:`~attribmap.sanity.stage_cache.StageCache`), keyed by the model's weights, the
+        images, targets, blocks, seed, layer, method options and device type. A run with the
+        same settings reads them instead of computing them again: an interrupted run goes on
+        from its last finished stage, and a run with more stages or methods computes only what
+        is new. The numbers equal those of a run without a cache.
 
     Returns
     -------
@@ -247,14 +265,18 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
             raise AttribmapError(f"target must be an int or {batch.shape[0]} ints (one per image); got {target!r}")
     targets = targets.long()
     total, done = 1 + len(chosen) * (2 if independent else 1), 0
+    store = StageCache(cache, trained, batch, targets, names, seed, layer, options, batch.device) \
+        if cache is not None else None
 
     def report(test: str, stage: str) -> None:
         nonlocal done
         done += 1
         if progress is not None:
-            progress(f"{test} {stage}: stage {done} of {total}, {time.perf_counter() - started:.0f} s")
+            cached = f", {store.last_loaded} of {len(methods)} methods from the cache" \
+                if store is not None and store.last_loaded else ""
+            progress(f"{test} {stage}: stage {done} of {total}, {time.perf_counter() - started:.0f} s{cached}")
 
-    originals = _maps(trained, batch, methods, targets, layer, options)
+    originals = _maps(trained, batch, methods, targets, layer, options, store, "trained", "original")
     report("trained", "original")
     cascade, skipped = copy.deepcopy(trained), []
     stage_maps, stage_names = [originals], ["original"]
@@ -262,7 +284,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         skipped += reinitialise(cascade, block, seed)[1]
         if block not in chosen:
             continue
-        stage_maps.append(_maps(cascade, batch, methods, targets, layer, options))
+        stage_maps.append(_maps(cascade, batch, methods, targets, layer, options, store, "cascading", block))
         stage_names.append(block)
         report("cascading", block)
         if block == chosen[0]:
@@ -276,7 +298,7 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         for block in reversed(chosen):
             single = copy.deepcopy(trained)
             reinitialise(single, block, seed)
-            alone.append(_maps(single, batch, methods, targets, layer, options))
+            alone.append(_maps(single, batch, methods, targets, layer, options, store, "independent", block))
             del single
             report("independent", block)
         result.independent = _summary(originals, alone, list(reversed(chosen)))
