@@ -15,12 +15,7 @@ cd "$(dirname "$0")/.." || exit 2
 out=${1:-${OUT:-gpu_out}}
 mkdir -p "$out"
 log=$out/log.txt
-step() {
-    local limit=$1; shift
-    echo "=== [$(date +%T)] $* (limit ${limit}s)" | tee -a "$log"
-    timeout "$limit" "$@" 2>&1 | grep --line-buffered -v "it/s\]" | tee -a "$log"
-    echo "=== status ${PIPESTATUS[0]}" | tee -a "$log"
-}
+. benchmarks/step.sh
 nvidia-smi -L 2>&1 | tee -a "$log"
 device=$(python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" 2>&1) || {
     echo "no CUDA device or no torch: $device" | tee -a "$log"; exit 2; }

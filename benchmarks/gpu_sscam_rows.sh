@@ -25,12 +25,7 @@ method=${METHOD:-sscam:batch_size=128}
 stages=${STAGES:-_fc,_bn1,_conv_head,_blocks.14,_blocks.10,_blocks.6,_blocks.2,_conv_stem}
 mkdir -p "$out"
 log=$out/log.txt
-step() {
-    local limit=$1; shift
-    echo "=== [$(date +%T)] $* (limit ${limit}s)" | tee -a "$log"
-    timeout "$limit" "$@" 2>&1 | grep --line-buffered -v "it/s\]" | tee -a "$log"
-    echo "=== status ${PIPESTATUS[0]}" | tee -a "$log"
-}
+. benchmarks/step.sh
 mosaics=${MOSAICS:-}
 if [ -z "$mosaics" ]; then
     scratch=$(mktemp -d)
