@@ -9,13 +9,13 @@ parameter names follow the EfficientNet-PyTorch layout, so the ImageNet state di
 **Variants** (:data:`LITE_VARIANTS`; width and depth coefficients, training resolution and
 dropout as the TensorFlow ``efficientnet_lite_builder``):
 
-=====================  =====  =====  ======  =======  ======  ===================================
-arch                   width  depth  pixels  dropout  blocks  channels of stages 1-7
-=====================  =====  =====  ======  =======  ======  ===================================
+======================  =====  =====  ======  =======  ======  ===================================
+arch                    width  depth  pixels  dropout  blocks  channels of stages 1-7
+======================  =====  =====  ======  =======  ======  ===================================
 ``efficientnet_lite0``  1.0    1.0    224     0.2      16      16, 24, 40, 80, 112, 192, 320
 ``efficientnet_lite1``  1.0    1.1    240     0.2      21      16, 24, 40, 80, 112, 192, 320
 ``efficientnet_lite2``  1.1    1.2    260     0.3      21      16, 24, 48, 88, 120, 208, 352
-=====================  =====  =====  ======  =======  ======  ===================================
+======================  =====  =====  ======  =======  ======  ===================================
 
 A stage's channels are ``width x`` the base rounded to a multiple of 8 (never down by more
 than 10 %); its repeats are ``ceil(depth x`` the base), except the first and the last stage,
