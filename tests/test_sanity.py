@@ -242,10 +242,9 @@ def test_stage_cache_goes_on_after_an_interruption_and_equals_a_run_without_it(t
     changed = _model()
     with torch.no_grad():
         changed.fc.bias.add_(1e-3)
-    model_randomization(changed, _images(), methods, blocks=blocks, seed=3, cache=tmp_path / "c", progress=lines.append)
-    model_randomization(_model(), _images(), methods, blocks=blocks, seed=4, cache=tmp_path / "c", progress=lines.append)
-    model_randomization(_model(), _images()[:2], methods, blocks=blocks, seed=3, cache=tmp_path / "c",
-                        progress=lines.append)
+    for model, images, seed in ((changed, _images(), 3), (_model(), _images(), 4), (_model(), _images()[:2], 3)):
+        model_randomization(model, images, methods, blocks=blocks, seed=seed, cache=tmp_path / "c",
+                            progress=lines.append)
     assert not any("from the cache" in line for line in lines)
 
 
