@@ -153,7 +153,14 @@ def _high_bit_depth(image: "PIL.Image.Image") -> bool:
 def declared_input_size(model: Any) -> Optional[int]:
     """A model's ``input_size`` attribute when it is an int of at least 32, else None.
 
-    attribmap's ImageNet classifiers declare the resolution of their weights (224, 240, 260).
+    Parameters
+    ----------
+    model : nn.Module or any object
+        attribmap's ImageNet classifiers declare the resolution of their weights (224, 240, 260).
+
+    Returns
+    -------
+    int or None
     """
     declared = getattr(model, "input_size", None)
     if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 32:
@@ -162,7 +169,18 @@ def declared_input_size(model: Any) -> Optional[int]:
 
 
 def model_input_size(model: Any) -> int:
-    """The side length a model's images are resized to: :func:`declared_input_size`, else 224."""
+    """The side length a model's images are resized to: :func:`declared_input_size`, else 224.
+
+    Parameters
+    ----------
+    model : nn.Module or any object
+        The model the images are for.
+
+    Returns
+    -------
+    int
+        The declared ``input_size``, else :data:`DEFAULT_SIZE`.
+    """
     declared = declared_input_size(model)
     return DEFAULT_SIZE if declared is None else declared
 

@@ -83,7 +83,22 @@ class StageCache:
         return self.folder / f"{readable}-{key}.pt"
 
     def load(self, test: str, stage: str, methods: Iterable[str]) -> Dict[str, torch.Tensor]:
-        """The cached raw maps of ``methods`` at this stage (the methods without a file are absent)."""
+        """The cached raw maps of ``methods`` at this stage (the methods without a file are absent).
+
+        Parameters
+        ----------
+        test : str
+            ``"trained"``, ``"cascading"`` or ``"independent"``.
+        stage : str
+            ``"original"`` or a block name.
+        methods : iterable of str
+            Method specs, as given to :func:`~attribmap.sanity.model_randomization`.
+
+        Returns
+        -------
+        dict
+            method -> raw maps (N, h, w) on the CPU.
+        """
         found: Dict[str, torch.Tensor] = {}
         for method in methods:
             path = self._path(test, stage, method)
@@ -96,7 +111,17 @@ class StageCache:
         return found
 
     def save(self, test: str, stage: str, maps: Dict[str, torch.Tensor]) -> None:
-        """Write each method's raw maps (N, h, w) of this stage, atomically."""
+        """Write each method's raw maps of this stage, atomically.
+
+        Parameters
+        ----------
+        test : str
+            ``"trained"``, ``"cascading"`` or ``"independent"``.
+        stage : str
+            ``"original"`` or a block name.
+        maps : dict
+            method -> raw maps (N, h, w) (any device).
+        """
         for method, value in maps.items():
             buffer = io.BytesIO()
             torch.save({"test": test, "stage": stage, "method": method, "maps": value.detach().cpu()}, buffer)
