@@ -42,7 +42,8 @@ def test_explain_writes_png_with_local_weights(photo, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--model", "resnet18", "--layer", "layer9"], "unknown layer 'layer9'"),
-    (["--model", "resnet1800"], "unknown torchvision model 'resnet1800'"),
+    (["--model", "resnet1800"], "unknown model 'resnet1800'"),
+    (["--model", "efficientnet_lite3"], "did you mean efficientnet_lite2"),
     (["--model", "resnet18", "--method", "gradcma"], "unknown method 'gradcma'"),
     (["--model", "resnet18", "--weights", "missing.pth"], "weights file not found"),
     (["--model", "resnet18", "--target", "5000"], "out of range"),

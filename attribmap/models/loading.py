@@ -35,8 +35,11 @@ def load_torchvision_model(name: str, weights: Optional[str] = None, num_classes
     if name not in names:
         import difflib
 
-        close = difflib.get_close_matches(name, names, n=4)
-        raise AttribmapError(f"unknown torchvision model {name!r}" +
+        from attribmap.models.zoo import IMAGENET_ARCHS
+
+        close = difflib.get_close_matches(name, sorted(IMAGENET_ARCHS) + list(names), n=4)
+        raise AttribmapError(f"unknown model {name!r} (neither torchvision's nor one of attribmap's ImageNet "
+                             f"classifiers, {', '.join(sorted(IMAGENET_ARCHS))})" +
                              (f"; did you mean {', '.join(close)}?" if close else ""))
     kwargs = {}
     if name in ("inception_v3", "googlenet"):
