@@ -203,6 +203,25 @@ def test_images_that_are_not_tensors_go_in_at_the_model_input_size():
     assert tuple(given.image.shape) == (3, 40, 40)
 
 
+def test_the_top_block_alone_reuses_the_cascades_first_stage(monkeypatch):
+    from attribmap.sanity import randomization
+
+    blocks, calls = ["features.0", "features.2", "fc"], []
+    computed = randomization._maps
+    monkeypatch.setattr(randomization, "_maps", lambda *a, **k: calls.append(model_state(a[0])) or computed(*a, **k))
+    lines = []
+    result = model_randomization(_model(), _images(), ["gradcam"], blocks=blocks, seed=3, progress=lines.append)
+    assert len(calls) == 6  # original, 3 cascading, independent features.2 and features.0
+    assert lines[4].startswith("independent fc: stage 5 of 7") and lines[4].endswith("the cascade's maps (the same weights)")
+    cascading, alone = result.methods["gradcam"], result.independent["gradcam"]
+    for measure in ("spearman", "spearman_abs", "ssim", "hog"):
+        assert alone[measure][alone["stages"].index("fc")] == cascading[measure][cascading["stages"].index("fc")]
+    # the premise: the top block re-initialised alone gives the cascade's first model exactly
+    alone_model = _model()
+    reinitialise(alone_model, "fc", 3)
+    assert_same_state(model_state(alone_model), calls[1])
+
+
 class _Stop(Exception):
     pass
 
@@ -230,12 +249,12 @@ def test_stage_cache_goes_on_after_an_interruption_and_equals_a_run_without_it(t
     assert [line.endswith("2 of 2 methods from the cache") for line in lines] == [True, True] + [False] * 5
     assert _measures(resumed) == _measures(full)
     assert np.array_equal(resumed.maps["gradcam"], full.maps["gradcam"])
-    assert len(list((tmp_path / "c").glob("*.pt"))) == 14  # 7 stages x 2 methods
+    assert len(list((tmp_path / "c").glob("*.pt"))) == 12  # 6 stages x 2 methods (independent fc reused)
 
     lines.clear()  # one more method: the two cached ones are read, only the new one computed
     more = model_randomization(_model(), _images(), methods + ["gradcampp"], blocks=blocks, seed=3,
                                cache=tmp_path / "c", progress=lines.append)
-    assert all(line.endswith("2 of 3 methods from the cache") for line in lines)
+    assert all(line.endswith("2 of 3 methods from the cache") or "independent fc" in line for line in lines)
     assert _measures(more)["cascading"]["gradcam"] == _measures(full)["cascading"]["gradcam"]
 
     lines.clear()  # other weights, another seed or other images: nothing is read

@@ -195,7 +195,9 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
         Dotted module names from the input to the logits (default
         :func:`~attribmap.sanity.blocks.randomization_blocks`).
     independent : bool
-        Also randomize each block alone.
+        Also randomize each block alone. The top block alone is the cascade's first stage
+        (each block's draw depends only on ``seed`` and its name): its maps are taken from the
+        cascade, not computed twice.
     seed : int
         Seed of the re-initialisations.
     layer : str, optional
@@ -268,12 +270,14 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
     store = StageCache(cache, trained, batch, targets, names, seed, layer, options, batch.device) \
         if cache is not None else None
 
-    def report(test: str, stage: str) -> None:
+    def report(test: str, stage: str, reused: bool = False) -> None:
         nonlocal done
         done += 1
         if progress is not None:
             cached = f", {store.last_loaded} of {len(methods)} methods from the cache" \
                 if store is not None and store.last_loaded else ""
+            if reused:
+                cached = ", the cascade's maps (the same weights)"
             progress(f"{test} {stage}: stage {done} of {total}, {time.perf_counter() - started:.0f} s{cached}")
 
     originals = _maps(trained, batch, methods, targets, layer, options, store, "trained", "original")
@@ -296,6 +300,12 @@ def model_randomization(model: torch.nn.Module, images, methods: Sequence[str], 
     if independent:
         alone = []
         for block in reversed(chosen):
+            if block == names[-1] and block in stage_names:
+                # the top block alone is the cascade's first stage: the same weights (each block's
+                # draw depends only on the seed and its name), so the same maps
+                alone.append(stage_maps[stage_names.index(block)])
+                report("independent", block, reused=True)
+                continue
             single = copy.deepcopy(trained)
             reinitialise(single, block, seed)
             alone.append(_maps(single, batch, methods, targets, layer, options, store, "independent", block))
