@@ -117,6 +117,17 @@ def test_sscam_equals_torchcam_with_the_same_noise(tiny):
     assert max_minmax_diff(ours, theirs) < TOL
 
 
+def test_sscam_without_noise_is_scorecam(tiny):
+    model, x, target = tiny
+    smooth = attribmap.explain(model, x, method="sscam", layer="features", target=target, raw=True,
+                               n_samples=2, sigma=0.0)
+    plain = attribmap.explain(model, x, method="scorecam", layer="features", target=target, raw=True)
+    assert max_minmax_diff(smooth, plain) < TOL
+    noisy = attribmap.explain(model, x, method="sscam", layer="features", target=target, raw=True,
+                              n_samples=2, sigma=2.0)
+    assert max_minmax_diff(noisy, plain) > 1e-3
+
+
 def test_sscam_is_reproducible_and_seeded(tiny):
     model, x, target = tiny
     run = lambda **kw: attribmap.explain(model, x, method="sscam", layer="features", target=target, raw=True,  # noqa: E731
