@@ -25,6 +25,7 @@ from attribmap.data.photos import load
 from attribmap.inputs import default_transform
 from attribmap.methods.spec import split_specs
 from attribmap.models import build_model
+from attribmap.tap import Tap
 
 
 def spearman_per_image(maps: torch.Tensor, reference: torch.Tensor) -> list:
@@ -42,12 +43,8 @@ def main(argv=None) -> int:
     photos = args.photos.split(",")
     model = build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").eval()
     x = torch.stack([default_transform(load(name), 224) for name in photos])
-    captured = {}
-    hook = model._head_act.register_forward_hook(lambda module, inputs, output: captured.__setitem__("a", output))
-    with torch.no_grad():
-        model(x)
-    hook.remove()
-    plain = torch.relu(captured["a"].sum(1))  # (N, 7, 7)
+    head = Tap(model, {"_head_act": model._head_act}).run(x).activations("_head_act")
+    plain = torch.relu(head.detach().sum(1))  # (N, 7, 7)
     print(f"Spearman with ReLU(channel sum) at _head_act, photos {', '.join(photos)}:")
     for spec in split_specs(args.methods) if args.methods else []:
         started = time.perf_counter()

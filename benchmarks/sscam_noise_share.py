@@ -26,6 +26,7 @@ from attribmap.data.photos import load
 from attribmap.inputs import default_transform
 from attribmap.methods.scorecam import channel_masks
 from attribmap.models import build_model
+from attribmap.tap import Tap
 
 
 def channel_scores(model, x: torch.Tensor, masks: torch.Tensor, target: int, sigma: float, samples: int,
@@ -50,14 +51,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     model = build_model("efficientnet_lite0", num_classes=1000, weights="DEFAULT").eval()
     x = default_transform(load(args.photo), 224)[None]
-    captured = {}
-    hook = dict(model.named_modules())["_head_act"].register_forward_hook(
-        lambda module, inputs, output: captured.__setitem__("a", output.detach()))
-    with torch.no_grad():
-        target = int(model(x).argmax())
-    hook.remove()
-    chosen = np.random.default_rng(0).choice(captured["a"].shape[1], args.channels, replace=False)
-    masks = channel_masks(captured["a"][0, chosen], x.shape[-2:])[:, 0]
+    capture = Tap(model, {"_head_act": model._head_act}).run(x)
+    target = int(capture.logits.argmax())
+    head = capture.activations("_head_act").detach()
+    chosen = np.random.default_rng(0).choice(head.shape[1], args.channels, replace=False)
+    masks = channel_masks(head[0, chosen], x.shape[-2:])[:, 0]
     started = time.perf_counter()
     clean = channel_scores(model, x, masks, target, 0.0, 1, 0)
     first = channel_scores(model, x, masks, target, args.sigma, args.samples, 0)
