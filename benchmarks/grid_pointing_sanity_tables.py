@@ -14,6 +14,12 @@ docs/grid_pointing_and_sanity.rst). Numbers are copied, never computed here.
 report folders are gone) and adds or replaces the rows of the new reports::
 
     python benchmarks/grid_pointing_sanity_tables.py --bench report_d --sanity sanity2 --keep --out docs/
+
+``--sanity`` takes several folders of runs with the same model, blocks, seed, images and
+targets but other ``--stages`` (e.g. a costly method's later run at blocks the first did not
+compute): each method's stages are merged, the first folder holding a stage giving its numbers::
+
+    python benchmarks/grid_pointing_sanity_tables.py --sanity sanity5 sanity5b sanity5c --keep --out docs/
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -116,18 +122,72 @@ def _stage_cell(entry, stage: str) -> str:
     return text
 
 
-def sanity_table(path: str, kept: Optional[List[List[List[str]]]] = None) -> str:
+MERGE_KEYS = ("model", "blocks", "seed", "images", "targets")
+
+
+def read_sanity(paths: Union[str, Sequence[str]]) -> dict:
+    """The ``sanity.json`` of one run, or of several runs merged stage by stage.
+
+    Runs must agree on :data:`MERGE_KEYS` (the same model, blocks, seed, images and targets
+    give the same weights and maps at a stage, whatever ``--stages`` each ran); each method's
+    cascading and independent stages are their union in the model's order (logits down), the
+    first run holding a stage giving its numbers.
+
+    Raises
+    ------
+    ValueError
+        Two runs differ in one of :data:`MERGE_KEYS`.
+    """
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    runs = []
+    for path in paths:
+        with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
+            runs.append(json.load(handle))
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    for path, run in zip(paths[1:], runs[1:]):
+        for key in MERGE_KEYS:
+            if run.get(key) != first.get(key):
+                raise ValueError(f"{path}: {key} {run.get(key)!r} differs from {paths[0]}'s {first.get(key)!r}; "
+                                 "only runs of the same model, blocks, seed, images and targets can be merged")
+    order = ["original"] + first["blocks"][::-1] if first.get("blocks") else []
+    merged = dict(first)
+    for section in ("methods", "independent"):
+        per_stage: dict = {}
+        scalars: dict = {}
+        for run in runs:
+            for name, entry in (run.get(section) or {}).items():
+                scalars.setdefault(name, {key: value for key, value in entry.items() if not isinstance(value, list)})
+                into = per_stage.setdefault(name, {})
+                for i, stage in enumerate(entry["stages"]):
+                    if stage not in into:
+                        into[stage] = {key: value[i] for key, value in entry.items()
+                                       if key != "stages" and isinstance(value, list)}
+        merged[section] = {}
+        for name, stages in per_stage.items():
+            ordered = sorted(stages, key=lambda stage: order.index(stage) if stage in order else len(order))
+            entry = {"stages": ordered, **scalars[name]}
+            for key in stages[ordered[0]]:
+                entry[key] = [stages[stage].get(key) for stage in ordered]
+            merged[section][name] = entry
+    stages = {stage for entry in merged["methods"].values() for stage in entry["stages"]}
+    merged["stages"] = sorted(stages, key=lambda stage: order.index(stage) if stage in order else len(order))
+    return merged
+
+
+def sanity_table(path: Union[str, Sequence[str]], kept: Optional[List[List[List[str]]]] = None) -> str:
     """Spearman (absolute values) per cascading stage, every method; plus the last stage's four measures.
 
     Columns are stages by name: ``original`` and every stage of the run's blocks
     (``sanity.json``'s ``blocks``, logits down) at fixed positions. A method run with
     ``--stages`` shows ``·`` at the stages it did not compute. ``kept`` are the tables of an
     earlier run (:func:`read_tables`, same model and stages): the rows of their methods that
-    this run lacks come first in each table.
+    this run lacks come first in each table. ``path``: one run's folder, or several merged by
+    :func:`read_sanity`.
     """
     kept = kept or []
-    with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
-        data = json.load(handle)
+    data = read_sanity(path)
     methods = data["methods"]
     stages = ["original"] + data["blocks"][::-1] if data.get("blocks") else next(iter(methods.values()))["stages"]
     shown = [0, 1, 2, 3, 5, 9, 13, 17, len(stages) - 1]
@@ -183,7 +243,9 @@ def main(argv=None) -> int:
     """Write the two tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", nargs="*", default=[], help="attribmap bench report folders")
-    parser.add_argument("--sanity", default=None, help="attribmap sanity output folder")
+    parser.add_argument("--sanity", nargs="+", default=None,
+                        help="attribmap sanity output folder; several runs of the same model, blocks, seed, images "
+                             "and targets at other stages are merged")
     parser.add_argument("--out", default="docs", help="folder of the .rst tables")
     parser.add_argument("--keep", action="store_true",
                         help="keep the rows of the tables already in --out whose extractors / methods "

@@ -139,3 +139,49 @@ def test_a_run_on_named_stages_fills_its_columns_by_name(tmp_path):
     assert last[1][:5] == ["``iscam``", "·", "·", "·", "·"]  # every block randomized: not computed
     assert independent[0][-1] == "0.50 (_fc)"
     assert independent[1] == ["``iscam``", "0.25", "·", "0.26", "·", "0.25 (_fc; of 2 blocks run)"]
+
+
+def _run(folder: Path, stages, value: float, seed: int = 0) -> str:
+    """A sanity.json of one method, ``gradcam``, computed at ``stages`` (cascading) and ``stages[1:]`` (independent)."""
+    folder.mkdir()
+    n = len(stages)
+    entry = {"stages": stages, "spearman": [value] * n, "spearman_abs": [value] * n, "ssim": [value] * n,
+             "hog": [value] * n, "n_constant": [0] * n, "n_images": 2}
+    alone = {"stages": stages[1:], "spearman_abs": [value] * (n - 1), "n_constant": [0] * (n - 1), "n_images": 2}
+    data = {"model": "m", "blocks": ["_conv_stem", "_blocks.0", "_conv_head", "_fc"], "seed": seed,
+            "images": ["coffee"], "targets": [967], "stages": stages,
+            "methods": {"gradcam": entry}, "independent": {"gradcam": alone}}
+    (folder / "sanity.json").write_text(json.dumps(data), encoding="utf-8")
+    return str(folder)
+
+
+def test_runs_at_other_stages_merge_into_one_row_in_the_models_order(tmp_path):
+    tables = _module()
+    first = _run(tmp_path / "a", ["original", "_fc", "_conv_stem"], 0.5)
+    later = _run(tmp_path / "b", ["original", "_blocks.0", "_fc"], 0.25)  # _fc again: the first run's numbers stay
+    merged = tables.read_sanity([first, later])
+    entry = merged["methods"]["gradcam"]
+    assert entry["stages"] == ["original", "_fc", "_blocks.0", "_conv_stem"]
+    assert entry["spearman_abs"] == [0.5, 0.5, 0.25, 0.5] and entry["n_images"] == 2
+    alone = merged["independent"]["gradcam"]
+    assert alone["stages"] == ["_fc", "_blocks.0", "_conv_stem"] and alone["spearman_abs"] == [0.5, 0.25, 0.5]
+    assert merged["stages"] == entry["stages"]
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    tables.main(["--sanity", first, later, "--out", str(out)])
+    cascading, _, independent = tables.read_tables(str(out / "_sanity_table.rst"))
+    assert cascading[0] == ["``gradcam``", "0.50", "0.50", "·", "0.25", "0.50"]
+    assert independent[0][-1] == "0.25 (_blocks.0; of 3 blocks run)"
+
+
+def test_runs_of_another_seed_are_not_merged(tmp_path, capsys):
+    tables = _module()
+    first = _run(tmp_path / "a", ["original", "_fc"], 0.5)
+    other = _run(tmp_path / "b", ["original", "_blocks.0"], 0.25, seed=1)
+    with pytest.raises(ValueError, match=r"seed 1 differs from .*'s 0"):
+        tables.read_sanity([first, other])
+    with pytest.raises(SystemExit):
+        tables.main(["--sanity", first, other, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "seed" in err and not (tmp_path / "_sanity_table.rst").exists()
