@@ -133,6 +133,9 @@ def read_sanity(paths: Union[str, Sequence[str]]) -> dict:
     cascading and independent stages are their union in the model's order (logits down), the
     first run holding a stage giving its numbers.
 
+    ``sanity.json`` does not record the layer, the input size or the device: merge only runs
+    made with the same ``--layer`` and ``--size`` (method options are part of the method names).
+
     Raises
     ------
     ValueError
@@ -141,8 +144,12 @@ def read_sanity(paths: Union[str, Sequence[str]]) -> dict:
     paths = [paths] if isinstance(paths, str) else list(paths)
     runs = []
     for path in paths:
-        with open(os.path.join(path, "sanity.json"), encoding="utf-8") as handle:
-            runs.append(json.load(handle))
+        file = os.path.join(path, "sanity.json")
+        with open(file, encoding="utf-8") as handle:
+            try:
+                runs.append(json.load(handle))
+            except ValueError as error:
+                raise ValueError(f"{file} is not a sanity report (JSON: {error})") from error
     first = runs[0]
     if len(runs) == 1:
         return first
@@ -152,6 +159,10 @@ def read_sanity(paths: Union[str, Sequence[str]]) -> dict:
                 raise ValueError(f"{path}: {key} {run.get(key)!r} differs from {paths[0]}'s {first.get(key)!r}; "
                                  "only runs of the same model, blocks, seed, images and targets can be merged")
     order = ["original"] + first["blocks"][::-1] if first.get("blocks") else []
+
+    def in_model_order(stages) -> List[str]:  # logits down; stages of no known block last
+        return sorted(stages, key=lambda stage: order.index(stage) if stage in order else len(order))
+
     merged = dict(first)
     for section in ("methods", "independent"):
         per_stage: dict = {}
@@ -166,13 +177,13 @@ def read_sanity(paths: Union[str, Sequence[str]]) -> dict:
                                        if key != "stages" and isinstance(value, list)}
         merged[section] = {}
         for name, stages in per_stage.items():
-            ordered = sorted(stages, key=lambda stage: order.index(stage) if stage in order else len(order))
+            ordered = in_model_order(stages)
             entry = {"stages": ordered, **scalars[name]}
             for key in stages[ordered[0]]:
                 entry[key] = [stages[stage].get(key) for stage in ordered]
             merged[section][name] = entry
     stages = {stage for entry in merged["methods"].values() for stage in entry["stages"]}
-    merged["stages"] = sorted(stages, key=lambda stage: order.index(stage) if stage in order else len(order))
+    merged["stages"] = in_model_order(stages)
     return merged
 
 

@@ -18,19 +18,18 @@ import argparse
 import time
 
 import torch
-from scipy.stats import spearmanr
-
 import attribmap
 from attribmap.data.photos import load
 from attribmap.inputs import default_transform
 from attribmap.methods.spec import split_specs
 from attribmap.models import build_model
+from attribmap.sanity.similarity import spearman
 from attribmap.tap import Tap
 
 
 def spearman_per_image(maps: torch.Tensor, reference: torch.Tensor) -> list:
-    """Spearman correlation per image of two (N, h, w) map stacks."""
-    return [float(spearmanr(m.flatten(), r.flatten())[0]) for m, r in zip(maps, reference)]
+    """Spearman correlation per image of two (N, h, w) map stacks (the sanity checks' own measure)."""
+    return [spearman(m.detach().double().numpy(), r.detach().double().numpy()) for m, r in zip(maps, reference)]
 
 
 def main(argv=None) -> int:
@@ -52,7 +51,7 @@ def main(argv=None) -> int:
         values = ", ".join(f"{v:.3f}" for v in spearman_per_image(maps, plain))
         print(f"  {spec}: {values} ({time.perf_counter() - started:.0f} s)")
     for path in args.cached:
-        entry = torch.load(path, weights_only=False)
+        entry = torch.load(path, map_location="cpu", weights_only=True)
         if entry.get("stage") != "original" or entry["maps"].shape[0] != len(photos):
             parser.error(f"{path} holds stage {entry.get('stage')!r} with {entry['maps'].shape[0]} maps; "
                          f"expected the trained stage 'original' of the {len(photos)} photos")

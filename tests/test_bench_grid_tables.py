@@ -185,3 +185,13 @@ def test_runs_of_another_seed_are_not_merged(tmp_path, capsys):
         tables.main(["--sanity", first, other, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "seed" in err and not (tmp_path / "_sanity_table.rst").exists()
+
+
+def test_a_broken_sanity_report_is_named(tmp_path, capsys):
+    broken = tmp_path / "run"
+    broken.mkdir()
+    (broken / "sanity.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        _module().main(["--sanity", str(broken), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(broken / "sanity.json") in err and "is not a sanity report" in err
